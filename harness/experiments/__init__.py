@@ -1,0 +1,1 @@
+"""Experiments: library functions (config, ctx) -> Measurement that claims refer to by name."""

@@ -1,0 +1,238 @@
+"""The claim registry: claims are declared as data in `claims/`; the logic lives in the library.
+
+A claim names an experiment (a library function registered with @experiment), one frozen config
+per tier, the checks that decide its verdict, and the extra metrics it reports.
+"""
+from __future__ import annotations
+
+import dataclasses
+import difflib
+import importlib
+import pkgutil
+import re
+from dataclasses import dataclass, field
+from typing import Callable, Mapping
+
+from harness.errors import ConfigError, HarnessError, UnknownClaimError
+from harness.expect import Expectation
+from harness.measurement import Measurement, RunContext
+
+TIERS = ("smoke", "cpu", "gpu", "paper")
+REQUIRED_TIERS = ("smoke", "cpu")
+_ID = re.compile(r"^[a-z0-9]+(-[a-z0-9]+)*$")
+
+Experiment = Callable[[object, RunContext], Measurement]
+_EXPERIMENTS: dict[str, Experiment] = {}
+_CLAIMS: dict[str, "Claim"] = {}
+
+
+def experiment(name: str, config: type):
+    """Register a library function as an experiment taking (config, ctx) -> Measurement.
+
+    Args:
+        name: a stable name; it is part of the cache key, so results are shared by every claim
+            that runs the same experiment with the same config and seed.
+        config: the frozen dataclass type of its configuration.
+    """
+    if not (dataclasses.is_dataclass(config) and config.__dataclass_params__.frozen):
+        raise TypeError(f"experiment {name!r}: config must be a frozen dataclass, got {config!r}")
+
+    def wrap(fn):
+        if name in _EXPERIMENTS and _EXPERIMENTS[name] is not fn:
+            raise ValueError(f"experiment {name!r} is registered twice")
+        fn.experiment_name = name
+        fn.config_type = config
+        _EXPERIMENTS[name] = fn
+        return fn
+
+    return wrap
+
+
+@dataclass(frozen=True)
+class Tier:
+    """How a claim runs at one tier: seeds, the experiment's config, and a one-line scale note."""
+
+    seeds: int
+    config: object
+    scale: str = ""
+
+    def __post_init__(self):
+        if not isinstance(self.seeds, int) or self.seeds < 1:
+            raise ConfigError(f"Tier.seeds must be a positive integer, got {self.seeds!r}")
+
+
+@dataclass(frozen=True)
+class Check:
+    """A metric (a scalar of the Measurement) held against an expectation."""
+
+    metric: str
+    expect: Expectation
+    label: str = ""
+
+
+@dataclass(frozen=True)
+class Plot:
+    """A plot for the report: curve table `curve`, x column, y columns, optional reference lines.
+
+    hlines: (y, label) pairs; y may be a scalar name of the Measurement (e.g. "two_over_lr").
+    """
+
+    curve: str
+    x: str
+    y: tuple[str, ...]
+    title: str
+    ylabel: str = ""
+    xlabel: str = ""
+    ylog: bool = False
+    xlog: bool = False
+    hlines: tuple[tuple[float | str, str], ...] = ()
+    style: str = "line"
+
+
+@dataclass(frozen=True)
+class Claim:
+    """A paper claim as a runnable check."""
+
+    id: str
+    source: str
+    statement: str
+    paper_value: str
+    experiment: Experiment
+    tiers: Mapping[str, Tier]
+    checks: tuple[Check, ...]
+    reported: tuple[tuple[str, str], ...] = ()  # (metric, label): shown with a CI, no verdict
+    plots: tuple[Plot, ...] = ()
+    tuning: str = "none: every arm runs the fixed settings declared in this claim; nothing was tuned"
+    deterministic: bool = False
+    version: int = 1
+    notes: str = ""
+    module: str = field(default="", compare=False)
+
+    def tier(self, name: str) -> Tier:
+        if name not in TIERS:
+            raise ConfigError(f"unknown tier '{name}'; tiers are: {', '.join(TIERS)}")
+        if name not in self.tiers:
+            raise ConfigError(f"claim '{self.id}' has no '{name}' tier; it has: {', '.join(self.tiers)}")
+        return self.tiers[name]
+
+
+def register(claim: Claim) -> Claim:
+    """Validate and add a claim; returns it so a module can write CLAIM = register(Claim(...)).
+
+    Raises:
+        ValueError/TypeError: malformed claim (duplicate id, unknown tier, config of the wrong type,
+            an expectation missing a tier).
+    """
+    if not _ID.match(claim.id):
+        raise ValueError(f"claim id {claim.id!r} must be lower-case words joined by '-'")
+    if claim.id in _CLAIMS and _CLAIMS[claim.id].module != claim.module:
+        raise ValueError(f"claim id {claim.id!r} is registered twice")
+    if getattr(claim.experiment, "experiment_name", None) not in _EXPERIMENTS:
+        raise TypeError(f"claim {claim.id!r}: experiment must be a function registered with @experiment")
+    unknown = set(claim.tiers) - set(TIERS)
+    if unknown:
+        raise ValueError(f"claim {claim.id!r}: unknown tiers {sorted(unknown)}; tiers are {TIERS}")
+    missing = [t for t in REQUIRED_TIERS if t not in claim.tiers]
+    if missing:
+        raise ValueError(f"claim {claim.id!r}: every claim needs tiers {REQUIRED_TIERS}, missing {missing}")
+    for name, tier in claim.tiers.items():
+        if not isinstance(tier.config, claim.experiment.config_type):
+            raise TypeError(f"claim {claim.id!r} tier {name!r}: config must be "
+                            f"{claim.experiment.config_type.__name__}, got {type(tier.config).__name__}")
+    if not claim.checks:
+        raise ValueError(f"claim {claim.id!r} has no checks: a claim must be able to fail")
+    for check in claim.checks:
+        named = check.expect.tiers()
+        if named is not None and not set(claim.tiers) <= named:
+            raise ValueError(f"claim {claim.id!r}: check on {check.metric!r} has no tolerance for tiers "
+                             f"{sorted(set(claim.tiers) - named)}")
+    _CLAIMS[claim.id] = claim
+    return claim
+
+
+def load_claims(package: str = "claims") -> dict[str, Claim]:
+    """Import every module of the claims package (each registers its claim); fail loudly on errors."""
+    try:
+        pkg = importlib.import_module(package)
+    except ImportError as e:
+        raise HarnessError(f"cannot import the claims package '{package}': {e}") from e
+    for mod in sorted(pkgutil.iter_modules(pkg.__path__), key=lambda m: m.name):
+        name = f"{package}.{mod.name}"
+        try:
+            importlib.import_module(name)
+        except HarnessError:
+            raise
+        except Exception as e:
+            raise HarnessError(f"claim module {name} failed to load: {type(e).__name__}: {e}") from e
+    return dict(_CLAIMS)
+
+
+def all_claims() -> dict[str, Claim]:
+    return dict(sorted(_CLAIMS.items()))
+
+
+def get_claim(claim_id: str) -> Claim:
+    """The claim with this id, or an UnknownClaimError that suggests the closest ids."""
+    if claim_id in _CLAIMS:
+        return _CLAIMS[claim_id]
+    close = difflib.get_close_matches(claim_id, _CLAIMS, n=3)
+    hint = f"; did you mean {', '.join(close)}?" if close else ""
+    raise UnknownClaimError(f"unknown claim '{claim_id}'{hint} (claims: {', '.join(sorted(_CLAIMS))})")
+
+
+def apply_overrides(config, overrides: Mapping[str, str]):
+    """A copy of a frozen config with string overrides converted to each field's type.
+
+    Raises:
+        ConfigError: unknown field (with suggestions) or a value that does not parse.
+    """
+    import typing
+
+    if not overrides:
+        return config
+    hints = typing.get_type_hints(type(config))
+    names = [f.name for f in dataclasses.fields(config)]
+    changes = {}
+    nested: dict[str, dict[str, str]] = {}
+    for key, raw in overrides.items():
+        head, dot, rest = key.partition(".")
+        if dot and head in names and dataclasses.is_dataclass(getattr(config, head)):
+            nested.setdefault(head, {})[rest] = raw  # e.g. base.lr=0.2 for a nested config
+            continue
+        if key not in names:
+            close = difflib.get_close_matches(key, names, n=3)
+            hint = f"; did you mean {', '.join(close)}?" if close else ""
+            raise ConfigError(f"unknown config key '{key}' for {type(config).__name__}{hint} "
+                              f"(keys: {', '.join(names)})")
+        if dataclasses.is_dataclass(getattr(config, key)):
+            raise ConfigError(f"config key '{key}' is a group; set its fields as {key}.FIELD=VALUE")
+        changes[key] = _parse_value(key, raw, hints[key], getattr(config, key))
+    for head, sub in nested.items():
+        changes[head] = apply_overrides(getattr(config, head), sub)
+    try:
+        return dataclasses.replace(config, **changes)
+    except (TypeError, ValueError) as e:
+        raise ConfigError(f"invalid config override: {e}") from None
+
+
+def _parse_value(key: str, raw: str, hint, current):
+    kind = type(current)
+    try:
+        if kind is bool:
+            if raw.lower() not in ("true", "false", "1", "0"):
+                raise ValueError(raw)
+            return raw.lower() in ("true", "1")
+        if kind in (int, float, str):
+            return kind(raw)
+        if kind is tuple:
+            elem = type(current[0]) if current else str
+            return tuple(elem(x) for x in raw.split(",") if x)
+        if current is None:
+            return None if raw.lower() == "none" else str(raw)
+    except ValueError:
+        raise ConfigError(f"config key '{key}' expects {_type_name(hint)}, got '{raw}'") from None
+    raise ConfigError(f"config key '{key}' of type {_type_name(hint)} cannot be set from the command line")
+
+
+def _type_name(hint) -> str:
+    return getattr(hint, "__name__", None) or str(hint).replace("typing.", "")

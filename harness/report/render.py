@@ -1,0 +1,233 @@
+"""Render one run of the results store as a portable HTML folder: reports/<run-id>/index.html.
+
+The page is built from the stored run summary and seed records alone (no claim code is imported),
+so an old run still renders after its claim changed. CSS is inlined and plots are inline SVG: the
+folder needs no network. Every string from the store is escaped by jinja2's autoescape.
+"""
+from __future__ import annotations
+
+import logging
+import math
+import os
+import re
+import tempfile
+import time
+from pathlib import Path
+
+import jinja2
+from markupsafe import Markup
+
+from harness.report.figures import claim_figures, to_float
+from harness.store import ResultStore
+from harness.verdict import VERDICTS
+
+log = logging.getLogger(__name__)
+
+TEMPLATES = Path(__file__).resolve().parent / "templates"
+SCALE_KEYS = (("trainable_params", "params"), ("n_train", "train examples"), ("steps", "steps"))
+
+
+def render_report(store: ResultStore, run_id: str, out_root: Path) -> Path:
+    """Write out_root/<run-id>/index.html for a stored run and return its path.
+
+    Args:
+        store: the results store holding the run summary and its seed records.
+        run_id: a run id, or "latest".
+        out_root: folder that receives one sub-folder per run.
+    Returns:
+        Path of the written index.html.
+    Raises:
+        HarnessError: no such run in the store.
+    """
+    run = store.load_run(run_id)
+    claims = [claim_view(c, [store.load_seed(s["key"]) if s.get("key") else None
+                             for s in c.get("seeds", [])]) for c in run.get("claims", [])]
+    page = {"run": run_view(run), "counts": verdict_counts(claims), "claims": claims,
+            "provenance": provenance_view(run),
+            "rendered": time.strftime("%Y-%m-%d %H:%M:%S")}
+    html = _environment().get_template("index.html.j2").render(page=page)
+    out = Path(out_root) / run["run_id"] / "index.html"
+    _atomic_write_text(out, html)
+    log.info("report for run %s: %s", run["run_id"], out)
+    return out
+
+
+def _environment() -> jinja2.Environment:
+    env = jinja2.Environment(
+        loader=jinja2.FileSystemLoader(TEMPLATES),
+        autoescape=jinja2.select_autoescape(["html", "j2"], default_for_string=True),
+        undefined=jinja2.StrictUndefined, trim_blocks=True, lstrip_blocks=True)
+    env.filters.update(num=fmt_num, seconds=fmt_seconds)
+    return env
+
+
+def _atomic_write_text(path: Path, text: str) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    try:
+        with os.fdopen(fd, "w", encoding="utf-8") as f:
+            f.write(text)
+        os.replace(tmp, path)
+    except BaseException:
+        if os.path.exists(tmp):
+            os.unlink(tmp)
+        raise
+
+
+# --- view models: plain dicts of display strings, so the templates hold no logic ----------------
+
+def run_view(run: dict) -> dict:
+    status = run.get("status", "unknown")
+    if status == "running":
+        note = ("This run has not finished: it is still running, or was killed before it could "
+                "record its end. Only the claims finished so far are shown.")
+    elif status == "interrupted":
+        note = "This run was interrupted: only the claims finished before the interruption are shown."
+    elif status != "complete":
+        note = f"This run's status is '{status}'."
+    else:
+        note = ""
+    return {"id": run["run_id"], "tier": run.get("tier", "?"),
+            "device": run.get("options", {}).get("device", "?"), "started": run.get("started") or "—",
+            "finished": run.get("finished") or "—", "status": status, "status_note": note}
+
+
+def verdict_counts(claims: list[dict]) -> list[tuple[str, int]]:
+    return [(v, sum(c["verdict"] == v for c in claims)) for v in VERDICTS]
+
+
+def claim_view(c: dict, records: list[dict | None]) -> dict:
+    """Display strings of one claim entry of a run summary, with its figures."""
+    seeds = [seed_view(s, r) for s, r in zip(c.get("seeds", []), records)]
+    figs = claim_figures(c, records)
+    return {
+        "id": c["id"], "anchor": anchor(c["id"]), "version": c.get("version", "?"),
+        "source": c.get("source", ""), "statement": c.get("statement", ""),
+        "paper_value": c.get("paper_value", ""), "tuning": c.get("tuning", ""), "notes": c.get("notes", ""),
+        "tier": c.get("tier", ""), "scale": c.get("scale", ""),
+        "scale_numbers": scale_numbers(c.get("measured_scale") or {}),
+        "measured_scale": flatten(c.get("measured_scale") or {}),
+        "experiment": c.get("experiment", ""), "config_hash": c.get("config_hash", ""),
+        "deterministic": bool(c.get("deterministic")), "config": flatten(c.get("config") or {}),
+        "verdict": verdict_word(c.get("verdict")),
+        "checks": [check_view(k) for k in c.get("checks", [])],
+        "reported": [check_view(k) for k in c.get("reported", [])],
+        "seeds": seeds, "n_seeds": len(seeds), "n_cached": sum(s["cached"] for s in seeds),
+        "n_errors": sum(bool(s["error"]) for s in seeds), "wall_time_s": c.get("wall_time_s"),
+        "svgs": [Markup(svg) for svg in figs.svgs],  # svg.py escapes every text it draws
+        "figure_notes": figs.notes,
+    }
+
+
+def check_view(k: dict) -> dict:
+    est = k.get("estimate")
+    return {"metric": k.get("metric", "?"), "label": k.get("label", ""),
+            "value_ci": format_estimate(est), "method": est.get("method", "") if est else "",
+            "n": est.get("n", "") if est else "",
+            "per_seed": ", ".join(fmt_num(v) for v in est.get("per_seed", [])) if est else "",
+            "expectation": k.get("expectation", ""),
+            "verdict": verdict_word(k["verdict"]) if "verdict" in k else "",
+            "reason": k.get("reason", "")}
+
+
+def seed_view(s: dict, record: dict | None) -> dict:
+    notes = list(s.get("notes") or [])
+    if record is None:
+        notes.append("seed record missing from the cache: its curves are not shown")
+    return {"seed": s.get("seed", "?"), "wall_time_s": s.get("wall_time_s"), "cached": bool(s.get("cached")),
+            "error": s.get("error") or "", "notes": notes, "key": s.get("key", "")}
+
+
+def provenance_view(run: dict) -> dict:
+    env, opts = run.get("environment", {}), run.get("options", {})
+    git = env.get("git", {})
+    dirty = {True: " (uncommitted changes)", False: "", None: " (dirty state unknown)"}.get(git.get("dirty"), "")
+    device = ", ".join(f"{k}={fmt_num(env[k])}" for k in ("device", "name", "threads", "cuda") if k in env)
+    return {"commit": f"{git.get('commit', 'unknown')}{dirty}", "code_hash": env.get("code_hash", "unknown"),
+            "platform": env.get("platform", "unknown"), "device": device or "unknown",
+            "versions": flatten(env.get("versions", {})),
+            "options": [("seeds", "tier default" if opts.get("seeds") is None else fmt_num(opts["seeds"])),
+                        ("overrides", ", ".join(f"{k}={v}" for k, v in opts.get("overrides", {}).items())
+                         or "none"),
+                        ("max_steps", "none" if opts.get("max_steps") is None else fmt_num(opts["max_steps"])),
+                        ("device", str(opts.get("device", "?"))),
+                        ("use_cache", fmt_num(opts.get("use_cache", True)))]}
+
+
+# --- formatting ----------------------------------------------------------------------------------
+
+def verdict_word(v) -> str:
+    return v if v in VERDICTS else "error"
+
+
+def anchor(claim_id: str) -> str:
+    return "claim-" + re.sub(r"[^a-z0-9-]+", "-", str(claim_id).lower())
+
+
+def fmt_num(x) -> str:
+    """Numbers for people: thousands separators for ints, 4 significant digits for floats."""
+    if isinstance(x, bool):
+        return "yes" if x else "no"
+    if isinstance(x, int):
+        return f"{x:,}"
+    if isinstance(x, float) or (isinstance(x, str) and x in ("nan", "inf", "-inf")):
+        v = to_float(x)
+        if math.isnan(v):
+            return "NaN"
+        if math.isinf(v):
+            return "∞" if v > 0 else "-∞"
+        return f"{v:.4g}"
+    if x is None:
+        return "—"
+    if isinstance(x, (list, tuple)):
+        return ", ".join(fmt_num(v) for v in x)
+    return str(x)
+
+
+def fmt_seconds(s) -> str:
+    v = to_float(s)
+    if not math.isfinite(v):
+        return "—"
+    if v < 60:
+        return f"{v:.1f} s"
+    if v < 3600:
+        return f"{int(v // 60)} min {int(v % 60)} s"
+    return f"{int(v // 3600)} h {int(v % 3600 // 60)} min"
+
+
+def format_estimate(est: dict | None) -> str:
+    """'2.05 [1.98, 2.12]'; 'no interval (1 seed)' when a bound is infinite; 'n/a' without an estimate."""
+    if not est:
+        return "n/a"
+    value, lo, hi, n = to_float(est["value"]), to_float(est["lo"]), to_float(est["hi"]), est.get("n", "?")
+    if not (math.isfinite(lo) and math.isfinite(hi)):
+        return f"{fmt_num(value)}, no interval ({n} seed{'' if n == 1 else 's'})"
+    if lo == hi:
+        exact = str(est.get("method", "")).startswith("deterministic")
+        return f"{fmt_num(value)} ({'exact' if exact else 'all seeds equal: zero-width interval'})"
+    return f"{fmt_num(value)} [{fmt_num(lo)}, {fmt_num(hi)}]"
+
+
+def scale_numbers(scale: dict) -> str:
+    """The key sizes of a measured scale, e.g. '4,810 params · 1,000 train examples · 3,000 steps'.
+
+    Nested groups (one per arm) give their own sizes, prefixed by the group name.
+    """
+    parts = [f"{fmt_num(scale[k])} {name}" for k, name in SCALE_KEYS if k in scale]
+    for group, sub in scale.items():
+        if isinstance(sub, dict) and "trainable_params" in sub:  # one arm of a multi-arm experiment
+            inner = [f"{fmt_num(sub[k])} {name}" for k, name in SCALE_KEYS if k in sub]
+            if inner:
+                parts.append(f"{group}: {', '.join(inner)}")
+    return " · ".join(parts)
+
+
+def flatten(d: dict, prefix: str = "") -> list[tuple[str, str]]:
+    """Nested dicts as (dotted key, display value) pairs in stored order."""
+    out = []
+    for k, v in d.items():
+        if isinstance(v, dict):
+            out.extend(flatten(v, f"{prefix}{k}."))
+        else:
+            out.append((f"{prefix}{k}", fmt_num(v)))
+    return out
