@@ -42,7 +42,7 @@ def report(session):
 def bench(session):
     """Benchmarks (pytest-benchmark): HVP vs gradient, lambda_max, optimizer steps, as ratios."""
     _install(session, "[test]")
-    session.run("pytest", "benchmarks", "--benchmark-only", "--benchmark-autosave",
+    session.run("pytest", "benchmarks", "-o", "python_files=bench_*.py", "--benchmark-only", "--benchmark-autosave",
                 "--benchmark-columns=min,median,mean,stddev,rounds", *session.posargs)
 
 

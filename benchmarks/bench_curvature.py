@@ -21,6 +21,9 @@ ROUNDS, WARMUP_ROUNDS = 20, 3
 EIG_ROUNDS = 3
 TOL = 1e-3
 
+# torch's first forward-mode AD call scripts its jvp decompositions (a torch-internal warning).
+pytestmark = pytest.mark.filterwarnings("ignore:`torch.jit.script` is deprecated:DeprecationWarning")
+
 
 def _setup(seed: int = 0) -> HessianOperator:
     torch.manual_seed(seed)
@@ -78,6 +81,6 @@ def test_bench_lambda_max(benchmark, op, start, ncv):
     )
     lam = res.eigenvalues[0]
     assert math.isfinite(lam) and lam > 0
-    assert res.residuals[0] < 0.1 * lam  # float32 HVPs and tol 1e-3: a loose, honest bound
+    assert res.residuals[0] < 1e-2 * lam  # float32 HVPs, tol 1e-3: observed 4e-5 to 8e-4 relative
     benchmark.extra_info["hvps"] = res.matvecs
     benchmark.extra_info["lambda_max"] = lam

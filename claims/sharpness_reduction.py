@@ -11,9 +11,11 @@ CLAIM = register(Claim(
     experiment=EOS.experiment,
     tiers=EOS.tiers,  # the same runs as eos-scale-invariant, reused from the cache
     checks=(
-        Check("sph_log_slope_per_1k", AtMost({"smoke": 10.0, "cpu": 0.0, "gpu": 0.0}),
+        Check("onset_fraction", AtMost(0.8),
+              "EoS entered (first lr*lambda_max >= 1.8) within the first 80% of training"),
+        Check("sph_log_slope_per_1k", AtMost(0.0),
               "slope of log S_sph per 1000 steps from the post-onset peak (< 0: decreasing)"),
-        Check("sph_final_over_peak", AtMost({"smoke": 10.0, "cpu": 0.5, "gpu": 0.5}),
+        Check("sph_final_over_peak", AtMost(0.5),
               "final / peak spherical sharpness (<= 0.5: fell at least 2x)"),
     ),
     reported=(("sph_peak", "peak S_sph"), ("sph_final", "final S_sph"),

@@ -24,6 +24,15 @@ def default_tier() -> str:
     return "gpu" if torch.cuda.is_available() else "cpu"
 
 
+def default_jobs(tier: str, device: str | None) -> int:
+    """One process per core on CPU (small models gain nothing from a second thread); 1 on CUDA."""
+    import os
+
+    on_cuda = (device or "").startswith("cuda") or (device is None and tier in ("gpu", "paper")
+                                                      and torch.cuda.is_available())
+    return 1 if on_cuda else max(1, min(os.cpu_count() or 1, 4))
+
+
 def _positive_int(text: str) -> int:
     try:
         value = int(text)
@@ -63,6 +72,8 @@ def build_parser() -> argparse.ArgumentParser:
     run.add_argument("--max-steps", default=None, help="cap every training run at this many steps")
     run.add_argument("--device", default=None, help="cpu, cuda, cuda:1 (default: by tier and hardware)")
     run.add_argument("--no-cache", action="store_true", help="recompute seeds even if recorded")
+    run.add_argument("--jobs", default=None,
+                     help="processes running seeds at once (default: CPU cores on cpu/smoke tiers, 1 on CUDA)")
     run.add_argument("--no-report", action="store_true", help="do not render the HTML report")
     run.add_argument("--reports", default="reports", help="report folder (default: reports/)")
     run.add_argument("--strict", action="store_true", help="exit 1 unless every claim holds")
@@ -125,7 +136,8 @@ def _run(args, store) -> int:
         tier=tier, seeds=_positive_int(args.seeds) if args.seeds is not None else None,
         overrides=_overrides(args.set),
         max_steps=_positive_int(args.max_steps) if args.max_steps is not None else None,
-        device=args.device, use_cache=not args.no_cache)
+        device=args.device, use_cache=not args.no_cache,
+        jobs=_positive_int(args.jobs) if args.jobs is not None else default_jobs(tier, args.device))
     summary = run_claims(claims, options, store, progress=_progress_printer())
     print(format_table(summary))
     if not args.no_report:

@@ -31,10 +31,13 @@ class RunOptions:
     max_steps: int | None = None
     device: str | None = None  # None: cuda for gpu/paper tiers when available, else cpu
     use_cache: bool = True
+    jobs: int = 1  # seeds run in this many processes at once (CPU); results are identical
 
     def __post_init__(self):
         if self.seeds is not None and (not isinstance(self.seeds, int) or self.seeds < 1):
             raise ConfigError(f"--seeds must be a positive integer, got {self.seeds!r}")
+        if not isinstance(self.jobs, int) or self.jobs < 1:
+            raise ConfigError(f"--jobs must be a positive integer, got {self.jobs!r}")
         if self.max_steps is not None and self.max_steps < 1:
             raise ConfigError(f"--max-steps must be a positive integer, got {self.max_steps!r}")
 
@@ -71,12 +74,14 @@ def run_claims(claims: Sequence[Claim], options: RunOptions, store: ResultStore,
         "started": time.strftime("%Y-%m-%d %H:%M:%S"), "finished": None,
         "options": {"seeds": options.seeds, "overrides": dict(options.overrides),
                     "max_steps": options.max_steps, "device": str(device),
-                    "use_cache": options.use_cache},
+                    "use_cache": options.use_cache, "jobs": options.jobs},
         "environment": provenance.environment(device), "claims": [],
     }
     store.save_run(run_id, summary)
     log.info("run %s: %d claim(s) at tier %s on %s", run_id, len(plans), options.tier, device)
     try:
+        if options.jobs > 1:
+            _precompute_in_parallel(plans, options, device, store)
         for i, (claim, tier, config) in enumerate(plans, 1):
             log.info("[%d/%d] %s (%s tier)", i, len(plans), claim.id, options.tier)
             entry = run_one_claim(claim, tier, config, options, device, store, progress)
@@ -91,6 +96,58 @@ def run_claims(claims: Sequence[Claim], options: RunOptions, store: ResultStore,
         summary["finished"] = time.strftime("%Y-%m-%d %H:%M:%S")
         store.save_run(run_id, summary)
     return summary
+
+
+def _precompute_in_parallel(plans, options: RunOptions, device, store: ResultStore) -> None:
+    """Run every missing (experiment, config, seed) in a pool of processes; the claims then read them.
+
+    Each worker process has a fair share of the CPU threads. Workers re-import the claims package
+    to find experiments by name, so only experiments of registered claims can run in parallel.
+    """
+    import os
+    from concurrent.futures import ProcessPoolExecutor, as_completed
+    from multiprocessing import get_context
+
+    tasks, seen = [], set()
+    for claim, tier, config in plans:
+        for seed in range(options.seeds or tier.seeds):
+            key = _seed_key(claim.experiment, config, seed, options, device, store)
+            if key in seen or (options.use_cache and store.load_seed(key) is not None):
+                continue
+            seen.add(key)
+            tasks.append((claim.id, config, seed))
+    if not tasks:
+        return
+    threads = max(1, (os.cpu_count() or 1) // options.jobs)
+    log.info("running %d seed(s) in %d processes (%d thread(s) each)", len(tasks), options.jobs, threads)
+    with ProcessPoolExecutor(options.jobs, mp_context=get_context("spawn"),
+                             initializer=_worker_init, initargs=(threads,)) as pool:
+        futures = {pool.submit(_worker_run, cid, config, seed, options, str(device), str(store.root)): (cid, seed)
+                   for cid, config, seed in tasks}
+        for done, fut in enumerate(as_completed(futures), 1):
+            cid, seed = futures[fut]
+            fut.result()  # re-raises bad-input errors from the worker
+            log.info("  [%d/%d] %s seed %d done", done, len(tasks), cid, seed)
+
+
+def _worker_init(threads: int) -> None:
+    torch.set_num_threads(threads)
+    logging.basicConfig(level=logging.WARNING)
+
+
+def _worker_run(claim_id: str, config, seed: int, options: RunOptions, device: str, root: str) -> None:
+    from harness.registry import get_claim, load_claims
+
+    load_claims()
+    claim = get_claim(claim_id)
+    _cached_seed(claim.experiment, config, seed, options, torch.device(device), ResultStore(root),
+                 claim_id, None)
+
+
+def _seed_key(exp, config, seed, options, device, store) -> str:
+    where = device.type if options.max_steps is None else f"{device.type}-cap{options.max_steps}"
+    return store.seed_key(exp.experiment_name, provenance.config_hash(config), seed,
+                          provenance.code_hash(), where)
 
 
 def run_one_claim(claim: Claim, tier, config, options: RunOptions, device: torch.device,
@@ -124,9 +181,7 @@ def run_one_claim(claim: Claim, tier, config, options: RunOptions, device: torch
 
 def _cached_seed(exp, config, seed, options, device, store, label, progress) -> tuple[dict, str, bool]:
     """One seed of one experiment: the stored record if there is one, else run it and store it."""
-    where = device.type if options.max_steps is None else f"{device.type}-cap{options.max_steps}"
-    key = store.seed_key(exp.experiment_name, provenance.config_hash(config), seed,
-                         provenance.code_hash(), where)
+    key = _seed_key(exp, config, seed, options, device, store)
     record = store.load_seed(key) if options.use_cache else None
     if record is not None:
         return record, key, True

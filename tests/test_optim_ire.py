@@ -175,6 +175,18 @@ def test_sampled_fisher_scores_converge_to_hessian_diagonal_over_batch():
     assert rel < 0.15
 
 
+def test_ire_ema_scores_follow_the_recursion():
+    x, W, _ = _linear_softmax_problem()
+    opt = IRE(torch.optim.SGD([W], lr=0.1), kappa=1.0, gamma=0.5, ema_beta=0.75, seed=4)
+    gen = torch.Generator().manual_seed(4)  # the same label stream as the optimizer's
+    s1, s2 = (sampled_fisher_scores(lambda: x @ W.T, [W], gen)[0] for _ in range(2))
+    opt.refresh_mask(lambda: x @ W.T)
+    opt.refresh_mask(lambda: x @ W.T)
+    expected = 0.75 * (0.25 * s1) + 0.25 * s2  # h ← βh + (1 − β)g̃² from h = 0
+    torch.testing.assert_close(opt.ema_scores[0], expected)
+    assert torch.equal(opt.mask[0], flat_mask_from_scores([expected], 0.5)[0])
+
+
 def test_refresh_mask_leaves_grads_params_and_global_rng_alone():
     model = _mlp()
     x, y, x_mask = _data()
@@ -247,6 +259,51 @@ def test_ire_projected_amplifies_only_the_flat_axis_on_toy():
     assert opt.flat_fraction() == 0.5
 
 
+@pytest.mark.parametrize("flat_directions", ["basis", "projector"])
+@pytest.mark.parametrize(("kappa", "u_final"), [(0.0, 0.993), (90.0, 0.93), (900.0, 0.74), (9000.0, 0.01)])
+def test_ire_projected_reproduces_figure1_toy(kappa, u_final, flat_directions):
+    # Paper, Figure 1: start (1, 0.01), η = 1, P onto the u axis; GD ends near u ≈ 0.993 and IRE with
+    # κ = 90 / 900 / 9000 near 0.93 / 0.74 / 0.01 (read off the figure to two decimals).
+    u = nn.Parameter(torch.tensor(1.0, dtype=torch.float64))
+    v = nn.Parameter(torch.tensor(0.01, dtype=torch.float64))
+    opt = IREProjected(torch.optim.SGD([u, v], lr=1.0), kappa=kappa, flat_directions=flat_directions)
+    u_axis = torch.tensor([[1.0], [0.0]], dtype=torch.float64)  # U; P = U Uᵀ = diag(1, 0)
+    flat = u_axis if flat_directions == "basis" else u_axis @ u_axis.T
+    for _ in range(300):
+        if opt.should_refresh_mask():
+            opt.refresh_mask(lambda: flat)
+        opt.zero_grad()
+        _toy_loss(u, v).backward()
+        opt.step()
+    assert abs(u.item() - u_final) < 0.01 and abs(v.item()) < 1e-3  # settled in the valley v = 0
+
+
+def test_ire_projected_state_dict_resume_is_bit_identical():
+    def run(split: int | None) -> tuple[float, float]:
+        u = nn.Parameter(torch.tensor(1.0, dtype=torch.float64))
+        v = nn.Parameter(torch.tensor(0.01, dtype=torch.float64))
+
+        def build() -> IREProjected:
+            return IREProjected(torch.optim.SGD([u, v], lr=1.0, momentum=0.5), kappa=90.0, mask_every=4)
+
+        opt = build()
+        for t in range(12):
+            if t == split:
+                buffer = io.BytesIO()
+                torch.save(opt.state_dict(), buffer)
+                buffer.seek(0)
+                opt = build()
+                opt.load_state_dict(torch.load(buffer))
+            if opt.should_refresh_mask():
+                opt.refresh_mask(lambda: torch.tensor([[1.0], [0.0]], dtype=torch.float64))
+            opt.zero_grad()
+            _toy_loss(u, v).backward()
+            opt.step()
+        return u.item(), v.item()
+
+    assert run(None) == run(6)
+
+
 def test_flat_projection_from_hessian_on_toy_manifold_is_u_axis():
     point = torch.tensor([0.7, 0.0], dtype=torch.float64)  # on the manifold v = 0
     H = torch.func.hessian(lambda w: _toy_loss(w[0], w[1]))(point)  # diag(0, 1 + u²)
@@ -297,12 +354,25 @@ def test_ire_rejects_bad_inputs():
         opt.refresh_mask()
     with pytest.raises(ValueError, match="shape"):
         opt.refresh_mask(lambda: model(_data()[2]).sum())
+    with pytest.raises(ValueError, match="NaN"):
+        opt.refresh_mask(lambda: model(_data()[2]) * float("nan"))
+    with pytest.raises(TypeError, match="floating logits"):
+        opt.refresh_mask(lambda: "logits")
     with pytest.raises(ValueError, match="bool of shape"):
         opt.set_mask([torch.ones(3, dtype=torch.bool) for _ in model.parameters()])
     proj = IREProjected(torch.optim.SGD(model.parameters(), lr=0.1), kappa=1.0)
     with pytest.raises(ValueError, match="orthonormal columns"):
         proj.refresh_mask(lambda: torch.ones(67, 2, dtype=torch.float64))
+    with pytest.raises(ValueError, match="shape"):
+        proj.refresh_mask(lambda: torch.ones(5, 2, dtype=torch.float64))
+    proj = IREProjected(torch.optim.SGD(model.parameters(), lr=0.1), kappa=1.0, flat_directions="projector")
+    with pytest.raises(ValueError, match="projector"):
+        proj.refresh_mask(lambda: 2 * torch.eye(67, dtype=torch.float64))
+    with pytest.raises(ValueError, match="flat_directions"):
+        IREProjected(torch.optim.SGD(model.parameters(), lr=0.1), kappa=1.0, flat_directions="P")
     with pytest.raises(ValueError, match="exactly one"):
         flat_projection_from_hessian(torch.eye(3))
     with pytest.raises(ValueError, match="symmetric"):
         flat_projection_from_hessian(torch.triu(torch.ones(3, 3)), num_flat=1)
+    with pytest.raises(ValueError, match="NaN"):
+        flat_projection_from_hessian(torch.full((2, 2), float("nan")), num_flat=1)

@@ -127,6 +127,44 @@ def test_sam_state_dict_resume_is_bit_identical():
     assert torch.equal(run(None), run(3))
 
 
+def test_samire_state_dict_resume_is_bit_identical():
+    torch.manual_seed(0)
+    x = torch.randn(8, 3, dtype=torch.float64)
+    y = torch.randint(0, 4, (8,))
+
+    def run(split: int | None) -> tuple[list[torch.Tensor], int]:
+        model = nn.Linear(3, 4).double()
+        model.load_state_dict({"weight": torch.ones(4, 3, dtype=torch.float64) * 0.1, "bias": torch.zeros(4)})
+
+        def build():
+            base = torch.optim.SGD(model.parameters(), lr=LR, momentum=0.9)
+            return SAMIRE(base, rho=RHO, kappa=1 / RHO, gamma=0.5, mask_every=3, ema_beta=0.5, seed=2)
+
+        opt = build()
+        for t in range(10):
+            if t == split:
+                buffer = io.BytesIO()
+                torch.save(opt.state_dict(), buffer)
+                buffer.seek(0)
+                opt = build()
+                opt.load_state_dict(torch.load(buffer))
+            if opt.should_refresh_mask():
+                opt.refresh_mask(lambda: model(x))
+
+            def closure(opt=opt):
+                opt.zero_grad()
+                loss = nn.functional.cross_entropy(model(x), y)
+                loss.backward()
+                return loss
+
+            opt.step(closure)
+        return [p.detach().clone() for p in model.parameters()], opt.grad_evals
+
+    (full, evals_full), (resumed, evals) = run(None), run(4)
+    assert all(torch.equal(a, b) for a, b in zip(full, resumed))
+    assert evals == evals_full == 10 * 2 + 4  # SAM: 2 per step; masks at steps 0, 3, 6, 9
+
+
 def test_sam_rejects_bad_inputs():
     theta = nn.Parameter(torch.zeros(2))
     for rho in (0.0, -0.1):

@@ -60,7 +60,8 @@ def sampled_fisher_scores(
 
     Raises:
         TypeError: if logits_fn does not return a floating tensor.
-        ValueError: if the logits have fewer than 2 dims, or do not depend on any parameter.
+        ValueError: if the logits have fewer than 2 dims, are not finite or do not require grad, or no
+            parameter requires grad.
     """
     with torch.enable_grad():
         logits = logits_fn()
@@ -73,9 +74,13 @@ def sampled_fisher_scores(
             raise ValueError("logits do not require grad; run the forward outside torch.no_grad()")
         logits = logits.reshape(-1, logits.shape[-1])  # (B·T, C)
         probs = logits.detach().softmax(dim=-1, dtype=torch.float32)  # (B·T, C)
+        if not bool(torch.isfinite(probs).all()):
+            raise ValueError("logits contain NaN or inf; the mask batch cannot be scored")
         labels = torch.multinomial(probs.to(generator.device), 1, generator=generator)  # (B·T, 1)
         loss = F.cross_entropy(logits, labels.squeeze(1).to(logits.device))
         trainable = [p for p in params if p.requires_grad]
+        if not trainable:
+            raise ValueError("no parameter requires grad, so there is nothing to score")
         grads = iter(torch.autograd.grad(loss, trainable, allow_unused=True))
     scores = []
     for p in params:
@@ -104,7 +109,8 @@ def flat_mask_from_scores(scores: Sequence[Tensor], gamma: float) -> list[Tensor
     """
     if len(scores) == 0:
         raise ValueError("need at least one score tensor")
-    h = torch.cat([s.detach().reshape(-1) for s in scores])  # (N,)
+    device = scores[0].device  # pool on one device (a model may span several)
+    h = torch.cat([s.detach().reshape(-1).to(device) for s in scores])  # (N,)
     k = num_flat_coordinates(gamma, h.numel())
     if not bool(torch.isfinite(h).all()):
         raise ValueError("Fisher scores contain NaN or inf; check the loss and the mask batch")
@@ -112,7 +118,8 @@ def flat_mask_from_scores(scores: Sequence[Tensor], gamma: float) -> list[Tensor
     flat = h < tau  # (N,)
     missing = k - int(flat.sum())
     flat[(h == tau).nonzero().squeeze(1)[:missing]] = True
-    return [m.view_as(s) for m, s in zip(flat.split([s.numel() for s in scores]), scores, strict=True)]
+    pieces = flat.split([s.numel() for s in scores])
+    return [m.view_as(s).to(s.device) for m, s in zip(pieces, scores, strict=True)]
 
 
 def random_flat_mask(params: Sequence[Tensor], gamma: float, generator: torch.Generator) -> list[Tensor]:

@@ -7,7 +7,6 @@ unperturbed θ (refresh_mask runs outside step) and SAM's realised displacement 
 
 from __future__ import annotations
 
-import logging
 from collections.abc import Callable
 from typing import Any
 
@@ -16,8 +15,6 @@ from torch import Tensor
 from torch.optim import Optimizer
 
 from harness.optim.ire import IRE
-
-logger = logging.getLogger(__name__)
 
 
 class SAM(Optimizer):
