@@ -16,9 +16,23 @@ PACKAGE_ROOT = Path(__file__).resolve().parent
 PACKAGES = ("torch", "numpy", "scipy", "pandas", "jinja2", "scikit-learn")
 
 
-@lru_cache(maxsize=1)
+_code_hash_override: str | None = None
+
+
+def pin_code_hash(value: str) -> None:
+    """Use the parent's code hash in a worker process, so both agree on cache keys even if a
+    source file changed after the run started."""
+    global _code_hash_override
+    _code_hash_override = value
+
+
 def code_hash() -> str:
     """sha256 over the harness package's source files: the 'code version' part of a cache key."""
+    return _code_hash_override or _hash_sources()
+
+
+@lru_cache(maxsize=1)
+def _hash_sources() -> str:
     h = hashlib.sha256()
     for path in sorted(PACKAGE_ROOT.rglob("*")):
         # The report package only renders results: editing it must not invalidate measurements.

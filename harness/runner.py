@@ -121,7 +121,7 @@ def _precompute_in_parallel(plans, options: RunOptions, device, store: ResultSto
     threads = max(1, (os.cpu_count() or 1) // options.jobs)
     log.info("running %d seed(s) in %d processes (%d thread(s) each)", len(tasks), options.jobs, threads)
     with ProcessPoolExecutor(options.jobs, mp_context=get_context("spawn"),
-                             initializer=_worker_init, initargs=(threads,)) as pool:
+                             initializer=_worker_init, initargs=(threads, provenance.code_hash())) as pool:
         futures = {pool.submit(_worker_run, cid, config, seed, options, str(device), str(store.root)): (cid, seed)
                    for cid, config, seed in tasks}
         for done, fut in enumerate(as_completed(futures), 1):
@@ -130,8 +130,9 @@ def _precompute_in_parallel(plans, options: RunOptions, device, store: ResultSto
             log.info("  [%d/%d] %s seed %d done", done, len(tasks), cid, seed)
 
 
-def _worker_init(threads: int) -> None:
+def _worker_init(threads: int, code_hash: str) -> None:
     torch.set_num_threads(threads)
+    provenance.pin_code_hash(code_hash)
     logging.basicConfig(level=logging.WARNING)
 
 
