@@ -2,6 +2,12 @@
 
 import pytest
 import torch
+from curvature_helpers import (
+    ignore_jit_script_warning,
+    make_bn_mlp,
+    make_data,
+    one_thread,  # noqa: F401 (autouse fixture)
+)
 from torch import nn
 from torch.nn import functional as F
 
@@ -14,24 +20,12 @@ from harness.curvature import (
 from harness.curvature.reference import dense_hessian
 from harness.errors import HarnessError
 
-pytestmark = pytest.mark.filterwarnings("ignore:`torch.jit.script` is deprecated:DeprecationWarning")
-
-
-@pytest.fixture(autouse=True, scope="module")
-def one_thread():
-    n = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(n)
+pytestmark = ignore_jit_script_warning
 
 
 def make_problem(seed: int = 0):
     """5 -> 8 (BatchNorm, tanh) -> 3 MLP, N = 91, one batch of 20 points, float64."""
-    torch.manual_seed(seed)
-    model = nn.Sequential(nn.Linear(5, 8), nn.BatchNorm1d(8), nn.Tanh(), nn.Linear(8, 3)).double()
-    g = torch.Generator().manual_seed(seed + 1)
-    data = [(torch.randn(20, 5, generator=g, dtype=torch.float64), torch.randint(0, 3, (20,), generator=g))]
-    return model, data
+    return make_bn_mlp(seed), [make_data(20, seed + 1)]
 
 
 @pytest.fixture(scope="module")

@@ -4,6 +4,10 @@ import copy
 
 import pytest
 import torch
+from curvature_helpers import (
+    ignore_jit_script_warning,
+    one_thread,  # noqa: F401 (autouse fixture)
+)
 from torch import nn
 from torch.nn import functional as F
 
@@ -17,15 +21,7 @@ from harness.curvature import (
 )
 from harness.curvature.reference import dense_hessian
 
-pytestmark = pytest.mark.filterwarnings("ignore:`torch.jit.script` is deprecated:DeprecationWarning")
-
-
-@pytest.fixture(autouse=True, scope="module")
-def one_thread():
-    n = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(n)
+pytestmark = ignore_jit_script_warning
 
 
 def scale_invariant_net(seed: int = 0) -> nn.Module:

@@ -2,21 +2,17 @@
 
 import pytest
 import torch
+from curvature_helpers import (
+    ignore_jit_script_warning,
+    one_thread,  # noqa: F401 (autouse fixture)
+)
 from torch import nn
 from torch.nn import functional as F
 
 from harness.curvature import HessianOperator, hutchinson_trace, hutchpp_trace
 from harness.curvature.reference import dense_hessian
 
-pytestmark = pytest.mark.filterwarnings("ignore:`torch.jit.script` is deprecated:DeprecationWarning")
-
-
-@pytest.fixture(autouse=True, scope="module")
-def one_thread():
-    n = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(n)
+pytestmark = ignore_jit_script_warning
 
 
 @pytest.fixture(scope="module")

@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 import torch
 
-from harness.data import text
+from harness.data import text, tokenizers
 from harness.data.text import (
     ByteTokenizer,
     TokenStream,
@@ -190,7 +190,7 @@ def test_wikitext103_missing_files_raise(tmp_path):
 def test_gpt2_path_puts_end_of_text_between_documents(tmp_path, monkeypatch):
     fake_tiktoken = types.SimpleNamespace(get_encoding=lambda name: FakeEncoding())
     monkeypatch.setitem(sys.modules, "tiktoken", fake_tiktoken)
-    monkeypatch.setattr(text, "_gpt2_ranks_offline", lambda: None)  # use get_encoding, not bundled files
+    monkeypatch.setattr(tokenizers, "_gpt2_ranks_offline", lambda: None)  # use get_encoding, not bundled files
     folder = tmp_path / "docs"
     folder.mkdir()
     (folder / "a.txt").write_text("one three " * 30)
