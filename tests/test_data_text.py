@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 import torch
 
-from harness.data import text, tokenizers
+from harness.data import tokenizers
 from harness.data.text import (
     ByteTokenizer,
     TokenStream,
