@@ -1,8 +1,8 @@
 """Lyu, Li, Arora (NeurIPS 2022): normalization with weight decay ends at flatter solutions."""
 
+from claims.eos_scale_invariant import CPU, GPU, SMOKE
 from harness import AtMost, Check, Claim, Plot, Tier, register
 from harness.experiments.eos import ArmsConfig, normalization_arms
-from claims.eos_scale_invariant import CPU, GPU, SMOKE
 
 CLAIM = register(Claim(
     id="normalization-reduces-sharpness",

@@ -1,6 +1,6 @@
 """Lyu, Li, Arora (NeurIPS 2022): in EoS, GD + WD follows a sharpness-reduction flow."""
-from harness import AtMost, Check, Claim, Plot, register
 from claims.eos_scale_invariant import CLAIM as EOS
+from harness import AtMost, Check, Claim, Plot, register
 
 CLAIM = register(Claim(
     id="sharpness-reduction",

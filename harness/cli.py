@@ -1,7 +1,11 @@
-"""Command line: `harness list | run | report`. Errors become one line and a non-zero exit."""
+"""Command line: `harness list | run | report | history | compare | perf | gate`.
+
+Errors become one line and a non-zero exit; a regression (see harness.history) exits 1 with one line.
+"""
 from __future__ import annotations
 
 import argparse
+import contextlib
 import logging
 import sys
 from pathlib import Path
@@ -77,11 +81,41 @@ def build_parser() -> argparse.ArgumentParser:
     run.add_argument("--no-report", action="store_true", help="do not render the HTML report")
     run.add_argument("--reports", default="reports", help="report folder (default: reports/)")
     run.add_argument("--strict", action="store_true", help="exit 1 unless every claim holds")
+    run.add_argument("--fail-on-regression", action="store_true",
+                     help="exit 1 when a claim that held in its previous comparable run no longer holds")
+    _report_options(run)
 
     rep = sub.add_parser("report", help="render the HTML report of a run")
     rep.add_argument("run_id", nargs="?", default="latest")
     rep.add_argument("--reports", default="reports", help="report folder (default: reports/)")
+    _report_options(rep)
+
+    hist = sub.add_parser("history", help="every recorded value and verdict, run by run")
+    hist.add_argument("--claim", default=None, help="only this claim")
+    hist.add_argument("--tier", default=None, help="only this tier")
+
+    cmp_ = sub.add_parser("compare", help="what changed verdict or moved beyond its CI from RUN_A to RUN_B")
+    cmp_.add_argument("run_a")
+    cmp_.add_argument("run_b")
+
+    perf = sub.add_parser("perf", help="benchmark ratios of the last saved pytest-benchmark run vs the one before")
+    perf.add_argument("--benchmarks", default=".benchmarks", help="pytest-benchmark storage (default: .benchmarks/)")
+
+    gate = sub.add_parser("gate", help="exit 1 with one line when a run regressed or a benchmark ratio got worse")
+    gate.add_argument("run_id", nargs="?", default="latest")
+    gate.add_argument("--benchmarks", default=".benchmarks",
+                      help="pytest-benchmark storage to check too (default: .benchmarks/; skipped if absent)")
     return p
+
+
+def _report_options(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--no-notebooks", action="store_true", help="do not execute the claims' analysis notebooks")
+    p.add_argument("--notebooks-dir", default="claims/notebooks",
+                   help="custom <claim-id>.ipynb notebooks (default: claims/notebooks/; else the template)")
+    p.add_argument("--notebook-timeout", default="120", help="seconds per notebook cell (default: 120)")
+    p.add_argument("--notebook-kernel", default="python3", help="Jupyter kernel name (default: python3)")
+    p.add_argument("--benchmarks", default=".benchmarks",
+                   help="pytest-benchmark storage for perf.html (default: .benchmarks/)")
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -107,9 +141,11 @@ def _dispatch(args) -> int:
 
     store = ResultStore(args.results)
     if args.command == "report":
-        path = _render(store, args.run_id, args.reports)
+        path = _render(store, args.run_id, args)
         print(f"report: {path}")
         return 0
+    if args.command in ("history", "compare", "gate", "perf"):
+        return _history_command(args, store)
     load_claims()
     if args.command == "list":
         return _list(args)
@@ -138,31 +174,77 @@ def _run(args, store) -> int:
         max_steps=_positive_int(args.max_steps) if args.max_steps is not None else None,
         device=args.device, use_cache=not args.no_cache,
         jobs=_positive_int(args.jobs) if args.jobs is not None else default_jobs(tier, args.device))
-    summary = run_claims(claims, options, store, progress=_progress_printer())
+    with _progress() as progress:
+        summary = run_claims(claims, options, store, progress=progress)
     print(format_table(summary))
     if not args.no_report:
-        print(f"report: {_render(store, summary['run_id'], args.reports)}")
+        print(f"report: {_render(store, summary['run_id'], args)}")
+    if args.fail_on_regression:
+        from harness.history import diff_against_history, regression_reasons
+
+        reasons = regression_reasons(diff_against_history(store, summary))
+        if reasons:
+            print(f"harness: regression: {'; '.join(reasons)}", file=sys.stderr)
+            return EXIT_FAILED
     if args.strict and any(c["verdict"] != "holds" for c in summary["claims"]):
         return EXIT_FAILED
     return 0
 
 
-def _progress_printer():
-    """Live step progress on an interactive terminal; nothing in CI logs."""
-    if not sys.stderr.isatty():
-        return None
+@contextlib.contextmanager
+def _progress():
+    """Route log lines through the progress display for the run (live line on a TTY, ETA lines in CI)."""
+    from harness.progress import Progress
 
-    def show(text: str) -> None:
-        sys.stderr.write(f"\r\033[K{text}")
-        sys.stderr.flush()
+    root = logging.getLogger()
+    display = Progress(sys.stderr, interactive=None if root.level <= logging.INFO else False)  # -q: no live line
+    saved = root.handlers[:]
+    root.handlers = [display]
+    try:
+        yield display
+    finally:
+        display.close()
+        root.handlers = saved
 
-    return show
+
+def _history_command(args, store) -> int:
+    from harness import history
+
+    if args.command == "history":
+        print(history.format_history(history.load_history(store, claim=args.claim, tier=args.tier)))
+        return 0
+    if args.command == "compare":
+        old, new = store.load_run(args.run_a), store.load_run(args.run_b)
+        print(history.format_diff(history.compare_runs(old, new), against=f"run {old['run_id']}"))
+        return 0
+    from harness.perf import format_ratios, perf_regressions
+
+    if args.command == "perf":
+        print(format_ratios(args.benchmarks))
+        return 0
+    run = store.load_run(args.run_id)
+    diff = history.diff_against_history(store, run)
+    reasons = history.regression_reasons(diff) + perf_regressions(args.benchmarks)
+    print(history.format_diff(diff))
+    if reasons:
+        print(f"harness: regression: {'; '.join(reasons)}", file=sys.stderr)
+        return EXIT_FAILED
+    print(f"gate: no regression in run {run['run_id']} ({run.get('tier')} tier) or in the benchmark ratios")
+    return 0
 
 
-def _render(store, run_id: str, reports: str) -> Path:
+def _render(store, run_id: str, args) -> Path:
     from harness.report import render_report
 
-    return render_report(store, run_id, Path(reports))
+    try:
+        timeout = float(args.notebook_timeout)
+    except ValueError:
+        raise ConfigError(f"--notebook-timeout expects seconds, got '{args.notebook_timeout}'") from None
+    if not timeout > 0:
+        raise ConfigError(f"--notebook-timeout must be positive, got '{args.notebook_timeout}'")
+    return render_report(store, run_id, Path(args.reports), notebooks=not args.no_notebooks,
+                         notebooks_dir=Path(args.notebooks_dir), notebook_timeout_s=timeout,
+                         notebook_kernel=args.notebook_kernel, benchmarks=Path(args.benchmarks))
 
 
 def format_table(summary: dict) -> str:

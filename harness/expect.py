@@ -6,8 +6,9 @@ every tier the claim declares (checked at registration).
 from __future__ import annotations
 
 import math
+from collections.abc import Mapping
 from dataclasses import dataclass
-from typing import Mapping, Union
+from typing import Union
 
 from harness.errors import ConfigError
 

@@ -1,7 +1,7 @@
 """Losses used by the claims, named so the config can choose them."""
 from __future__ import annotations
 
-from typing import Callable
+from collections.abc import Callable
 
 import torch
 import torch.nn.functional as F

@@ -2,8 +2,8 @@
 from __future__ import annotations
 
 import math
+from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Callable
 
 import pandas as pd
 import torch
@@ -37,7 +37,7 @@ class Measurement:
         }
 
     @classmethod
-    def from_dict(cls, d: dict) -> "Measurement":
+    def from_dict(cls, d: dict) -> Measurement:
         return cls(
             scalars={k: _from_json_float(v) for k, v in d["scalars"].items()},
             standard_errors={k: _from_json_float(v) for k, v in d.get("standard_errors", {}).items()},
@@ -74,9 +74,9 @@ class RunContext:
     device: torch.device = field(default_factory=lambda: torch.device("cpu"))
     max_steps: int | None = None
     progress: Callable[[int, int], None] = lambda step, total: None
-    cached_run: Callable[[Callable, object], "Measurement"] | None = None
+    cached_run: Callable[[Callable, object], Measurement] | None = None
 
-    def run(self, experiment: Callable, config) -> "Measurement":
+    def run(self, experiment: Callable, config) -> Measurement:
         """Run another registered experiment for this seed, through the runner's cache.
 
         Arms shared between claims (e.g. the BN+WD run behind three claims) are computed once.

@@ -31,14 +31,21 @@ def code_hash() -> str:
     return _code_hash_override or _hash_sources()
 
 
+# What can change a measurement. The CLI, report, history and notebooks only read results, so
+# editing them keeps every stored seed valid.
+MEASUREMENT_CODE = ("curvature", "data", "experiments", "models", "optim", "losses.py",
+                    "measurement.py", "runner.py", "train.py")
+
+
 @lru_cache(maxsize=1)
 def _hash_sources() -> str:
     h = hashlib.sha256()
-    for path in sorted(PACKAGE_ROOT.rglob("*")):
-        # The report package only renders results: editing it must not invalidate measurements.
-        if path.suffix == ".py" and "__pycache__" not in path.parts and path.parts[-2:-1] != ("report",):
-            h.update(str(path.relative_to(PACKAGE_ROOT)).encode())
-            h.update(path.read_bytes())
+    for name in MEASUREMENT_CODE:
+        root = PACKAGE_ROOT / name
+        for path in sorted(root.rglob("*.py")) if root.is_dir() else [root]:
+            if "__pycache__" not in path.parts:
+                h.update(str(path.relative_to(PACKAGE_ROOT)).encode())
+                h.update(path.read_bytes())
     return h.hexdigest()[:16]
 
 

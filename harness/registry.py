@@ -10,8 +10,8 @@ import difflib
 import importlib
 import pkgutil
 import re
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
-from typing import Callable, Mapping
 
 from harness.errors import ConfigError, HarnessError, UnknownClaimError
 from harness.expect import Expectation
@@ -23,7 +23,7 @@ _ID = re.compile(r"^[a-z0-9]+(-[a-z0-9]+)*$")
 
 Experiment = Callable[[object, RunContext], Measurement]
 _EXPERIMENTS: dict[str, Experiment] = {}
-_CLAIMS: dict[str, "Claim"] = {}
+_CLAIMS: dict[str, Claim] = {}
 
 
 def experiment(name: str, config: type):

@@ -8,8 +8,8 @@ error:        a seed crashed, diverged, or produced a non-finite metric.
 from __future__ import annotations
 
 import math
+from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Sequence
 
 from scipy import stats
 

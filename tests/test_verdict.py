@@ -2,8 +2,8 @@ import math
 
 import pytest
 
-from harness.expect import AtLeast, AtMost, Between, Region, Within
 from harness.errors import ConfigError
+from harness.expect import AtLeast, AtMost, Between, Region, Within
 from harness.verdict import ERROR, FAILS, HOLDS, INCONCLUSIVE, combine, decide, estimate
 
 

@@ -15,13 +15,13 @@ import pandas as pd
 import torch
 from scipy import stats
 
+from harness.data.datasets import check_data_source, load_dataset
 from harness.errors import ConfigError
 from harness.losses import get_loss
 from harness.measurement import Measurement, RunContext
+from harness.models.factory import build_classifier
 from harness.registry import experiment
 from harness.train import GDResult, train_full_batch_gd
-from harness.data.datasets import check_data_source, load_dataset
-from harness.models.factory import build_classifier
 
 
 @dataclass(frozen=True)

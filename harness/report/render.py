@@ -1,4 +1,6 @@
-"""Render one run of the results store as a portable HTML folder: reports/<run-id>/index.html.
+"""Render one run of the results store as a portable HTML folder: reports/<run-id>/index.html, with
+history.html (the run against earlier runs), perf.html (benchmark ratios) and, on request, one
+executed analysis notebook per claim under notebooks/.
 
 The page is built from the stored run summary and seed records alone (no claim code is imported),
 so an old run still renders after its claim changed. CSS is inlined and plots are inline SVG: the
@@ -27,29 +29,62 @@ TEMPLATES = Path(__file__).resolve().parent / "templates"
 SCALE_KEYS = (("trainable_params", "params"), ("n_train", "train examples"), ("steps", "steps"))
 
 
-def render_report(store: ResultStore, run_id: str, out_root: Path) -> Path:
-    """Write out_root/<run-id>/index.html for a stored run and return its path.
+def render_report(store: ResultStore, run_id: str, out_root: Path, *, notebooks: bool = False,
+                  notebooks_dir: Path | None = None, notebook_timeout_s: float = 120.0,
+                  notebook_kernel: str = "python3", benchmarks: Path | None = None) -> Path:
+    """Write out_root/<run-id>/index.html (with history.html and perf.html beside it) and return its path.
 
     Args:
         store: the results store holding the run summary and its seed records.
         run_id: a run id, or "latest".
         out_root: folder that receives one sub-folder per run.
+        notebooks: also execute and render one analysis notebook per claim (needs the notebooks extra;
+            without it the page says how to install it).
+        notebooks_dir: folder of custom `<claim-id>.ipynb` notebooks (default: the template only).
+        notebook_timeout_s, notebook_kernel: time limit per notebook cell; Jupyter kernel name.
+        benchmarks: pytest-benchmark's storage folder (e.g. .benchmarks) for perf.html; None: none.
     Returns:
         Path of the written index.html.
     Raises:
         HarnessError: no such run in the store.
     """
+    from harness import notebooks as nbs
+    from harness.report.history_page import history_view
+    from harness.report.perf_page import perf_view
+
     run = store.load_run(run_id)
+    report_dir = Path(out_root) / run["run_id"]
+    books, note = {}, ""
+    if notebooks and nbs.missing_modules():
+        note = f"{nbs.INSTALL_HINT} (missing: {', '.join(nbs.missing_modules())})"
+    elif notebooks:
+        books = nbs.render_notebooks(store, run, report_dir, notebooks_dir, notebook_timeout_s,
+                                     notebook_kernel)
     claims = [claim_view(c, [store.load_seed(s["key"]) if s.get("key") else None
                              for s in c.get("seeds", [])]) for c in run.get("claims", [])]
-    page = {"run": run_view(run), "counts": verdict_counts(claims), "claims": claims,
-            "provenance": provenance_view(run),
-            "rendered": time.strftime("%Y-%m-%d %H:%M:%S")}
-    html = _environment().get_template("index.html.j2").render(page=page)
-    out = Path(out_root) / run["run_id"] / "index.html"
-    _atomic_write_text(out, html)
+    for c in claims:
+        c["notebook"] = vars(books[c["id"]]) if c["id"] in books else None
+    common = {"run": run_view(run), "rendered": time.strftime("%Y-%m-%d %H:%M:%S"), "base": ""}
+    env = _environment()
+    page = {**common, "current": "index", "counts": verdict_counts(claims), "claims": claims,
+            "provenance": provenance_view(run), "notebook_note": note}
+    out = report_dir / "index.html"
+    _atomic_write_text(out, env.get_template("index.html.j2").render(page=page))
+    _atomic_write_text(report_dir / "history.html", env.get_template("history.html.j2").render(
+        page={**common, "current": "history", "history": history_view(store, run)}))
+    _atomic_write_text(report_dir / "perf.html", env.get_template("perf.html.j2").render(
+        page={**common, "current": "perf", "perf": perf_view(benchmarks)}))
     log.info("report for run %s: %s", run["run_id"], out)
     return out
+
+
+def write_notebook_page(path: Path, run: dict, claim_id: str, result, body: str) -> None:
+    """notebooks/<claim>.html: nbconvert's HTML fragment (no scripts) inside the report's page frame."""
+    nb = {"claim": claim_id, "anchor": anchor(claim_id), "source": result.source, "seconds": result.seconds,
+          "error": result.error, "body": Markup(body)}  # nbconvert escapes text outputs itself
+    page = {"run": run_view(run), "rendered": time.strftime("%Y-%m-%d %H:%M:%S"), "base": "../",
+            "current": "notebook", "notebook": nb}
+    _atomic_write_text(path, _environment().get_template("notebook.html.j2").render(page=page))
 
 
 def _environment() -> jinja2.Environment:

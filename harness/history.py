@@ -1,0 +1,247 @@
+"""Run history: every recorded run as one pandas table, diffs between runs, and the regression gate.
+
+The store keeps every run (results/runs/<run-id>/run.json), so the history is read from it, never
+kept separately. Two runs are *comparable* when they share a tier and the options that change what
+is measured (--set overrides, --max-steps, --seeds). Each claim of a run is compared with that
+claim's latest earlier record in a comparable, complete run (its *baseline*).
+
+A check's value *moved* when the two 95% confidence intervals are disjoint (new lo > old hi, or new
+hi < old lo). This is stricter than "the new estimate lies outside the old interval": two overlapping
+intervals never count, so one noisy seed does not raise an alarm; a one-seed run (an unbounded
+interval) can never move. A deterministic check (a zero-width interval) moves when its value changes.
+
+A *regression* is a claim that held in its baseline and does not hold now (fails, inconclusive or
+error).
+"""
+from __future__ import annotations
+
+import json
+import math
+from dataclasses import dataclass, field
+
+import pandas as pd
+
+from harness.errors import HarnessError
+from harness.store import ResultStore
+
+COLUMNS = ("run_id", "started", "status", "tier", "options_key", "commit", "claim", "claim_version",
+           "config_hash", "claim_verdict", "metric", "label", "check_verdict", "value", "lo", "hi", "n",
+           "region_lo", "region_hi", "expectation", "reason")
+
+
+def options_key(run: dict) -> str:
+    """What makes two runs of one tier comparable: the options that change what is measured."""
+    opts = run.get("options", {})
+    return json.dumps({"tier": run.get("tier"), "overrides": opts.get("overrides") or {},
+                       "max_steps": opts.get("max_steps"), "seeds": opts.get("seeds")}, sort_keys=True)
+
+
+def _num(x) -> float:
+    if isinstance(x, bool) or x is None:
+        return math.nan
+    try:
+        return float(x)  # JSON keeps inf/nan as strings: float("inf") reads them back
+    except (TypeError, ValueError):
+        return math.nan
+
+
+def run_rows(run: dict) -> list[dict]:
+    """One row per (claim, check) of a run summary, in the columns of COLUMNS."""
+    base = {"run_id": run["run_id"], "started": run.get("started") or "", "status": run.get("status", "?"),
+            "tier": run.get("tier", "?"), "options_key": options_key(run),
+            "commit": run.get("environment", {}).get("git", {}).get("commit", "unknown")}
+    rows = []
+    for c in run.get("claims", []):
+        claim = {"claim": c["id"], "claim_version": c.get("version"), "config_hash": c.get("config_hash", ""),
+                 "claim_verdict": c.get("verdict", "error")}
+        for k in c.get("checks", []):
+            est = k.get("estimate") or {}
+            region = k.get("region") or (None, None)
+            rows.append({**base, **claim, "metric": k.get("metric", "?"), "label": k.get("label", ""),
+                         "check_verdict": k.get("verdict", "error"), "value": _num(est.get("value")),
+                         "lo": _num(est.get("lo")), "hi": _num(est.get("hi")), "n": est.get("n", 0),
+                         "region_lo": _num(region[0]), "region_hi": _num(region[1]),
+                         "expectation": k.get("expectation", ""), "reason": k.get("reason", "")})
+    return rows
+
+
+def load_history(store: ResultStore, claim: str | None = None, tier: str | None = None) -> pd.DataFrame:
+    """Every recorded (run, claim, check), oldest run first.
+
+    Args:
+        store: the results store.
+        claim, tier: keep only this claim id / tier (None: all).
+    Returns:
+        A DataFrame with the columns of COLUMNS (empty, with those columns, when nothing matches).
+    """
+    rows = []
+    for run_id in store.run_ids():
+        try:
+            rows += run_rows(store.load_run(run_id))
+        except (HarnessError, ValueError, KeyError) as e:  # a damaged summary must not hide the rest
+            rows.append({"run_id": run_id, "status": f"unreadable: {e}"})
+    df = pd.DataFrame(rows, columns=list(COLUMNS))
+    if claim is not None:
+        df = df[df["claim"] == claim]
+    if tier is not None:
+        df = df[df["tier"] == tier]
+    return df.reset_index(drop=True)
+
+
+# --- diffs -----------------------------------------------------------------------------------------
+
+def intervals_disjoint(old: dict, new: dict) -> bool:
+    """The 'moved' rule: the two confidence intervals share no point (see the module docstring)."""
+    olo, ohi, nlo, nhi = (_num(old.get("lo")), _num(old.get("hi")), _num(new.get("lo")), _num(new.get("hi")))
+    if any(math.isnan(v) for v in (olo, ohi, nlo, nhi)):
+        return False
+    return nlo > ohi or nhi < olo
+
+
+@dataclass
+class ClaimDiff:
+    """One claim of the new run against its baseline record."""
+
+    claim: str
+    baseline_run: str | None  # None: no comparable earlier record
+    old_verdict: str | None
+    new_verdict: str
+    moved: list[str] = field(default_factory=list)  # "metric: 2.01 [1.98, 2.04] → 2.31 [2.2, 2.4]"
+    changed: list[str] = field(default_factory=list)  # claim version / config changed in between
+
+    @property
+    def verdict_changed(self) -> bool:
+        return self.old_verdict is not None and self.old_verdict != self.new_verdict
+
+    @property
+    def regressed(self) -> bool:
+        return self.old_verdict == "holds" and self.new_verdict != "holds"
+
+
+@dataclass
+class RunDiff:
+    """A run against its baselines: what changed verdict, what moved, what is new."""
+
+    run_id: str
+    tier: str
+    claims: list[ClaimDiff]
+
+    @property
+    def changes(self) -> list[ClaimDiff]:
+        return [c for c in self.claims if c.verdict_changed or c.moved]
+
+    @property
+    def new_claims(self) -> list[str]:
+        return [c.claim for c in self.claims if c.baseline_run is None]
+
+    @property
+    def regressions(self) -> list[ClaimDiff]:
+        return [c for c in self.claims if c.regressed]
+
+    @property
+    def empty(self) -> bool:
+        return not self.changes
+
+
+def _fmt(est: dict | None) -> str:
+    if not est:
+        return "n/a"
+    v, lo, hi = _num(est.get("value")), _num(est.get("lo")), _num(est.get("hi"))
+    return f"{v:.4g}" if not (math.isfinite(lo) and math.isfinite(hi)) else f"{v:.4g} [{lo:.4g}, {hi:.4g}]"
+
+
+def diff_claim(old: dict | None, new: dict, baseline_run: str | None) -> ClaimDiff:
+    """One claim entry of a run summary against the same claim's entry in an earlier run."""
+    out = ClaimDiff(new["id"], baseline_run, old.get("verdict") if old else None, new.get("verdict", "error"))
+    if old is None:
+        return out
+    if old.get("version") != new.get("version"):
+        out.changed.append(f"claim version {old.get('version')} → {new.get('version')}")
+    if old.get("config_hash") != new.get("config_hash"):
+        out.changed.append("config changed")
+    old_checks = {k.get("metric"): k for k in old.get("checks", [])}
+    for k in new.get("checks", []):
+        prev = old_checks.get(k.get("metric"))
+        if prev and prev.get("estimate") and k.get("estimate") \
+                and intervals_disjoint(prev["estimate"], k["estimate"]):
+            out.moved.append(f"{k['metric']}: {_fmt(prev['estimate'])} → {_fmt(k['estimate'])}")
+    return out
+
+
+def compare_runs(old: dict, new: dict) -> RunDiff:
+    """Run B against run A, claim by claim (claims only in A are ignored; only in B are 'new')."""
+    olds = {c["id"]: c for c in old.get("claims", [])}
+    return RunDiff(new["run_id"], new.get("tier", "?"),
+                   [diff_claim(olds.get(c["id"]), c, old["run_id"] if c["id"] in olds else None)
+                    for c in new.get("claims", [])])
+
+
+def baselines(store: ResultStore, run: dict) -> dict[str, tuple[str, dict]]:
+    """claim id -> (run id, claim entry) of its latest earlier record in a comparable complete run."""
+    key, found = options_key(run), {}
+    wanted = {c["id"] for c in run.get("claims", [])}
+    ids = store.run_ids()
+    earlier = ids[:ids.index(run["run_id"])] if run["run_id"] in ids else [i for i in ids if i < run["run_id"]]
+    for run_id in reversed(earlier):
+        if not wanted - set(found):
+            break
+        try:
+            old = store.load_run(run_id)
+        except (HarnessError, ValueError):
+            continue
+        if old.get("status") != "complete" or options_key(old) != key:
+            continue
+        for c in old.get("claims", []):
+            if c["id"] in wanted and c["id"] not in found:
+                found[c["id"]] = (run_id, c)
+    return found
+
+
+def diff_against_history(store: ResultStore, run: dict) -> RunDiff:
+    """A run against each claim's baseline (see the module docstring)."""
+    base = baselines(store, run)
+    return RunDiff(run["run_id"], run.get("tier", "?"),
+                   [diff_claim(base[c["id"]][1] if c["id"] in base else None, c,
+                               base[c["id"]][0] if c["id"] in base else None)
+                    for c in run.get("claims", [])])
+
+
+def regression_reasons(diff: RunDiff) -> list[str]:
+    """One short reason per regressed claim, e.g. 'x held in run A (cpu tier), now fails'."""
+    return [f"{c.claim} held in run {c.baseline_run} ({diff.tier} tier), now {c.new_verdict}"
+            + (f" ({'; '.join(c.changed)})" if c.changed else "") for c in diff.regressions]
+
+
+def format_diff(diff: RunDiff, against: str = "") -> str:
+    """The diff as terminal text; 'no changes' when nothing changed verdict or moved."""
+    where = against or "each claim's previous comparable run"
+    head = f"run {diff.run_id} ({diff.tier} tier) against {where}"
+    lines = [head]
+    for c in diff.claims:
+        if c.baseline_run is None:
+            lines.append(f"  NEW        {c.claim}: {c.new_verdict} (no earlier comparable record)")
+            continue
+        if not (c.verdict_changed or c.moved):
+            continue
+        tag = "REGRESSED" if c.regressed else "CHANGED" if c.verdict_changed else "MOVED"
+        lines.append(f"  {tag:10s} {c.claim}: {c.old_verdict} → {c.new_verdict} (baseline {c.baseline_run})"
+                     + (f" [{'; '.join(c.changed)}]" if c.changed else ""))
+        lines += [f"{'':13s}moved: {m}" for m in c.moved]
+    if diff.empty:
+        lines.append("  no changes: every verdict is the same and no value moved beyond its confidence interval")
+    return "\n".join(lines)
+
+
+def format_history(df: pd.DataFrame) -> str:
+    """The history table for the terminal: one line per (run, claim, check)."""
+    if df.empty:
+        return "no recorded runs match"
+    out = []
+    for (run_id, claim), g in df.groupby(["run_id", "claim"], sort=True):
+        first = g.iloc[0]
+        out.append(f"{run_id}  {first['tier']:5s} {first['claim_verdict'].upper():13s} {claim}")
+        for _, r in g.iterrows():
+            est = {"value": r["value"], "lo": r["lo"], "hi": r["hi"]}
+            shown = _fmt(est) if math.isfinite(r["value"]) else f"n/a ({r['reason']})"
+            out.append(f"{'':22s}{r['metric']}: {shown} · accepted {r['expectation']} → {r['check_verdict']}")
+    return "\n".join(out)

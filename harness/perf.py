@@ -1,0 +1,177 @@
+"""Benchmark ratios from pytest-benchmark's saved runs (.benchmarks/<machine>/NNNN_*.json).
+
+Absolute times depend on the machine; ratios of two timings taken in one session on one machine do
+much less, so the report and the regression gate read ratios (HVP / gradient, AdmIRE / AdamW).
+
+A ratio is the ratio of the two medians. Its noise comes from each benchmark's interquartile range
+(a robust spread: sd ~ IQR / 1.349, standard error of a median ~ 1.253 sd / sqrt(rounds)), combined
+on the log scale into a 95% interval. A ratio got *worse* when
+- the new interval lies entirely above the previous one (the same disjoint-interval rule as claim
+  values in harness.history),
+- it rose by more than MIN_RISE (5%, pytest-benchmark's customary --benchmark-compare-fail threshold):
+  runs on different days drift by a few percent for reasons the within-run spread cannot see, and
+- the ratio of the two minimum times (the floor, least touched by other load) rose by MIN_RISE too:
+  on a busy shared machine a burst of other work can shift one benchmark's median between runs, but
+  it rarely lifts the floor, while slower code lifts both.
+A ratio whose benchmarks ran fewer than MIN_ROUNDS rounds is shown but never gated: an IQR of three
+timings says little about the spread.
+"""
+from __future__ import annotations
+
+import json
+import logging
+import math
+from dataclasses import dataclass
+from pathlib import Path
+
+log = logging.getLogger(__name__)
+Z95 = 1.959964
+MIN_RISE = 0.05
+MIN_ROUNDS = 5
+
+
+@dataclass(frozen=True)
+class RatioSpec:
+    """numerator / denominator, each a benchmark named 'file.py::test_name[params]'."""
+
+    name: str
+    numerator: str
+    denominator: str
+    note: str = ""
+
+
+RATIOS = (
+    RatioSpec("HVP / gradient", "bench_curvature.py::test_bench_hvp", "bench_curvature.py::test_bench_gradient",
+              "one Hessian-vector product in gradients (forward-over-reverse; ~1.4-1.6 is the practical floor)"),
+    RatioSpec("λ_max cold / gradient", "bench_curvature.py::test_bench_lambda_max[cold-None]",
+              "bench_curvature.py::test_bench_gradient", "Lanczos from a random start, tol 1e-3"),
+    RatioSpec("λ_max warm / gradient", "bench_curvature.py::test_bench_lambda_max[warm-None]",
+              "bench_curvature.py::test_bench_gradient", "Lanczos warm-started from the last eigenvector"),
+    RatioSpec("sharpness measurement / gradient", "bench_sharpness.py::test_bench_sharpness_measurement",
+              "bench_sharpness.py::test_bench_sharpness_gradient",
+              "λ_max, spherical sharpness and a Hutchinson trace on one scale-invariant net"),
+    RatioSpec("AdmIRE step / AdamW step", "bench_optim.py::test_bench_admire_step",
+              "bench_optim.py::test_bench_adamw_step", "IRE over AdamW on an MLP, K = 10, mask refresh amortised"),
+    RatioSpec("AdmIRE / AdamW, tiny Llama", "bench_ire_step.py::test_bench_llm_step_block[ire]",
+              "bench_ire_step.py::test_bench_llm_step_block[adamw]",
+              "blocks of K = 10 steps on the ire-overhead claim's model (paper: ≈1.12 on one A800)"),
+)
+
+
+@dataclass(frozen=True)
+class Ratio:
+    name: str
+    value: float
+    lo: float
+    hi: float
+    note: str = ""
+    floor: float = math.nan  # ratio of the two minimum times
+    rounds: int = 0  # the fewer rounds of the two benchmarks
+
+    def describe(self) -> str:
+        floor = f" (floor {self.floor:.3g})" if math.isfinite(self.floor) else ""
+        return f"{self.value:.3g} [{self.lo:.3g}, {self.hi:.3g}]{floor}"
+
+
+@dataclass
+class BenchRun:
+    """One saved pytest-benchmark run."""
+
+    path: Path
+    machine: str  # the storage sub-folder, e.g. Linux-CPython-3.11-64bit
+    datetime: str
+    commit: str
+    cpu: str
+    stats: dict[str, dict]  # 'file.py::name' -> pytest-benchmark stats
+
+    @property
+    def label(self) -> str:
+        return f"{self.path.stem.split('_')[0]} · {self.datetime[:19]} · {self.commit[:10]}"
+
+
+def _bench_key(bench: dict) -> str:
+    file = str(bench.get("fullname", "")).split("::")[0].rsplit("/", 1)[-1]
+    return f"{file}::{bench.get('name', '?')}"
+
+
+def load_bench_runs(root: str | Path = ".benchmarks") -> list[BenchRun]:
+    """Every readable saved run under root, oldest first (unreadable files are logged and skipped)."""
+    runs = []
+    for path in sorted(Path(root).glob("*/*.json")):
+        try:
+            data = json.loads(path.read_text())
+            stats = {_bench_key(b): b["stats"] for b in data.get("benchmarks", [])}
+        except (OSError, ValueError, KeyError, TypeError) as e:
+            log.warning("benchmarks: skipping unreadable %s: %s", path, e)
+            continue
+        commit = data.get("commit_info", {})
+        runs.append(BenchRun(path, path.parent.name, str(data.get("datetime", "")),
+                             str(commit.get("id") or "unknown") + ("+dirty" if commit.get("dirty") else ""),
+                             str(data.get("machine_info", {}).get("cpu", {}).get("brand_raw", "?")), stats))
+    return sorted(runs, key=lambda r: (r.datetime, r.path.name))
+
+
+def _median_and_log_se(stats: dict) -> tuple[float, float]:
+    median, n = float(stats["median"]), max(1, int(stats.get("rounds", 1)))
+    sd = float(stats.get("iqr", 0.0)) / 1.349
+    return median, (1.253 * sd / math.sqrt(n)) / median if median > 0 else math.inf
+
+
+def ratio(run: BenchRun, spec: RatioSpec) -> Ratio | None:
+    """The ratio of one saved run, or None when it lacks one of the two benchmarks."""
+    a, b = run.stats.get(spec.numerator), run.stats.get(spec.denominator)
+    if a is None or b is None:
+        return None
+    (ma, sa), (mb, sb) = _median_and_log_se(a), _median_and_log_se(b)
+    if not (ma > 0 and mb > 0):
+        return None
+    r, half = ma / mb, Z95 * math.sqrt(sa**2 + sb**2)
+    floor = float(a.get("min", math.nan)) / float(b.get("min", math.nan) or math.nan)
+    rounds = min(int(a.get("rounds", 0)), int(b.get("rounds", 0)))
+    return Ratio(spec.name, r, r * math.exp(-half), r * math.exp(half), spec.note, floor, rounds)
+
+
+def ratios(run: BenchRun) -> list[Ratio]:
+    return [r for spec in RATIOS if (r := ratio(run, spec)) is not None]
+
+
+def latest_pair(runs: list[BenchRun]) -> tuple[BenchRun | None, BenchRun | None]:
+    """The newest run and the newest earlier run on the same machine folder (None where missing)."""
+    if not runs:
+        return None, None
+    new = runs[-1]
+    same = [r for r in runs[:-1] if r.machine == new.machine]
+    return new, (same[-1] if same else None)
+
+
+def worse(old: Ratio, new: Ratio) -> bool:
+    """The three conditions of the module docstring (every ratio is a cost: lower is better)."""
+    floor_rose = not (new.floor <= old.floor * (1 + MIN_RISE))  # unknown floors (NaN) do not veto
+    return new.lo > old.hi and new.value > old.value * (1 + MIN_RISE) and floor_rose
+
+
+def perf_regressions(root: str | Path = ".benchmarks") -> list[str]:
+    """One reason per ratio that got worse beyond its noise between the last two saved runs."""
+    new, old = latest_pair(load_bench_runs(root))
+    if new is None or old is None:
+        return []
+    before = {r.name: r for r in ratios(old)}
+    return [f"benchmark ratio {r.name} rose from {before[r.name].describe()} to {r.describe()}"
+            for r in ratios(new) if r.name in before and r.rounds >= MIN_ROUNDS
+            and before[r.name].rounds >= MIN_ROUNDS and worse(before[r.name], r)]
+
+
+def format_ratios(root: str | Path = ".benchmarks") -> str:
+    """The ratios of the newest saved run beside the previous run's, for the terminal."""
+    new, old = latest_pair(load_bench_runs(root))
+    if new is None:
+        return f"no saved benchmark runs under {root}: run `nox -s bench`"
+    before = {r.name: r for r in ratios(old)} if old else {}
+    lines = [f"benchmark ratios, run {new.label} ({new.machine}, {new.cpu})"
+             + (f" vs {old.label}" if old else "")]
+    for r in ratios(new):
+        prev = before.get(r.name)
+        gated = prev is not None and min(prev.rounds, r.rounds) >= MIN_ROUNDS
+        tag = "" if prev is None or not worse(prev, r) else "  WORSE" if gated else "  higher (not gated: few rounds)"
+        lines.append(f"  {r.name:34s} {r.describe():38s}" + (f" was {prev.describe()}{tag}" if prev else ""))
+    return "\n".join(lines)

@@ -1,0 +1,78 @@
+"""The history page of a report (history.html beside index.html): the run against each claim's
+previous comparable run, a verdict timeline, and each check's value over runs with its 95% CI.
+
+Only runs comparable to the report's run (same tier and measurement options, see harness.history)
+and not newer than it are shown, so an old report re-renders the same.
+"""
+from __future__ import annotations
+
+import math
+
+import pandas as pd
+from markupsafe import Markup
+
+from harness.history import diff_against_history, load_history, options_key
+from harness.report.figures import ACCEPTED_COLOR, _visible_region
+from harness.report.svg import HBand, Series, line_plot
+from harness.store import ResultStore
+
+MAX_TIMELINE_RUNS = 30
+
+
+def history_view(store: ResultStore, run: dict) -> dict:
+    """Display data for history.html: the diff, the timeline and one plot per (claim, check)."""
+    df = load_history(store, tier=run.get("tier"))
+    df = df[(df["options_key"] == options_key(run)) & (df["run_id"] <= run["run_id"])]
+    df = df[(df["status"] == "complete") | (df["run_id"] == run["run_id"])]
+    runs = list(dict.fromkeys(df["run_id"]))[-MAX_TIMELINE_RUNS:]
+    df = df[df["run_id"].isin(runs)]
+    number = {r: i + 1 for i, r in enumerate(runs)}
+    return {"tier": run.get("tier", "?"), "options": describe_options(run),
+            "runs": [{"n": number[r], "id": r, "current": r == run["run_id"]} for r in runs],
+            "diff": diff_view(store, run), "timeline": timeline(df, runs),
+            "plots": [Markup(svg) for svg in metric_plots(df, number)]}
+
+
+def describe_options(run: dict) -> str:
+    opts = run.get("options", {})
+    overrides = ", ".join(f"{k}={v}" for k, v in (opts.get("overrides") or {}).items()) or "none"
+    seeds = opts.get("seeds") or "the tier's own"
+    steps = opts.get("max_steps") or "none"
+    return f"overrides: {overrides} · seeds: {seeds} · step cap: {steps}"
+
+
+def diff_view(store: ResultStore, run: dict) -> dict:
+    diff = diff_against_history(store, run)
+    rows = [{"claim": c.claim, "baseline": c.baseline_run, "old": c.old_verdict, "new": c.new_verdict,
+             "kind": "regressed" if c.regressed else "verdict changed" if c.verdict_changed else "moved",
+             "moved": c.moved, "changed": c.changed} for c in diff.changes]
+    compared = [c.claim for c in diff.claims if c.baseline_run is not None]
+    return {"rows": rows, "empty": diff.empty, "compared": compared, "new": diff.new_claims,
+            "baselines": sorted({c.baseline_run for c in diff.claims if c.baseline_run})}
+
+
+def timeline(df: pd.DataFrame, runs: list[str]) -> list[dict]:
+    """One row per claim: its verdict in each run ('' where the run did not include it)."""
+    verdicts = df.drop_duplicates(["run_id", "claim"]).set_index(["claim", "run_id"])["claim_verdict"]
+    return [{"claim": claim, "cells": [verdicts.get((claim, r), "") for r in runs]}
+            for claim in sorted(df["claim"].dropna().unique())]
+
+
+def metric_plots(df: pd.DataFrame, number: dict[str, int]) -> list[str]:
+    """Per (claim, check): value by run number with its 95% CI as an error bar and the accepted region."""
+    out = []
+    for (claim, metric), g in df.groupby(["claim", "metric"], sort=True):
+        x = [number[r] for r in g["run_id"]]
+        y = [v if math.isfinite(v) else math.nan for v in g["value"]]
+        lo, hi = g["lo"].to_numpy(), g["hi"].to_numpy()
+        err = [max(v - a, b - v) if math.isfinite(a) and math.isfinite(b) else math.nan
+               for v, a, b in zip(y, lo, hi)]
+        series = [Series("value ± 95% CI", x, y, style="line+markers", color="#000000", y_err=err)]
+        last = g.iloc[-1]
+        shown = [v for v in list(y) + [a for a in lo if math.isfinite(a)] + [b for b in hi if math.isfinite(b)]
+                 if math.isfinite(v)]
+        band = _visible_region(shown, [last["region_lo"], last["region_hi"]])
+        bands = [HBand(*band, f"accepted {last['expectation']}", color=ACCEPTED_COLOR)] if band else []
+        out.append(line_plot(series, title=f"{claim} · {metric}", xlabel="run (see the timeline)",
+                             ylabel=metric if len(metric) <= 40 else "value", bands=bands, width=560, height=280))
+    return out
