@@ -1,0 +1,123 @@
+"""The data-parallel entry point: two gloo processes under torchrun, resume, and the runner reading it back."""
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from harness.data.text import stdlib_corpus
+from harness.errors import ConfigError
+from harness.experiments.llm import speedup_arms
+from harness.registry import apply_overrides, load_claims
+from harness.runner import RunOptions, run_claims
+from harness.store import ResultStore
+
+ROOT = Path(__file__).resolve().parents[1]
+CLAIM = load_claims()["ire-llm-speedup"]
+pytestmark = pytest.mark.skipif(sys.platform == "win32", reason="torchrun with gloo on Linux/macOS")
+
+
+def tiny(cache) -> dict:
+    """The paper tier shrunk to a CPU toy (model, data, sizes); everything else is the paper tier's."""
+    return {"model": "tiny-1m", "data": "stdlib", "tokenizer": "bytes", "max_bytes": "300000",
+            "seq_len": "16", "batch_size": "4", "steps": "6", "warmup_steps": "1", "eval_every": "2",
+            "val_windows": "4", "eval_batch": "4", "cache_dir": str(cache)}
+
+
+def launch(results, overrides: dict, *extra: str) -> subprocess.Popen:
+    cmd = [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node=2",
+           "-m", "harness.experiments.ddp", "--claim", "ire-llm-speedup", "--tier", "paper", "--seed", "0",
+           "--device", "cpu", "--results", str(results), *extra]
+    cmd += [arg for k, v in overrides.items() for arg in ("--set", f"{k}={v}")]
+    env = {**os.environ, "OMP_NUM_THREADS": "1", "PYTHONPATH": str(ROOT)}
+    return subprocess.Popen(cmd, cwd=ROOT, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+
+
+def finish(*procs: subprocess.Popen) -> str:
+    """Wait for the launches; returns their output (asserting each exited 0)."""
+    outs = []
+    for proc in procs:
+        out, _ = proc.communicate(timeout=300)
+        assert proc.returncode == 0, out[-4000:]
+        outs.append(out)
+    return "\n".join(outs)
+
+
+def arm_record(results, overrides: dict, arm: str) -> dict | None:
+    """The stored record of one arm, found by content (the key needs the code hash; content is enough)."""
+    config = speedup_arms(apply_overrides(CLAIM.tier("paper").config, overrides))[arm]
+    from harness import provenance
+
+    for path in (Path(results) / "cache").glob("*.json"):
+        record = json.loads(path.read_text())
+        if record["experiment"] == "llm_pretrain_arm" and record["config"] == provenance.config_dict(config):
+            return record
+    return None
+
+
+@pytest.fixture(scope="module")
+def paper_arm(tmp_path_factory):
+    """The paper tier's admire arm for 2 steps, launched once in the background (it runs beside the
+    other test's launches)."""
+    tmp = tmp_path_factory.mktemp("paper")
+    root = tmp / "wikitext-103-raw"
+    root.mkdir()
+    article = " = Valkyria Chronicles = \n\n Senjō no Valkyria is a tactical role @-@ playing game . \n"
+    (root / "wiki.train.raw").write_text(article * 200, encoding="utf-8")
+    (root / "wiki.valid.raw").write_text(article.upper() * 20, encoding="utf-8")
+    # The paper tier's model (wikitext-60m, seq 150), schedule and launch; bytes instead of GPT-2 BPE
+    # (no tiktoken here) and 2 sequences per step instead of 240.
+    overrides = {"data_root": str(root), "tokenizer": "bytes", "batch_size": "2", "val_windows": "2",
+                 "cache_dir": str(tmp / "tokens")}
+    proc = launch(tmp / "results", overrides, "--arm", "admire_k3", "--max-steps", "2")
+    yield lambda: (finish(proc), arm_record(tmp / "results", overrides, "admire_k3"))[1]
+    if proc.poll() is None:
+        proc.kill()
+
+
+def test_ddp_seed_is_stored_for_the_runner_and_resume_matches_uninterrupted(tmp_path, paper_arm):
+    cache = tmp_path / "tokens"
+    stdlib_corpus(cache, max_bytes=300_000)  # built once here, not by two launches at once
+    overrides = tiny(cache)
+    full, parts = tmp_path / "full", tmp_path / "parts"
+    # one uninterrupted seed (every arm) beside one arm stopped at step 3 (a checkpoint between evaluations)
+    uninterrupted_run = launch(full, overrides, "--checkpoint-every", "3")
+    finish(launch(parts, overrides, "--arm", "admire_k3", "--checkpoint-every", "3", "--until-step", "3"))
+    assert arm_record(parts, overrides, "admire_k3") is None
+    assert len(list((parts / "checkpoints").glob("*.pt"))) == 1
+    out = finish(launch(parts, overrides, "--arm", "admire_k3", "--checkpoint-every", "3"), uninterrupted_run)
+    assert "at step 3" in out and "resumed" in out, "no resume: did harness/ change between launches?"
+    assert not list((parts / "checkpoints").glob("*.pt"))  # removed once the arm is stored
+
+    uninterrupted, resumed = arm_record(full, overrides, "admire_k3"), arm_record(parts, overrides, "admire_k3")
+    assert uninterrupted["world_size"] == resumed["world_size"] == 2
+    a, b = uninterrupted["measurement"], resumed["measurement"]
+    for column in ("step", "val_loss", "train_loss", "grad_evals", "tokens"):
+        assert a["curves"]["val"][column] == b["curves"]["val"][column], column
+    assert a["scalars"]["param_sq_norm"] == b["scalars"]["param_sq_norm"]
+    assert a["scalars"]["grad_evals"] == 6 + 1 and a["scalars"]["steps"] == 6  # one Fisher refresh (K = 10)
+    assert any("resumed" in note for note in b["notes"]) and not a["notes"]
+
+    # the runner finds the seed, and (seed record removed) composes it from the stored arms alone:
+    # in process, a paper-tier arm that is not stored raises, so this also checks the arm keys match
+    options = RunOptions(tier="paper", seeds=1, device="cpu", overrides=overrides)
+    entry = run_claims([CLAIM], options, ResultStore(full))["claims"][0]
+    assert entry["seeds"][0]["cached"] and entry["verdict"] != "error"
+    Path(ResultStore(full).seed_path(entry["seeds"][0]["key"])).unlink()
+    again = run_claims([CLAIM], options, ResultStore(full))["claims"][0]
+    assert not again["seeds"][0]["cached"] and again["verdict"] != "error"
+    assert again["checks"][0]["estimate"] == entry["checks"][0]["estimate"]
+    with pytest.raises(ConfigError, match="torchrun"):  # a different seed has nothing stored
+        run_claims([CLAIM], RunOptions(tier="paper", seeds=2, device="cpu", overrides=overrides),
+                   ResultStore(full))
+
+
+def test_ddp_paper_tier_arm_runs_two_steps(paper_arm):
+    record = paper_arm()
+    m = record["measurement"]
+    assert record["world_size"] == 2 and record["max_steps"] == 2 and record["error"] is None
+    assert m["scale"]["model"] == "wikitext-60m" and m["scale"]["seq_len"] == 150 and m["scale"]["horizon"] == 50_000
+    assert m["scalars"]["steps"] == 2 and m["scalars"]["diverged"] == 0
+    assert all(isinstance(v, float) for v in m["curves"]["val"]["val_loss"])
