@@ -80,11 +80,11 @@ def run_claims(claims: Sequence[Claim], options: RunOptions, store: ResultStore,
     store.save_run(run_id, summary)
     log.info("run %s: %d claim(s) at tier %s on %s", run_id, len(plans), options.tier, device)
     try:
-        if options.jobs > 1:
-            _precompute_in_parallel(plans, options, device, store)
+        # Keys computed during this run: a seed shows as "reused" only if it was stored before.
+        fresh = _precompute_in_parallel(plans, options, device, store) if options.jobs > 1 else set()
         for i, (claim, tier, config) in enumerate(plans, 1):
             log.info("[%d/%d] %s (%s tier)", i, len(plans), claim.id, options.tier)
-            entry = run_one_claim(claim, tier, config, options, device, store, progress)
+            entry = run_one_claim(claim, tier, config, options, device, store, progress, fresh)
             summary["claims"].append(entry)
             store.save_run(run_id, summary)
             log.info("[%d/%d] %s: %s", i, len(plans), claim.id, entry["verdict"])
@@ -98,7 +98,7 @@ def run_claims(claims: Sequence[Claim], options: RunOptions, store: ResultStore,
     return summary
 
 
-def _precompute_in_parallel(plans, options: RunOptions, device, store: ResultStore) -> None:
+def _precompute_in_parallel(plans, options: RunOptions, device, store: ResultStore) -> set[str]:
     """Run every missing (experiment, config, seed) in a pool of processes; the claims then read them.
 
     Each worker process has a fair share of the CPU threads. Workers re-import the claims package
@@ -117,7 +117,7 @@ def _precompute_in_parallel(plans, options: RunOptions, device, store: ResultSto
             seen.add(key)
             tasks.append((claim.id, config, seed))
     if not tasks:
-        return
+        return seen
     threads = max(1, (os.cpu_count() or 1) // options.jobs)
     log.info("running %d seed(s) in %d processes (%d thread(s) each)", len(tasks), options.jobs, threads)
     with ProcessPoolExecutor(options.jobs, mp_context=get_context("spawn"),
@@ -128,6 +128,7 @@ def _precompute_in_parallel(plans, options: RunOptions, device, store: ResultSto
             cid, seed = futures[fut]
             fut.result()  # re-raises bad-input errors from the worker
             log.info("  [%d/%d] %s seed %d done", done, len(tasks), cid, seed)
+    return seen
 
 
 def _worker_init(threads: int, code_hash: str) -> None:
@@ -152,12 +153,15 @@ def _seed_key(exp, config, seed, options, device, store) -> str:
 
 
 def run_one_claim(claim: Claim, tier, config, options: RunOptions, device: torch.device,
-                  store: ResultStore, progress=None) -> dict:
+                  store: ResultStore, progress=None, fresh: set[str] | None = None) -> dict:
     n_seeds = options.seeds or tier.seeds
     exp = claim.experiment
     seeds, measurements = [], []
     for seed in range(n_seeds):
         record, key, cached = _cached_seed(exp, config, seed, options, device, store, claim.id, progress)
+        if fresh is not None:
+            cached = cached and key not in fresh
+            fresh.add(key)
         seeds.append({"seed": seed, "key": key, "cached": cached, "wall_time_s": record["wall_time_s"],
                       "error": record["error"], "notes": (record.get("measurement") or {}).get("notes", [])})
         measurements.append(None if record["error"] else Measurement.from_dict(record["measurement"]))

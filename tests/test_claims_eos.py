@@ -42,11 +42,13 @@ def test_eos_claims_smoke_tier_runs_end_to_end(smoke_summary):
 
 
 def test_eos_claims_share_the_bn_wd_run(smoke_summary):
-    summary, _ = smoke_summary
+    summary, store = smoke_summary
     by_id = {c["id"]: c for c in summary["claims"]}
     eos_keys = [s["key"] for s in by_id["eos-scale-invariant"]["seeds"]]
     red = by_id["sharpness-reduction"]["seeds"]
-    assert [s["key"] for s in red] == eos_keys and all(s["cached"] for s in red)
+    assert [s["key"] for s in red] == eos_keys  # one stored record serves both claims
+    # 5 records for 1 seed: plain GD, BN+WD (shared by three claims), BN wd=0, no-BN, the arms summary
+    assert len(list((store.root / "cache").glob("*.json"))) == 5
 
 
 def test_eos_trajectory_records_consistent_sharpness(smoke_summary):
@@ -111,5 +113,5 @@ def test_parallel_seeds_give_the_same_numbers_as_serial(tmp_path):
     a, b = serial["claims"][0], parallel["claims"][0]
     assert [s["key"] for s in a["seeds"]] == [s["key"] for s in b["seeds"]]
     assert not any(s["cached"] for s in a["seeds"])
-    assert all(s["cached"] for s in b["seeds"])  # computed by the workers, read by the parent
+    assert not any(s["cached"] for s in b["seeds"])  # computed by this run's workers, not reused
     assert a["checks"][0]["estimate"]["per_seed"] == b["checks"][0]["estimate"]["per_seed"]
