@@ -3,6 +3,7 @@ import pickle
 
 import numpy as np
 import pytest
+import torch
 
 
 def write_fake_cifar10(folder, n_per_batch: int = 20, seed: int = 0):
@@ -23,3 +24,12 @@ def write_fake_cifar10(folder, n_per_batch: int = 20, seed: int = 0):
 def fake_cifar10(tmp_path_factory):
     """Path of a fake cifar-10-batches-py folder (100 train, 20 test images)."""
     return write_fake_cifar10(tmp_path_factory.mktemp("cifar") / "cifar-10-batches-py")
+
+
+@pytest.fixture(scope="session", autouse=True)
+def one_thread():
+    """Tiny problems gain nothing from intra-op threads and slow down badly on a shared 2-core machine."""
+    before = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(before)

@@ -1,6 +1,5 @@
 """Helpers shared by the tests/test_curvature_*.py modules (a plain module: they import what they use).
 
-A test module turns on the one-thread fixture by importing it: `from curvature_helpers import one_thread`.
 """
 
 import pytest
@@ -11,15 +10,6 @@ from torch import nn
 ignore_jit_script_warning = pytest.mark.filterwarnings(
     "ignore:`torch.jit.script` is deprecated:DeprecationWarning"
 )
-
-
-@pytest.fixture(autouse=True, scope="module")
-def one_thread():
-    # Tiny problems: intra-op threads only add contention on a shared 2-core machine.
-    n = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(n)
 
 
 def make_bn_mlp(seed: int = 0, dropout: float = 0.0) -> nn.Module:

@@ -5,7 +5,6 @@ import math
 import numpy as np
 import pandas as pd
 import pytest
-import torch
 
 from harness.experiments.eos import GDConfig, trajectory_metrics
 from harness.registry import get_claim, load_claims
@@ -14,14 +13,6 @@ from harness.store import ResultStore
 
 EOS_CLAIMS = ("gd-edge-of-stability", "eos-scale-invariant", "sharpness-reduction",
               "normalization-reduces-sharpness")
-
-
-@pytest.fixture(scope="module", autouse=True)
-def one_thread():
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
 
 
 @pytest.fixture(scope="module")

@@ -19,14 +19,6 @@ from harness.runner import RunOptions, run_claims
 from harness.store import ResultStore
 
 
-@pytest.fixture(scope="module", autouse=True)
-def one_thread():
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
-
-
 def _finite_everywhere(entry):
     for check in entry["checks"]:
         assert check["verdict"] != "error", check

@@ -4,7 +4,6 @@ import math
 import numpy as np
 import pandas as pd
 import pytest
-import torch
 
 from harness.experiments.toy import (
     ToyConfig,
@@ -16,14 +15,6 @@ from harness.experiments.toy import (
 from harness.registry import get_claim, load_claims
 from harness.runner import RunOptions, run_claims
 from harness.store import ResultStore
-
-
-@pytest.fixture(scope="module", autouse=True)
-def one_thread():
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
 
 
 def test_ire_toy_smoke_tier_runs_end_to_end(tmp_path):

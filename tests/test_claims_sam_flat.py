@@ -4,21 +4,12 @@ import math
 
 import numpy as np
 import pytest
-import torch
 
 from harness.experiments.sam_flat import SamFlatConfig, first_below_after_peak, toy_steps_to_flat
 from harness.experiments.toy import loglog_slope
 from harness.registry import get_claim, load_claims
 from harness.runner import RunOptions, run_claims
 from harness.store import ResultStore
-
-
-@pytest.fixture(scope="module", autouse=True)
-def one_thread():
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
 
 
 def test_sam_flat_smoke_tier_runs_end_to_end(tmp_path):

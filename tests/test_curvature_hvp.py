@@ -7,7 +7,6 @@ from curvature_helpers import (
     ignore_jit_script_warning,
     make_bn_mlp,
     make_data,
-    one_thread,  # noqa: F401 (autouse fixture)
 )
 from torch import nn
 from torch.nn import functional as F

@@ -4,7 +4,6 @@ import pytest
 import torch
 from curvature_helpers import (
     ignore_jit_script_warning,
-    one_thread,  # noqa: F401 (autouse fixture)
 )
 from torch import nn
 from torch.nn import functional as F
