@@ -183,3 +183,15 @@ def test_paper_tier_config_and_in_process_refusal(tmp_path):
             "batch_size": "2", "steps": "4", "warmup_steps": "1", "eval_every": "2", "val_windows": "2"}
     with pytest.raises(ConfigError, match="torchrun --standalone --nproc_per_node=8 -m harness.experiments.ddp"):
         run_claims([SPEEDUP], RunOptions(tier="paper", seeds=1, overrides=tiny), ResultStore(tmp_path))
+
+
+def test_overhead_gpu_tier_config_runs_capped_on_cpu(tmp_path):
+    """ire-overhead's gpu config (small-30m, seq 256) for the minimum of 2 timed blocks, batch 1."""
+    root = write_fake_wikitext(tmp_path / "wikitext-103-raw")
+    overrides = {"data_root": str(root), "tokenizer": "bytes", "batch_size": "1", "warmup_blocks": "0",
+                 "cache_dir": str(tmp_path / "cache")}
+    options = RunOptions(tier="gpu", seeds=1, max_steps=2, device="cpu", overrides=overrides)
+    entry = run_claims([OVERHEAD], options, ResultStore(tmp_path / "results"))["claims"][0]
+    _finite(entry)
+    assert entry["measured_scale"]["timed_blocks"] == 2
+    assert entry["config"]["model"] == "small-30m" and entry["config"]["seq_len"] == 256
