@@ -30,7 +30,7 @@ CLAIM = register(Claim(
               ("bn_no_wd.lr_lambda_max_tail_median", "lr*lambda_max without WD (no EoS expected)"),
               ("bn_wd.norm_equilibrium_ratio", "||w||^2 / (lr S_sph / 2), BN+WD (theory: 1)"),
               ("bn_wd.rms_angle_over_sqrt_2lr_wd", "RMS angular update / sqrt(2 lr wd) (theory: 1)"),
-              ("plain_wd.lambda_max_final", "no-BN lambda_max (pinned near 2/lr: not comparable)")),
+              ("plain_wd.lambda_max_final", "no-BN lambda_max, final (EoS would pin it near 2/lr = 20; raw sharpness is not comparable across BN and no-BN)")),
     plots=(
         Plot("arms", "step", ("sph_bn_wd", "sph_bn_no_wd"), "Spherical sharpness with and without WD",
              ylabel="S_sph", ylog=True),

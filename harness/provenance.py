@@ -34,7 +34,7 @@ def code_hash() -> str:
 # What can change a measurement. The CLI, report, history and notebooks only read results, so
 # editing them keeps every stored seed valid.
 MEASUREMENT_CODE = ("curvature", "data", "experiments", "models", "optim", "losses.py",
-                    "measurement.py", "runner.py", "train.py")
+                    "measurement.py", "train.py")
 
 
 @lru_cache(maxsize=1)
