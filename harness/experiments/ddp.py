@@ -246,4 +246,10 @@ def main(argv: list[str] | None = None) -> int:
 if __name__ == "__main__":
     from harness.experiments import ddp  # the imported module, whose StopTraining llm_train raises
 
-    sys.exit(ddp.main())
+    code = ddp.main()
+    # Results and checkpoints are written and the group is destroyed by now. Leave without running
+    # static destructors: gloo's teardown at interpreter exit intermittently aborts a rank
+    # ("terminate called without an active exception"), which would turn a finished run into a failure.
+    sys.stdout.flush()
+    sys.stderr.flush()
+    os._exit(code)
