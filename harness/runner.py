@@ -147,9 +147,7 @@ def _worker_run(claim_id: str, config, seed: int, options: RunOptions, device: s
 
 
 def _seed_key(exp, config, seed, options, device, store) -> str:
-    where = device.type if options.max_steps is None else f"{device.type}-cap{options.max_steps}"
-    return store.seed_key(exp.experiment_name, provenance.config_hash(config), seed,
-                          provenance.code_hash(), where)
+    return store.experiment_key(exp.experiment_name, config, seed, device.type, options.max_steps)
 
 
 def run_one_claim(claim: Claim, tier, config, options: RunOptions, device: torch.device,

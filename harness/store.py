@@ -48,6 +48,14 @@ class ResultStore:
         raw = f"{SCHEMA}|{experiment}|{config_hash}|{seed}|{code_hash}|{device}"
         return hashlib.sha256(raw.encode()).hexdigest()[:24]
 
+    def experiment_key(self, experiment: str, config, seed: int, device_type: str,
+                       max_steps: int | None) -> str:
+        """The key of one seed of an experiment: the one rule the runner and the DDP launcher share."""
+        from harness import provenance
+
+        where = device_type if max_steps is None else f"{device_type}-cap{max_steps}"
+        return self.seed_key(experiment, provenance.config_hash(config), seed, provenance.code_hash(), where)
+
     def seed_path(self, key: str) -> Path:
         return self.root / "cache" / f"{key}.json"
 

@@ -155,11 +155,9 @@ def run_seed(args: argparse.Namespace, comm: Comm, device: torch.device) -> int:
     if callable(getattr(config, "preflight", None)):
         config.preflight()  # on every rank, so a bad path stops them all
     store = ResultStore(args.results)
-    where = device.type if args.max_steps is None else f"{device.type}-cap{args.max_steps}"
 
     def key_of(exp, cfg) -> str:
-        return store.seed_key(exp.experiment_name, provenance.config_hash(cfg), args.seed,
-                              provenance.code_hash(), where)
+        return store.experiment_key(exp.experiment_name, cfg, args.seed, device.type, args.max_steps)
 
     def progress(step: int, total: int) -> None:
         if comm.rank == 0:
