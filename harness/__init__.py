@@ -3,12 +3,12 @@
 Claims (in the top-level `claims` package) use only these public names.
 """
 from harness.errors import ConfigError, DataError, HarnessError, UnknownClaimError
-from harness.expect import AtLeast, AtMost, Between, Region, Within
+from harness.expect import Above, AtLeast, AtMost, Below, Between, Region, Within
 from harness.measurement import Measurement, RunContext
-from harness.registry import Check, Claim, Plot, Tier, experiment, register
+from harness.registry import Change, Check, Claim, Plot, Tier, experiment, register
 
 __all__ = [
-    "AtLeast", "AtMost", "Between", "Check", "Claim", "ConfigError", "DataError", "HarnessError",
+    "Above", "AtLeast", "AtMost", "Below", "Between", "Change", "Check", "Claim", "ConfigError", "DataError", "HarnessError",
     "Measurement", "Plot", "Region", "RunContext", "Tier", "UnknownClaimError", "Within",
     "experiment", "register",
 ]

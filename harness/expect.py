@@ -22,15 +22,22 @@ class Region:
 
     lo: float = -math.inf
     hi: float = math.inf
+    lo_open: bool = False  # True: the lower end itself is not accepted (a strictly positive effect)
+    hi_open: bool = False
+
+    def contains(self, x: float) -> bool:
+        above = x > self.lo if self.lo_open else x >= self.lo
+        below = x < self.hi if self.hi_open else x <= self.hi
+        return above and below
 
     def describe(self) -> str:
         if math.isinf(self.lo) and math.isinf(self.hi):
             return "any value"
         if math.isinf(self.lo):
-            return f"≤ {_fmt(self.hi)}"
+            return f"{'<' if self.hi_open else '≤'} {_fmt(self.hi)}"
         if math.isinf(self.hi):
-            return f"≥ {_fmt(self.lo)}"
-        return f"[{_fmt(self.lo)}, {_fmt(self.hi)}]"
+            return f"{'>' if self.lo_open else '≥'} {_fmt(self.lo)}"
+        return f"{'(' if self.lo_open else '['}{_fmt(self.lo)}, {_fmt(self.hi)}{')' if self.hi_open else ']'}"
 
 
 def _fmt(x: float) -> str:
@@ -120,6 +127,33 @@ class AtMost(Expectation):
 
     def region(self, tier: str) -> Region:
         return Region(hi=float(_for_tier(self.bound, tier, "AtMost.bound")))
+
+    def tiers(self):
+        return _tiers_of(self.bound)
+
+
+@dataclass(frozen=True)
+class Above(Expectation):
+    """metric > bound, strictly: for "X improves Y" checks, where an effect of exactly the bound (e.g. a
+    difference of 0 when the method never switched on) must not read as "holds"."""
+
+    bound: PerTier
+
+    def region(self, tier: str) -> Region:
+        return Region(lo=float(_for_tier(self.bound, tier, "Above.bound")), lo_open=True)
+
+    def tiers(self):
+        return _tiers_of(self.bound)
+
+
+@dataclass(frozen=True)
+class Below(Expectation):
+    """metric < bound, strictly."""
+
+    bound: PerTier
+
+    def region(self, tier: str) -> Region:
+        return Region(hi=float(_for_tier(self.bound, tier, "Below.bound")), hi_open=True)
 
     def tiers(self):
         return _tiers_of(self.bound)

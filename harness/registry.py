@@ -89,6 +89,32 @@ class Plot:
     style: str = "line"
 
 
+_DATE = re.compile(r"^\d{4}-\d{2}-\d{2}$")
+
+
+@dataclass(frozen=True)
+class Change:
+    """One dated entry of a claim's change log: what changed in its setup, bands, seeds or metric
+    definitions, why, and whether results of the claim (at any tier) had been seen before the change.
+
+    Pre-registration: a band or setup is written down before the claim runs at that tier; a change
+    after seeing results is allowed only with an entry here saying so (results_seen=True).
+    """
+
+    date: str            # YYYY-MM-DD
+    what: str
+    why: str
+    results_seen: bool
+
+    def __post_init__(self):
+        if not _DATE.match(self.date):
+            raise ValueError(f"Change.date must be YYYY-MM-DD, got {self.date!r}")
+        if not self.what.strip() or not self.why.strip():
+            raise ValueError("Change needs a non-empty 'what' and 'why'")
+        if not isinstance(self.results_seen, bool):
+            raise TypeError("Change.results_seen must be True or False")
+
+
 @dataclass(frozen=True)
 class Claim:
     """A paper claim as a runnable check."""
@@ -104,8 +130,9 @@ class Claim:
     plots: tuple[Plot, ...] = ()
     tuning: str = "none: every arm runs the fixed settings declared in this claim; nothing was tuned"
     deterministic: bool = False
-    version: int = 1
+    version: int = 1     # 1 + the number of change-log entries: bumped with each entry
     notes: str = ""
+    changes: tuple[Change, ...] = ()  # the dated change log, oldest first
     module: str = field(default="", compare=False)
 
     def tier(self, name: str) -> Tier:
@@ -146,6 +173,13 @@ def register(claim: Claim) -> Claim:
         if named is not None and not set(claim.tiers) <= named:
             raise ValueError(f"claim {claim.id!r}: check on {check.metric!r} has no tolerance for tiers "
                              f"{sorted(set(claim.tiers) - named)}")
+    if not all(isinstance(c, Change) for c in claim.changes):
+        raise TypeError(f"claim {claim.id!r}: changes must be a tuple of Change entries")
+    if claim.version != 1 + len(claim.changes):
+        raise ValueError(f"claim {claim.id!r}: version {claim.version} must be 1 + the number of change-log "
+                         f"entries ({len(claim.changes)}): bump the version with each entry")
+    if [c.date for c in claim.changes] != sorted(c.date for c in claim.changes):
+        raise ValueError(f"claim {claim.id!r}: change-log entries must be in date order, oldest first")
     _CLAIMS[claim.id] = claim
     return claim
 

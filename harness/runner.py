@@ -172,6 +172,7 @@ def run_one_claim(claim: Claim, tier, config, options: RunOptions, device: torch
     return {
         "id": claim.id, "version": claim.version, "source": claim.source, "statement": claim.statement,
         "paper_value": claim.paper_value, "tuning": claim.tuning, "notes": claim.notes,
+        "changes": [asdict(c) for c in claim.changes],
         "tier": options.tier, "scale": tier.scale, "measured_scale": first_ok.scale if first_ok else {},
         "experiment": exp.experiment_name, "config": provenance.config_dict(config),
         "config_hash": provenance.config_hash(config), "deterministic": claim.deterministic,

@@ -81,9 +81,11 @@ def estimate(values: Sequence[float], standard_errors: Sequence[float | None] = 
 
 def decide(est: Estimate, region: Region) -> str:
     """holds / fails / inconclusive for an estimate against an accepted region."""
-    if region.lo <= est.lo and est.hi <= region.hi:
+    if region.contains(est.lo) and region.contains(est.hi):
         return HOLDS
-    if est.hi < region.lo or est.lo > region.hi:
+    below = est.hi <= region.lo if region.lo_open else est.hi < region.lo
+    above = est.lo >= region.hi if region.hi_open else est.lo > region.hi
+    if below or above:
         return FAILS
     return INCONCLUSIVE
 
