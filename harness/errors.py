@@ -18,3 +18,23 @@ class ConfigError(HarnessError, ValueError):
 
 class DataError(HarnessError, OSError):
     """A data path that is missing, unreadable or not in the expected format."""
+
+
+class NumericalError(Exception):
+    """A numerical failure inside one seed (an eigensolver that did not converge, a loss that
+    diverged). Deliberately *not* a HarnessError: it is not the user's input, so the runner records
+    it as that seed's `error` verdict with its reason and goes on with the other seeds and claims.
+    """
+
+
+# HarnessError subclasses that are *not* input errors but numerical failures raised by solvers
+# written before NumericalError existed (matched by class name so this module imports nothing).
+_NUMERICAL_BY_NAME = ("EigenNotConvergedError",)
+
+
+def is_input_error(exc: BaseException) -> bool:
+    """True for an error the user fixes (bad config, data path, claim id): the run stops with one
+    line. False for everything else, which is a seed's `error` (a crash or a numerical failure)."""
+    if isinstance(exc, NumericalError) or any(c.__name__ in _NUMERICAL_BY_NAME for c in type(exc).__mro__):
+        return False
+    return isinstance(exc, HarnessError)

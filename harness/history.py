@@ -10,8 +10,10 @@ hi < old lo). This is stricter than "the new estimate lies outside the old inter
 intervals never count, so one noisy seed does not raise an alarm; a one-seed run (an unbounded
 interval) can never move. A deterministic check (a zero-width interval) moves when its value changes.
 
-A *regression* is a claim that held in its baseline and does not hold now (fails, inconclusive or
-error).
+A *regression* (the gate's rule, GATE_RULE) is a claim that held in its baseline and now fails or
+errors, or is inconclusive with a check whose value moved (its interval is disjoint from the
+baseline's). "held, now inconclusive" with overlapping intervals is noise, not a regression: the
+new seeds are consistent with the old value; more seeds would decide (see "needs ≈ N seeds").
 """
 from __future__ import annotations
 
@@ -23,6 +25,10 @@ import pandas as pd
 
 from harness.errors import HarnessError
 from harness.store import ResultStore
+
+GATE_RULE = ("A regression is a claim that held in its previous comparable complete run and now fails or errors, "
+             "or is inconclusive with a value that moved beyond both 95% confidence intervals (disjoint "
+             "intervals); held → inconclusive with overlapping intervals is noise, not a regression.")
 
 COLUMNS = ("run_id", "started", "status", "tier", "options_key", "commit", "claim", "claim_version",
            "config_hash", "claim_verdict", "metric", "label", "check_verdict", "value", "lo", "hi", "n",
@@ -65,12 +71,14 @@ def run_rows(run: dict) -> list[dict]:
     return rows
 
 
-def load_history(store: ResultStore, claim: str | None = None, tier: str | None = None) -> pd.DataFrame:
+def load_history(store: ResultStore, claim: str | None = None, tier: str | None = None,
+                 complete_only: bool = False) -> pd.DataFrame:
     """Every recorded (run, claim, check), oldest run first.
 
     Args:
         store: the results store.
         claim, tier: keep only this claim id / tier (None: all).
+        complete_only: drop runs that did not complete (interrupted, aborted, still running).
     Returns:
         A DataFrame with the columns of COLUMNS (empty, with those columns, when nothing matches).
     """
@@ -85,7 +93,23 @@ def load_history(store: ResultStore, claim: str | None = None, tier: str | None 
         df = df[df["claim"] == claim]
     if tier is not None:
         df = df[df["tier"] == tier]
+    if complete_only:
+        df = df[df["status"] == "complete"]
     return df.reset_index(drop=True)
+
+
+def check_gateable(run: dict) -> None:
+    """The gate decides only on a run that completed.
+
+    Raises:
+        HarnessError: the run was interrupted, aborted or is still running (a run killed before any
+            claim finished would otherwise pass the gate with nothing checked).
+    """
+    if run.get("status") != "complete":
+        reason = str(run.get("status_reason") or "").strip()
+        why = f" ({reason.splitlines()[0]})" if reason else ""
+        raise HarnessError(f"run {run['run_id']} is {run.get('status')}{why}, with "
+                           f"{len(run.get('claims', []))} claim(s) finished: the gate needs a complete run")
 
 
 # --- diffs -----------------------------------------------------------------------------------------
@@ -115,7 +139,10 @@ class ClaimDiff:
 
     @property
     def regressed(self) -> bool:
-        return self.old_verdict == "holds" and self.new_verdict != "holds"
+        """GATE_RULE: held before, and now fails/errors, or is inconclusive with a value that moved."""
+        if self.old_verdict != "holds" or self.new_verdict == "holds":
+            return False
+        return self.new_verdict != "inconclusive" or bool(self.moved)
 
 
 @dataclass
@@ -234,8 +261,10 @@ def format_diff(diff: RunDiff, against: str = "") -> str:
 
 def format_history(df: pd.DataFrame) -> str:
     """The history table for the terminal: one line per (run, claim, check)."""
+    skipped = sorted(set(df.loc[df["status"] != "complete", "run_id"].dropna())) if not df.empty else []
+    df = df[df["status"] == "complete"] if not df.empty else df
     if df.empty:
-        return "no recorded runs match"
+        return "no recorded runs match" + (f" (skipped incomplete runs: {', '.join(skipped)})" if skipped else "")
     out = []
     for (run_id, claim), g in df.groupby(["run_id", "claim"], sort=True):
         first = g.iloc[0]
@@ -244,4 +273,6 @@ def format_history(df: pd.DataFrame) -> str:
             est = {"value": r["value"], "lo": r["lo"], "hi": r["hi"]}
             shown = _fmt(est) if math.isfinite(r["value"]) else f"n/a ({r['reason']})"
             out.append(f"{'':22s}{r['metric']}: {shown} · accepted {r['expectation']} → {r['check_verdict']}")
+    if skipped:
+        out.append(f"(skipped incomplete runs: {', '.join(skipped)})")
     return "\n".join(out)

@@ -1,6 +1,7 @@
 """Where a result came from: code, versions, machine, config."""
 from __future__ import annotations
 
+import ast
 import dataclasses
 import hashlib
 import json
@@ -16,23 +17,60 @@ PACKAGE_ROOT = Path(__file__).resolve().parent
 PACKAGES = ("torch", "numpy", "scipy", "pandas", "jinja2", "scikit-learn")
 
 
-_code_hash_override: str | None = None
+_code_hash_override: dict[str, str] | None = None
+
+# Every CPU seed runs with this many intra-op threads, whatever --jobs and the core count: the
+# thread count changes the order of floating-point reductions, so it is fixed (and in the key).
+SEED_THREADS = 1
 
 
-def pin_code_hash(value: str) -> None:
-    """Use the parent's code hash in a worker process, so both agree on cache keys even if a
-    source file changed after the run started."""
+def pin_code_hash(value: dict[str, str]) -> None:
+    """Use the parent's code hashes (experiment name -> hash) in a worker process, so both agree on
+    cache keys even if a source file changed after the run started."""
     global _code_hash_override
-    _code_hash_override = value
+    _code_hash_override = dict(value)
+
+
+def code_hashes(names) -> dict[str, str]:
+    """experiment name -> experiment_code_hash, for pinning in worker processes."""
+    return {n: experiment_code_hash(n) for n in names}
+
+
+# Modules that only read, decide or display results: editing them keeps every stored seed valid.
+# (The seed -> RNG rule lives in measurement.py, which is not listed, so it does count.)
+NOT_MEASUREMENT = ("harness", "harness.__main__", "harness.cli", "harness.runner", "harness.history",
+                   "harness.store", "harness.provenance", "harness.registry", "harness.progress",
+                   "harness.notebooks", "harness.perf", "harness.verdict", "harness.expect",
+                   "harness.errors", "harness.sequential", "harness.outputs", "harness.report", "harness.experiments")
+
+
+def experiment_code_hash(name: str) -> str:
+    """The 'code version' part of a cache key for one experiment.
+
+    sha256 over the source of the experiment's own module and of every harness module it imports,
+    transitively (read statically from the import statements, lazy imports inside functions too),
+    minus the modules that only read or display results (NOT_MEASUREMENT). Adding another
+    experiment module, or editing the report, the CLI or the runner, keeps this hash.
+
+    Args:
+        name: a registered experiment name (unregistered names hash the whole measurement code).
+    """
+    if _code_hash_override is not None and name in _code_hash_override:
+        return _code_hash_override[name]
+    from harness.registry import _EXPERIMENTS
+
+    fn = _EXPERIMENTS.get(name)
+    if fn is None:
+        return code_hash()
+    return _module_closure_hash(fn.__module__)
 
 
 def code_hash() -> str:
-    """sha256 over the harness package's source files: the 'code version' part of a cache key."""
-    return _code_hash_override or _hash_sources()
+    """sha256 over all the measurement code of the harness package (recorded in run provenance)."""
+    return _hash_sources()
 
 
-# What can change a measurement. The CLI, report, history and notebooks only read results, so
-# editing them keeps every stored seed valid.
+# What can change a measurement, as folders: the run-level provenance hash.
 MEASUREMENT_CODE = ("curvature", "data", "experiments", "models", "optim", "losses.py",
                     "measurement.py", "train.py")
 
@@ -46,6 +84,69 @@ def _hash_sources() -> str:
             if "__pycache__" not in path.parts:
                 h.update(str(path.relative_to(PACKAGE_ROOT)).encode())
                 h.update(path.read_bytes())
+    return h.hexdigest()[:16]
+
+
+def _harness_file(module: str) -> Path | None:
+    """The source file of a harness module (package -> its __init__.py), or None."""
+    parts = module.split(".")
+    if parts[0] != "harness":
+        return None
+    base = PACKAGE_ROOT.joinpath(*parts[1:])
+    if base.with_suffix(".py").is_file() and len(parts) > 1:
+        return base.with_suffix(".py")
+    if (base / "__init__.py").is_file():
+        return base / "__init__.py"
+    return None
+
+
+def _imports_of(path: Path, module: str) -> set[str]:
+    """Absolute names of every module an import statement in `path` may load (static)."""
+    is_pkg = path.name == "__init__.py"
+    package = module if is_pkg else module.rpartition(".")[0]
+    out: set[str] = set()
+    for node in ast.walk(ast.parse(path.read_bytes(), filename=str(path))):
+        if isinstance(node, ast.Import):
+            out.update(alias.name for alias in node.names)
+        elif isinstance(node, ast.ImportFrom):
+            if node.level:
+                base = package.split(".")
+                base = base[:len(base) - (node.level - 1)] if node.level > 1 else base
+                head = ".".join(base + ([node.module] if node.module else []))
+            else:
+                head = node.module or ""
+            out.add(head)
+            out.update(f"{head}.{alias.name}" for alias in node.names)  # `from pkg import submodule`
+    # importing a.b.c runs a/__init__ and a/b/__init__ too
+    return out | {".".join(m.split(".")[:i]) for m in out for i in range(1, m.count(".") + 1)}
+
+
+def _excluded(module: str) -> bool:
+    return module in NOT_MEASUREMENT or module.startswith("harness.report.")
+
+
+@lru_cache(maxsize=None)
+def _module_closure_hash(module: str) -> str:
+    import sys
+
+    mod = sys.modules.get(module)
+    own = Path(mod.__file__) if mod is not None and getattr(mod, "__file__", None) else _harness_file(module)
+    if own is None or not own.is_file():
+        return code_hash()
+    files: dict[str, Path] = {module: own}
+    todo = [module]
+    while todo:
+        name = todo.pop()
+        for dep in _imports_of(files[name], name):
+            if dep in files or _excluded(dep):
+                continue
+            path = _harness_file(dep)
+            if path is not None:
+                files[dep] = path
+                todo.append(dep)
+    h = hashlib.sha256()
+    for name in sorted(files):
+        h.update(name.encode() + b"\0" + files[name].read_bytes() + b"\0")
     return h.hexdigest()[:16]
 
 

@@ -1,11 +1,23 @@
 """The runner: for each claim and seed, run (or reuse) the experiment, then decide the verdict.
 
-The runner owns seeds, the clock, the store and the step cap; experiments only see a RunContext.
+The runner owns seeds, the clock, the store, the thread count and the step cap; experiments only
+see a RunContext.
+
+Errors are kept apart by who can fix them. An input error (a HarnessError such as a bad config or
+data path: harness.errors.is_input_error) stops the run with one line before or during the compute;
+the run is recorded as 'aborted' with the reason. Anything else raised inside a seed — a crash, a
+numerical failure (NumericalError, an eigensolver that did not converge), a measurement that says
+it diverged — is that seed's `error` verdict with its reason, and the other seeds and claims go on.
 """
 from __future__ import annotations
 
+import contextlib
 import logging
 import math
+import os
+import signal
+import socket
+import threading
 import time
 import traceback
 from collections.abc import Callable, Mapping, Sequence
@@ -14,13 +26,16 @@ from dataclasses import asdict, dataclass, field
 import torch
 
 from harness import provenance
-from harness.errors import ConfigError, HarnessError
+from harness.errors import ConfigError, is_input_error
 from harness.measurement import Measurement, RunContext
-from harness.registry import Claim, apply_overrides
+from harness.planning import pick_device, plan_claims, step_capped  # noqa: F401 (pick_device: public here too)
+from harness.registry import Claim
 from harness.store import ResultStore
-from harness.verdict import ERROR, combine, decide, estimate
+from harness.verdict import CONFIDENCE, ERROR, FAILS, INCONCLUSIVE, combine, decide, estimate
 
 log = logging.getLogger(__name__)
+MAX_SEEDS = 10_000  # more is a typo, not a plan
+STEP_CAPPED = "step-capped run"
 
 
 @dataclass
@@ -32,141 +47,160 @@ class RunOptions:
     device: str | None = None  # None: cuda for gpu/paper tiers when available, else cpu
     use_cache: bool = True
     jobs: int = 1  # seeds run in this many processes at once (CPU); results are identical
+    seed_offset: int = 0  # seeds are seed_offset .. seed_offset + n - 1 (fresh, disjoint seeds)
 
     def __post_init__(self):
-        if self.seeds is not None and (not isinstance(self.seeds, int) or self.seeds < 1):
+        def positive(x):
+            return isinstance(x, int) and not isinstance(x, bool) and x >= 1
+        if self.seeds is not None and not positive(self.seeds):
             raise ConfigError(f"--seeds must be a positive integer, got {self.seeds!r}")
-        if not isinstance(self.jobs, int) or self.jobs < 1:
+        if self.seeds is not None and self.seeds > MAX_SEEDS:
+            raise ConfigError(f"--seeds {self.seeds} is more than {MAX_SEEDS}; give a count you mean to run")
+        if not positive(self.jobs):
             raise ConfigError(f"--jobs must be a positive integer, got {self.jobs!r}")
-        if self.max_steps is not None and self.max_steps < 1:
+        limit = max(8, 4 * (os.cpu_count() or 1))
+        if self.jobs > limit:
+            raise ConfigError(f"--jobs {self.jobs} is more than {limit} (4 per CPU core here, "
+                              f"{os.cpu_count()} cores)")
+        if self.max_steps is not None and not positive(self.max_steps):
             raise ConfigError(f"--max-steps must be a positive integer, got {self.max_steps!r}")
+        if not isinstance(self.seed_offset, int) or self.seed_offset < 0:
+            raise ConfigError(f"--seed-offset must be a non-negative integer, got {self.seed_offset!r}")
+        if not isinstance(self.tier, str) or not self.tier.strip():
+            raise ConfigError("--tier must name a tier, got an empty string")
 
 
-def pick_device(tier: str, requested: str | None) -> torch.device:
-    if requested:
-        if requested.startswith("cuda") and not torch.cuda.is_available():
-            raise ConfigError(f"device '{requested}' requested but CUDA is not available here")
-        try:
-            return torch.device(requested)
-        except RuntimeError as e:
-            raise ConfigError(f"bad device '{requested}': {e}") from None
-    if tier in ("gpu", "paper") and torch.cuda.is_available():
-        return torch.device("cuda")
-    return torch.device("cpu")
+@dataclass
+class Session:
+    """What every seed of one run shares: options, device, store, run id, seeds lost to dead workers."""
+
+    options: RunOptions
+    device: torch.device
+    store: ResultStore
+    run_id: str
+    progress: Callable[[str], None] | None = None
+    lost: dict[str, str] = field(default_factory=dict)  # key -> why it has no record
 
 
 def run_claims(claims: Sequence[Claim], options: RunOptions, store: ResultStore,
                progress: Callable[[str], None] | None = None) -> dict:
-    """Run every claim at one tier; returns (and stores, after each claim) the run summary."""
+    """Run every claim at one tier; returns (and stores, after each claim) the run summary.
+
+    Raises:
+        HarnessError: bad input (before any compute where it can be told in advance); the run is
+            then recorded as 'aborted' with the reason.
+        KeyboardInterrupt: Ctrl-C or SIGTERM; the run is recorded as 'interrupted'.
+    """
     device = pick_device(options.tier, options.device)
-    # Resolve every tier/config first, so a bad tier or override fails before any compute.
-    plans = []
-    for claim in claims:
-        tier = claim.tier(options.tier)
-        config = apply_overrides(tier.config, options.overrides)
-        preflight = getattr(config, "preflight", None)
-        if callable(preflight):
-            preflight()  # e.g. a data path that does not exist: one line now, not a crash later
-        plans.append((claim, tier, config))
+    plans = plan_claims(claims, options)
+    store.check_writable()
     run_id = store.new_run_id()
     summary = {
         "run_id": run_id, "status": "running", "tier": options.tier,
         "started": time.strftime("%Y-%m-%d %H:%M:%S"), "finished": None,
         "options": {"seeds": options.seeds, "overrides": dict(options.overrides),
                     "max_steps": options.max_steps, "device": str(device),
-                    "use_cache": options.use_cache, "jobs": options.jobs},
+                    "use_cache": options.use_cache, "jobs": options.jobs,
+                    "seed_offset": options.seed_offset, "threads": _seed_threads(device)},
+        "writer": {"pid": os.getpid(), "host": socket.gethostname()},
         "environment": provenance.environment(device), "claims": [],
     }
-    store.save_run(run_id, summary)
-    log.info("run %s: %d claim(s) at tier %s on %s", run_id, len(plans), options.tier, device)
-    try:
-        # Keys computed during this run: a seed shows as "reused" only if it was stored before.
-        fresh = _precompute_in_parallel(plans, options, device, store) if options.jobs > 1 else set()
-        for i, (claim, tier, config) in enumerate(plans, 1):
-            log.info("[%d/%d] %s (%s tier)", i, len(plans), claim.id, options.tier)
-            entry = run_one_claim(claim, tier, config, options, device, store, progress, fresh)
-            summary["claims"].append(entry)
-            store.save_run(run_id, summary)
-            log.info("[%d/%d] %s: %s", i, len(plans), claim.id, entry["verdict"])
-        summary["status"] = "complete"
-    except KeyboardInterrupt:
-        summary["status"] = "interrupted"
-        raise
-    finally:
-        summary["finished"] = time.strftime("%Y-%m-%d %H:%M:%S")
+    session = Session(options, device, store, run_id, progress)
+    with store.hold_run(run_id), _sigterm_as_interrupt():
         store.save_run(run_id, summary)
+        log.info("run %s: %d claim(s) at tier %s on %s", run_id, len(plans), options.tier, device)
+        try:
+            if options.jobs > 1:
+                from harness.parallel import precompute
+
+                precompute(plans, session)
+            for i, (claim, tier, config) in enumerate(plans, 1):
+                log.info("[%d/%d] %s (%s tier)", i, len(plans), claim.id, options.tier)
+                entry = run_one_claim(claim, tier, config, session)
+                summary["claims"].append(entry)
+                store.save_run(run_id, summary)
+                log.info("[%d/%d] %s: %s", i, len(plans), claim.id, entry["verdict"])
+            summary["status"] = "complete"
+        except KeyboardInterrupt:
+            summary["status"], summary["status_reason"] = "interrupted", "interrupted (Ctrl-C or SIGTERM)"
+            raise
+        except BaseException as e:
+            summary["status"] = "aborted"
+            summary["status_reason"] = f"{type(e).__name__}: {str(e).strip().splitlines()[0] if str(e).strip() else ''}"
+            raise
+        finally:
+            summary["finished"] = time.strftime("%Y-%m-%d %H:%M:%S")
+            store.save_run(run_id, summary)
     return summary
 
 
-def _precompute_in_parallel(plans, options: RunOptions, device, store: ResultStore) -> set[str]:
-    """Run every missing (experiment, config, seed) in a pool of processes; the claims then read them.
+@contextlib.contextmanager
+def _sigterm_as_interrupt():
+    """SIGTERM (a CI timeout, `kill`) ends the run like Ctrl-C: recorded as interrupted."""
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
 
-    Each worker process has a fair share of the CPU threads. Workers re-import the claims package
-    to find experiments by name, so only experiments of registered claims can run in parallel.
-    """
-    import os
-    from concurrent.futures import ProcessPoolExecutor, as_completed
-    from multiprocessing import get_context
+    def handler(signum, frame):
+        raise KeyboardInterrupt(f"signal {signum}")
 
-    tasks, seen = [], set()
-    for claim, tier, config in plans:
-        for seed in range(options.seeds or tier.seeds):
-            key = _seed_key(claim.experiment, config, seed, options, device, store)
-            if key in seen or (options.use_cache and store.load_seed(key) is not None):
-                continue
-            seen.add(key)
-            tasks.append((claim.id, config, seed))
-    if not tasks:
-        return seen
-    threads = max(1, (os.cpu_count() or 1) // options.jobs)
-    log.info("running %d seed(s) in %d processes (%d thread(s) each)", len(tasks), options.jobs, threads)
-    with ProcessPoolExecutor(options.jobs, mp_context=get_context("spawn"),
-                             initializer=_worker_init, initargs=(threads, provenance.code_hash())) as pool:
-        futures = {pool.submit(_worker_run, cid, config, seed, options, str(device), str(store.root)): (cid, seed)
-                   for cid, config, seed in tasks}
-        for done, fut in enumerate(as_completed(futures), 1):
-            cid, seed = futures[fut]
-            fut.result()  # re-raises bad-input errors from the worker
-            log.info("  [%d/%d] %s seed %d done", done, len(tasks), cid, seed)
-    return seen
+    before = signal.signal(signal.SIGTERM, handler)
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGTERM, before)
 
 
-def _worker_init(threads: int, code_hash: str) -> None:
-    torch.set_num_threads(threads)
-    provenance.pin_code_hash(code_hash)
-    logging.basicConfig(level=logging.WARNING)
+def seed_numbers(tier, options: RunOptions) -> range:
+    n = options.seeds or tier.seeds
+    return range(options.seed_offset, options.seed_offset + n)
 
 
-def _worker_run(claim_id: str, config, seed: int, options: RunOptions, device: str, root: str) -> None:
-    from harness.registry import get_claim, load_claims
-
-    load_claims()
-    claim = get_claim(claim_id)
-    _cached_seed(claim.experiment, config, seed, options, torch.device(device), ResultStore(root),
-                 claim_id, None)
+def seed_key(exp, config, seed: int, session: Session) -> str:
+    return session.store.experiment_key(exp.experiment_name, config, seed, session.device.type,
+                                        session.options.max_steps, _seed_threads(session.device))
 
 
-def _seed_key(exp, config, seed, options, device, store) -> str:
-    return store.experiment_key(exp.experiment_name, config, seed, device.type, options.max_steps)
+def _seed_threads(device: torch.device) -> int:
+    return provenance.SEED_THREADS if device.type == "cpu" else 0
 
 
-def run_one_claim(claim: Claim, tier, config, options: RunOptions, device: torch.device,
-                  store: ResultStore, progress=None, fresh: set[str] | None = None) -> dict:
-    n_seeds = options.seeds or tier.seeds
+def run_one_claim(claim: Claim, tier, config, session: Session) -> dict:
+    """Run (or reuse) a claim's seeds and decide its checks; seeds chosen by power when the tier
+    declares max_seeds (harness.sequential: a pilot, then at most one second look)."""
+    from harness.sequential import look_confidence, second_look_size
+
+    options = session.options
     exp = claim.experiment
     seeds, measurements = [], []
-    for seed in range(n_seeds):
-        record, key, cached = _cached_seed(exp, config, seed, options, device, store, claim.id, progress)
-        if fresh is not None:
-            cached = cached and key not in fresh
-            fresh.add(key)
-        seeds.append({"seed": seed, "key": key, "cached": cached, "wall_time_s": record["wall_time_s"],
-                      "error": record["error"], "notes": (record.get("measurement") or {}).get("notes", [])})
-        measurements.append(None if record["error"] else Measurement.from_dict(record["measurement"]))
-        log.info("  seed %d/%d %s in %.1fs%s", seed + 1, n_seeds, "reused" if cached else "ran",
-                 record["wall_time_s"], f" ERROR: {record['error']}" if record["error"] else "")
-    checks = [_evaluate_check(claim, c.metric, measurements, seeds, options.tier, c) for c in claim.checks]
-    reported = [_evaluate_check(claim, m, measurements, seeds, options.tier, None, label)
+    numbers = seed_numbers(tier, options)
+    max_seeds = tier.max_seeds or tier.seeds
+    adaptive = options.seeds is None and max_seeds > tier.seeds and not claim.deterministic
+    confidence = look_confidence(adaptive)
+    capped = step_capped(config, options.max_steps)
+
+    def add(numbers: range, total: int) -> None:
+        for seed in numbers:
+            record, key, cached = cached_seed(exp, config, seed, session, claim.id)
+            seeds.append({"seed": seed, "key": key, "cached": cached, "wall_time_s": record["wall_time_s"],
+                          "error": record["error"], "notes": (record.get("measurement") or {}).get("notes", [])})
+            measurements.append(None if record["error"] else Measurement.from_dict(record["measurement"]))
+            log.info("  seed %d/%d %s in %.1fs%s", len(seeds), total, "reused" if cached else "ran",
+                     record["wall_time_s"], f" ERROR: {record['error']}" if record["error"] else "")
+
+    def decide_checks() -> list[dict]:
+        return [_evaluate_check(claim, c.metric, measurements, seeds, options.tier, c, capped=capped,
+                                confidence=confidence) for c in claim.checks]
+
+    add(numbers, len(numbers))
+    checks, looks = decide_checks(), 1
+    total = second_look_size(checks, len(numbers), max_seeds) if adaptive and not capped else None
+    if total:
+        log.info("  %s: the pilot of %d seeds is inconclusive; adding %d seed(s) (second look)",
+                 claim.id, len(numbers), total - len(numbers))
+        add(range(numbers.stop, numbers.start + total), total)
+        checks, looks = decide_checks(), 2
+    reported = [_evaluate_check(claim, m, measurements, seeds, options.tier, None, label, confidence=confidence)
                 for m, label in claim.reported]
     first_ok = next((m for m in measurements if m is not None), None)
     return {
@@ -176,6 +210,10 @@ def run_one_claim(claim: Claim, tier, config, options: RunOptions, device: torch
         "tier": options.tier, "scale": tier.scale, "measured_scale": first_ok.scale if first_ok else {},
         "experiment": exp.experiment_name, "config": provenance.config_dict(config),
         "config_hash": provenance.config_hash(config), "deterministic": claim.deterministic,
+        "code_hash": provenance.experiment_code_hash(exp.experiment_name),  # the code its seeds are keyed on
+        "step_capped": capped,
+        "sampling": {"adaptive": adaptive, "looks": looks, "pilot_seeds": len(numbers), "max_seeds": max_seeds,
+                     "confidence": confidence},
         "seeds": seeds, "checks": checks, "reported": reported,
         "verdict": combine([c["verdict"] for c in checks]),
         "wall_time_s": sum(s["wall_time_s"] for s in seeds),
@@ -183,18 +221,52 @@ def run_one_claim(claim: Claim, tier, config, options: RunOptions, device: torch
     }
 
 
-def _cached_seed(exp, config, seed, options, device, store, label, progress) -> tuple[dict, str, bool]:
-    """One seed of one experiment: the stored record if there is one, else run it and store it."""
-    key = _seed_key(exp, config, seed, options, device, store)
-    record = store.load_seed(key) if options.use_cache else None
+def cached_seed(exp, config, seed: int, session: Session, label: str) -> tuple[dict, str, bool]:
+    """One seed of one experiment: the stored record if there is one, else run it and store it.
+
+    A seed computed earlier in this same run is reused even with --no-cache (it is fresh). While a
+    seed is computed its lock file is held, so a second run on the same store waits for it and
+    then reuses it instead of computing it again.
+
+    Returns:
+        (record, key, reused): reused is True when the record was stored before this run.
+    """
+    key = seed_key(exp, config, seed, session)
+    if key in session.lost:
+        return _lost_record(exp, config, seed, session, session.lost[key]), key, False
+    record = _usable(session.store.load_seed(key), session)
     if record is not None:
-        return record, key, True
-    record = _run_seed(label, exp, config, seed, options, device, store, progress)
-    store.save_seed(key, record)
+        return record, key, record.get("run") != session.run_id
+    lock = session.store.lock_seed(
+        key, on_wait=lambda: log.info("  %s seed %d: another process is computing it; waiting", label, seed))
+    try:
+        record = _usable(session.store.load_seed(key), session)  # it may have finished meanwhile
+        if record is not None:
+            return record, key, record.get("run") != session.run_id
+        if lock.stale:
+            log.warning("  %s seed %d: an earlier attempt died while computing it; computing it again",
+                        label, seed)
+        record = _run_seed(label, exp, config, seed, session)
+        session.store.save_seed(key, record)
+    finally:
+        lock.release()
     return record, key, False
 
 
-def _run_seed(label, exp, config, seed, options, device, store, progress) -> dict:
+def _usable(record: dict | None, session: Session) -> dict | None:
+    if record is None:
+        return None
+    return record if session.options.use_cache or record.get("run") == session.run_id else None
+
+
+def _lost_record(exp, config, seed, session: Session, reason: str) -> dict:
+    return {"experiment": exp.experiment_name, "config": provenance.config_dict(config), "seed": seed,
+            "tier": session.options.tier, "device": str(session.device), "max_steps": session.options.max_steps,
+            "wall_time_s": 0.0, "error": reason, "measurement": None, "run": session.run_id}
+
+
+def _run_seed(label, exp, config, seed, session: Session) -> dict:
+    options, device, progress = session.options, session.device, session.progress
     last = [0.0]
 
     def report(step: int, total: int) -> None:
@@ -204,8 +276,7 @@ def _run_seed(label, exp, config, seed, options, device, store, progress) -> dic
             progress(f"{label} seed {seed}: step {step}/{total}")
 
     def cached_run(sub_exp, sub_config) -> Measurement:
-        record, _, _ = _cached_seed(sub_exp, sub_config, seed, options, device, store,
-                                    f"{label}/{sub_exp.experiment_name}", progress)
+        record, _, _ = cached_seed(sub_exp, sub_config, seed, session, f"{label}/{sub_exp.experiment_name}")
         if record["error"]:
             raise RuntimeError(f"sub-run {sub_exp.experiment_name} failed: {record['error']}")
         return Measurement.from_dict(record["measurement"])
@@ -214,26 +285,51 @@ def _run_seed(label, exp, config, seed, options, device, store, progress) -> dic
                      progress=report, cached_run=cached_run)
     start = time.perf_counter()
     error, measurement = None, None
-    try:
-        measurement = exp(config, ctx)
-        if not isinstance(measurement, Measurement):
-            raise TypeError(f"experiment returned {type(measurement).__name__}, not Measurement")
-    except HarnessError:
-        raise  # bad input (config, data path): the user fixes it; nothing is recorded
-    except Exception as e:  # a crash is an 'error' verdict with its reason, never a 'fails'
-        error = f"{type(e).__name__}: {e}"
-        log.warning("%s seed %d crashed:\n%s", label, seed, traceback.format_exc())
+    with _fixed_threads(device) as threads:
+        try:
+            measurement = exp(config, ctx)
+            if not isinstance(measurement, Measurement):
+                raise TypeError(f"experiment returned {type(measurement).__name__}, not Measurement")
+            error = diverged(measurement)
+        except Exception as e:  # a crash is an 'error' verdict with its reason, never a 'fails'
+            if is_input_error(e):
+                raise  # bad input (config, data path): the user fixes it; nothing is recorded
+            error = f"{type(e).__name__}: {e}"
+            log.warning("%s seed %d crashed:\n%s", label, seed, traceback.format_exc())
     return {
         "experiment": exp.experiment_name, "config": provenance.config_dict(config), "seed": seed,
-        "tier": options.tier, "device": str(device), "max_steps": options.max_steps,
+        "tier": options.tier, "device": str(device), "max_steps": options.max_steps, "threads": threads,
         "wall_time_s": time.perf_counter() - start, "error": error,
         "measurement": measurement.to_dict() if measurement else None,
-        "environment": provenance.environment(device),
+        "environment": provenance.environment(device), "run": session.run_id,
         "recorded": time.strftime("%Y-%m-%d %H:%M:%S"),
     }
 
 
-def _evaluate_check(claim, metric, measurements, seeds, tier, check=None, label="") -> dict:
+def diverged(m: Measurement) -> str | None:
+    """The error of a measurement that says it diverged (a truthy 'diverged' scalar), else None."""
+    flag = m.scalars.get("diverged")
+    if flag is None or (isinstance(flag, (int, float)) and not isinstance(flag, bool) and flag == 0):
+        return None
+    return "diverged: " + ("; ".join(map(str, m.notes)) or "the experiment reported diverged = " + str(flag))
+
+
+@contextlib.contextmanager
+def _fixed_threads(device: torch.device):
+    """Every CPU seed runs with provenance.SEED_THREADS threads (also with --jobs 1), then restores."""
+    if device.type != "cpu":
+        yield torch.get_num_threads()
+        return
+    before = torch.get_num_threads()
+    torch.set_num_threads(provenance.SEED_THREADS)
+    try:
+        yield torch.get_num_threads()
+    finally:
+        torch.set_num_threads(before)
+
+
+def _evaluate_check(claim, metric, measurements, seeds, tier, check=None, label="", capped=False,
+                    confidence: float = CONFIDENCE) -> dict:
     out = {"metric": metric, "label": check.label if check else label}
     if check is not None:
         region = check.expect.region(tier)
@@ -246,7 +342,7 @@ def _evaluate_check(claim, metric, measurements, seeds, tier, check=None, label=
         v = m.scalars.get(metric)
         if v is None:
             errors.append(f"seed {s['seed']}: metric '{metric}' missing from the measurement")
-        elif not math.isfinite(v):
+        elif not isinstance(v, (int, float)) or isinstance(v, bool) or not math.isfinite(v):
             errors.append(f"seed {s['seed']}: metric '{metric}' is {v}")
         else:
             values.append(v)
@@ -254,8 +350,15 @@ def _evaluate_check(claim, metric, measurements, seeds, tier, check=None, label=
     if errors or not values:
         out.update(verdict=ERROR, estimate=None, reason="; ".join(errors) or "no values")
         return out
-    est = estimate(values, ses, deterministic=claim.deterministic)
+    est = estimate(values, ses, deterministic=claim.deterministic, confidence=confidence)
     out["estimate"] = est.as_dict()
     if check is not None:
+        from harness.sequential import seeds_needed
+
         out["verdict"] = decide(est, region)
+        out["seeds_needed"] = None
+        if capped and out["verdict"] == FAILS:  # a capped run is not the tier's scale: it cannot fail
+            out["verdict"], out["reason"] = INCONCLUSIVE, STEP_CAPPED
+        elif out["verdict"] == INCONCLUSIVE and not claim.deterministic:
+            out["seeds_needed"] = seeds_needed(values, region, confidence)
     return out

@@ -70,13 +70,17 @@ def estimate(values: Sequence[float], standard_errors: Sequence[float | None] = 
         if se is not None and math.isfinite(se):
             z = stats.norm.ppf(0.5 + confidence / 2)
             return Estimate(mean, mean - z * se, mean + z * se, 1,
-                            f"{confidence:.0%} normal interval from the run's own standard error",
+                            f"{_pct(confidence)} normal interval from the run's own standard error",
                             tuple(vals))
         return Estimate(mean, -math.inf, math.inf, 1, "one seed: no interval", tuple(vals))
     sd = math.sqrt(sum((v - mean) ** 2 for v in vals) / (n - 1))
     half = stats.t.ppf(0.5 + confidence / 2, n - 1) * sd / math.sqrt(n)
     return Estimate(mean, mean - half, mean + half, n,
-                    f"{confidence:.0%} Student-t interval over {n} seeds", tuple(vals))
+                    f"{_pct(confidence)} Student-t interval over {n} seeds", tuple(vals))
+
+
+def _pct(confidence: float) -> str:
+    return f"{confidence * 100:.4g}%"  # 95%, 97.5%
 
 
 def decide(est: Estimate, region: Region) -> str:

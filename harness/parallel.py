@@ -1,0 +1,160 @@
+"""Seeds in a pool of processes (`harness run --jobs N`), robust to a worker that dies.
+
+Every missing (experiment, config, seed) of the run is computed by spawned workers, which store
+each record as it finishes; the claims then read them (as fresh records of this run, also with
+--no-cache). Each worker runs a seed with the same fixed thread count as a serial run
+(provenance.SEED_THREADS), so --jobs never changes a number.
+
+A worker that dies (killed, out of memory, os._exit in native code) breaks the pool: the seeds that
+finished stay stored; seeds that were only queued go to a fresh pool; a seed that was being computed
+(its lock file is left behind, lock free) is retried once, alone in its own process. If it kills
+that process too, it is recorded for this run as the seed's `error` ("worker process died ...")
+and is not stored, so a later run tries it again. Workers exit when the parent dies (kill -9), and
+Ctrl-C in the parent stops them at once instead of waiting for the queue.
+"""
+from __future__ import annotations
+
+import importlib
+import logging
+import os
+import signal
+import threading
+import time
+from concurrent.futures import ProcessPoolExecutor, as_completed
+from concurrent.futures.process import BrokenProcessPool
+from dataclasses import dataclass
+from multiprocessing import get_context
+
+import torch
+
+from harness import provenance
+from harness.errors import HarnessError
+
+log = logging.getLogger("harness.runner")  # the progress display matches the runner's messages
+
+
+@dataclass(frozen=True)
+class _Task:
+    label: str
+    module: str        # where the experiment is defined (imported by the worker to find it)
+    experiment: str
+    config: object
+    seed: int
+    key: str
+
+
+def precompute(plans, session) -> None:
+    """Compute every missing seed of `plans` in `session.options.jobs` processes.
+
+    Seeds lost to a worker that died twice end up in session.lost (key -> reason).
+
+    Raises:
+        HarnessError: an input error raised inside a worker (the run stops as a serial run would).
+    """
+    from harness.runner import _usable, seed_key, seed_numbers
+
+    tasks, seen = [], set()
+    for claim, tier, config in plans:
+        exp = claim.experiment
+        for seed in seed_numbers(tier, session.options):
+            key = seed_key(exp, config, seed, session)
+            if key in seen or _usable(session.store.load_seed(key), session) is not None:
+                continue
+            seen.add(key)
+            tasks.append(_Task(claim.id, exp.__module__, exp.experiment_name, config, seed, key))
+    if not tasks:
+        return
+    from harness.registry import _EXPERIMENTS
+
+    hashes = provenance.code_hashes(_EXPERIMENTS)
+    jobs = session.options.jobs
+    log.info("running %d seed(s) in %d processes (%d thread(s) each)", len(tasks), jobs,
+             provenance.SEED_THREADS)
+    progress = [0, len(tasks)]
+    pending, suspects = tasks, []
+    while pending:
+        unfinished = _pool(pending, jobs, session, hashes, progress)
+        died = [t for t in unfinished if session.store.seed_died_computing(t.key)]
+        suspects += died or unfinished  # none started (died at start-up): retry each alone
+        pending = [t for t in unfinished if t not in died] if died else []
+    for task in suspects:  # once more, alone: a seed that kills its worker again is lost
+        log.warning("  %s seed %d: its worker process died; retrying it once in a fresh process",
+                    task.label, task.seed)
+        if _pool([task], 1, session, hashes, progress):
+            session.lost[task.key] = ("worker process died while computing this seed (twice; killed, out "
+                                      "of memory, or a crash in native code); it was not stored")
+            log.warning("  %s seed %d: worker died again; the seed is an error for this run",
+                        task.label, task.seed)
+
+
+def _pool(tasks: list[_Task], jobs: int, session, hashes: dict, progress: list) -> list[_Task]:
+    """Run tasks in one pool; returns the tasks that did not finish because the pool broke."""
+    opts, device, root, run_id = session.options, str(session.device), str(session.store.root), session.run_id
+    pool = ProcessPoolExecutor(min(jobs, len(tasks)), mp_context=get_context("spawn"),
+                               initializer=_worker_init, initargs=(hashes, os.getpid()))
+    unfinished = []
+    try:
+        futures = {pool.submit(_worker_run, t, opts, device, root, run_id): t for t in tasks}
+        for fut in as_completed(futures):
+            task = futures[fut]
+            try:
+                fut.result()
+            except BrokenProcessPool:
+                unfinished.append(task)
+                continue
+            except HarnessError:
+                raise  # an input error: stop the run, as a serial run would
+            except Exception as e:  # e.g. a config that cannot be pickled: that seed's error
+                session.lost[task.key] = f"could not run in a worker process: {type(e).__name__}: {e}"
+                continue
+            progress[0] += 1
+            log.info("  [%d/%d] %s seed %d done", progress[0], progress[1], task.label, task.seed)
+    except BaseException:
+        _kill_workers(pool)  # Ctrl-C / an input error: do not wait for the queued seeds
+        raise
+    finally:
+        pool.shutdown(wait=True, cancel_futures=True)
+    return unfinished
+
+
+def _kill_workers(pool: ProcessPoolExecutor) -> None:
+    processes = dict(getattr(pool, "_processes", None) or {})  # no public API for this
+    pool.shutdown(wait=False, cancel_futures=True)
+    for p in processes.values():
+        if p.is_alive():
+            p.terminate()
+    deadline = time.monotonic() + 5
+    for p in processes.values():
+        p.join(max(0.0, deadline - time.monotonic()))
+        if p.is_alive():
+            p.kill()
+
+
+def _worker_init(hashes: dict, parent_pid: int) -> None:
+    signal.signal(signal.SIGINT, signal.SIG_IGN)  # Ctrl-C is the parent's to handle
+    torch.set_num_threads(provenance.SEED_THREADS)
+    provenance.pin_code_hash(hashes)
+    logging.basicConfig(level=logging.WARNING)
+
+    def watch_parent() -> None:  # kill -9 of the parent: do not finish the queue, do not hang
+        while True:
+            if os.getppid() != parent_pid:
+                os._exit(1)
+            time.sleep(0.5)
+
+    threading.Thread(target=watch_parent, daemon=True, name="watch-parent").start()
+
+
+def _worker_run(task: _Task, options, device: str, root: str, run_id: str) -> None:
+    from harness.registry import _EXPERIMENTS, load_claims
+    from harness.runner import Session, cached_seed
+    from harness.store import ResultStore
+
+    if task.experiment not in _EXPERIMENTS:
+        try:
+            importlib.import_module(task.module)
+        except ImportError:
+            load_claims()
+    exp = _EXPERIMENTS[task.experiment]
+    session = Session(options, torch.device(device), ResultStore(root), run_id)
+    cached_seed(exp, task.config, task.seed, session, task.label)

@@ -1,0 +1,116 @@
+"""Planning a run: everything checked before any compute (device, claims, configs, step cap).
+
+A bad input found here is one line and a non-zero exit, with nothing computed or stored.
+"""
+from __future__ import annotations
+
+import dataclasses
+import math
+from collections.abc import Sequence
+from typing import TYPE_CHECKING
+
+import torch
+
+from harness.errors import ConfigError
+from harness.registry import Claim, apply_overrides
+
+if TYPE_CHECKING:
+    from harness.runner import RunOptions
+
+
+def pick_device(tier: str, requested: str | None) -> torch.device:
+    """The device seeds run on; a requested one is tried with a tiny computation first.
+
+    Raises:
+        ConfigError: a malformed device, CUDA asked for without CUDA, or a device that cannot
+            compute (e.g. 'meta', which has no values, or a GPU index that does not exist).
+    """
+    if requested is not None:
+        if not requested.strip():
+            raise ConfigError("--device must name a device (cpu, cuda, cuda:1), got an empty string")
+        if requested.startswith("cuda") and not torch.cuda.is_available():
+            raise ConfigError(f"device '{requested}' requested but CUDA is not available here")
+        try:
+            device = torch.device(requested)
+        except RuntimeError as e:
+            raise ConfigError(f"bad device '{requested}': {e}") from None
+        try:
+            ok = float((torch.ones(2, device=device) * 2).sum().cpu().item()) == 4.0
+        except (RuntimeError, NotImplementedError, AssertionError, ValueError) as e:
+            raise ConfigError(f"device '{requested}' cannot compute here: {str(e).splitlines()[0]}") from None
+        if not ok:
+            raise ConfigError(f"device '{requested}' computes wrong numbers (2 + 2 != 4)")
+        return device
+    if tier in ("gpu", "paper") and torch.cuda.is_available():
+        return torch.device("cuda")
+    return torch.device("cpu")
+
+
+def validate_config(config, base, where: str) -> None:
+    """Generic checks on a (possibly overridden) config, before any compute.
+
+    Every float field is finite, and a tuple field the tier declares non-empty is not emptied by an
+    override. The config's own __post_init__ has already run (dataclasses.replace calls it).
+
+    Raises:
+        ConfigError: naming the field and the value.
+    """
+    import typing
+
+    try:
+        hints = typing.get_type_hints(type(config))
+    except Exception:  # an unresolvable annotation: skip the arity check, keep the others
+        hints = {}
+    for f in dataclasses.fields(config):
+        value, default = getattr(config, f.name), getattr(base, f.name, None)
+        args = typing.get_args(hints.get(f.name))
+        if isinstance(value, tuple) and args and Ellipsis not in args and len(value) != len(args):
+            raise ConfigError(f"{where}: config key '{f.name}' needs {len(args)} values, got {len(value)} "
+                              f"({value!r})")
+        if dataclasses.is_dataclass(value):
+            validate_config(value, default if dataclasses.is_dataclass(default) else value, f"{where}.{f.name}")
+        elif isinstance(value, float) and not math.isfinite(value):
+            raise ConfigError(f"{where}: config key '{f.name}' must be a finite number, got {value}")
+        elif isinstance(value, tuple):
+            if not value and default:
+                raise ConfigError(f"{where}: config key '{f.name}' must not be empty (tier value {default!r})")
+            bad = [x for x in value if isinstance(x, float) and not math.isfinite(x)]
+            if bad:
+                raise ConfigError(f"{where}: config key '{f.name}' must hold finite numbers, got {value!r}")
+
+
+def plan_claims(claims: Sequence[Claim], options: RunOptions) -> list[tuple]:
+    """Resolve every claim's tier and config (and check them) before any compute."""
+    if not claims:
+        raise ConfigError("no claims to run: the claims package registered none")
+    ids = [c.id for c in claims]
+    twice = sorted({i for i in ids if ids.count(i) > 1})
+    if twice:
+        raise ConfigError(f"claim(s) given more than once: {', '.join(twice)}")
+    plans = []
+    for claim in claims:
+        tier = claim.tier(options.tier)
+        config = apply_overrides(tier.config, options.overrides)
+        validate_config(config, tier.config, f"{claim.id} ({options.tier} tier)")
+        preflight = getattr(config, "preflight", None)
+        if callable(preflight):
+            preflight()  # e.g. a data path that does not exist: one line now, not a crash later
+        plans.append((claim, tier, config))
+    return plans
+
+
+def step_capped(config, max_steps: int | None) -> bool:
+    """True when --max-steps may have cut this config short (every `steps` field must fit the cap)."""
+    if max_steps is None:
+        return False
+    steps = []
+
+    def walk(c):
+        for f in dataclasses.fields(c):
+            v = getattr(c, f.name)
+            if dataclasses.is_dataclass(v):
+                walk(v)
+            elif f.name == "steps" and isinstance(v, int):
+                steps.append(v)
+    walk(config)
+    return not steps or any(s > max_steps for s in steps)
