@@ -42,11 +42,16 @@ class RatioSpec:
 
 RATIOS = (
     RatioSpec("HVP / gradient", "bench_curvature.py::test_bench_hvp", "bench_curvature.py::test_bench_gradient",
-              "one Hessian-vector product in gradients (forward-over-reverse; ~1.4-1.6 is the practical floor)"),
-    RatioSpec("λ_max cold / gradient", "bench_curvature.py::test_bench_lambda_max[cold-None]",
-              "bench_curvature.py::test_bench_gradient", "Lanczos from a random start, tol 1e-3"),
-    RatioSpec("λ_max warm / gradient", "bench_curvature.py::test_bench_lambda_max[warm-None]",
-              "bench_curvature.py::test_bench_gradient", "Lanczos warm-started from the last eigenvector"),
+              "one Hessian-vector product on the EoS net, in training gradients (double backward through "
+              "the first-order graph built once per point; goal <= 2.0)"),
+    RatioSpec("λ_max cold / gradient", "bench_curvature.py::test_bench_lambda_max[cold]",
+              "bench_curvature.py::test_bench_gradient",
+              "operator + Lanczos from a random start to residual 1e-3, at 12 trajectory points (goal <= 40)"),
+    RatioSpec("λ_max warm / gradient", "bench_curvature.py::test_bench_lambda_max[warm]",
+              "bench_curvature.py::test_bench_gradient",
+              "the same, warm-started from the previous measurement's eigenvector (goal <= 20)"),
+    RatioSpec("Hutchinson probe / HVP", "bench_curvature.py::test_bench_trace_probe",
+              "bench_curvature.py::test_bench_hvp", "one trace probe in HVPs (goal <= 1, plus the draw)"),
     RatioSpec("sharpness measurement / gradient", "bench_sharpness.py::test_bench_sharpness_measurement",
               "bench_sharpness.py::test_bench_sharpness_gradient",
               "λ_max, spherical sharpness and a Hutchinson trace on one scale-invariant net"),

@@ -1,8 +1,15 @@
-"""Top Hessian eigenvalues by Lanczos (ARPACK `eigsh`, which="LA") on a `HessianOperator`."""
+"""Top Hessian eigenvalues of a `HessianOperator`: Lanczos with full reorthogonalization.
+
+The default solver ("lanczos", `harness.curvature.krylov`) keeps every basis vector V and its HVP
+W = H V, takes Ritz pairs of V^T W and stops when each of the k wanted pairs has a true residual
+||H y - θ y|| <= tol · |θ| (computed from W, so checking costs no HVP); a full basis is thick-
+restarted. ARPACK's `eigsh(which="LA")` stays available as method="arpack".
+"""
 
 from __future__ import annotations
 
 import logging
+import math
 from collections.abc import Sequence
 from dataclasses import dataclass
 
@@ -12,19 +19,23 @@ from scipy.sparse.linalg import ArpackNoConvergence, LinearOperator, eigsh
 from torch import Tensor, nn
 
 from harness.curvature.hvp import HessianOperator, LossFn
-from harness.errors import HarnessError
+from harness.curvature.krylov import effective_tol, lanczos
+from harness.errors import NumericalError
 
 logger = logging.getLogger(__name__)
 
 # Below this size the explicit matrix (N HVPs) plus a dense eigh is cheaper and more robust.
 DENSE_MAX_N = 64
+METHODS = ("lanczos", "arpack")
 
 
-class EigenNotConvergedError(HarnessError):
-    """Lanczos did not converge within its iteration or matvec budget.
+class EigenNotConvergedError(NumericalError):
+    """The eigensolver did not converge within its iteration or matvec budget (and its retry).
+
+    A numerical failure of that seed, not bad input (`harness.errors.NumericalError`).
 
     Attributes:
-        partial: the pairs ARPACK did converge (an `EigenResult`), or None if there are none.
+        partial: the pairs that did converge (an `EigenResult`), or None if there are none.
     """
 
     def __init__(self, message: str, partial: EigenResult | None = None) -> None:
@@ -39,8 +50,9 @@ class EigenResult:
     Attributes:
         eigenvalues: the k largest (algebraic) eigenvalues, descending.
         eigenvectors: (N, k) unit eigenvectors in the operator's dtype, column j for eigenvalue j.
-        residuals: ||H v_j - λ_j v_j|| for each pair, from a fresh HVP.
-        matvecs: HVPs used in total, including the k residual HVPs.
+        residuals: ||H v_j - λ_j v_j|| for each pair (Lanczos: from the stored HVPs of the basis;
+            ARPACK and the dense path: from a fresh HVP).
+        matvecs: HVPs used in total (ARPACK and the dense path: including the k residual HVPs).
     """
 
     eigenvalues: tuple[float, ...]
@@ -80,6 +92,19 @@ def _finish(op: HessianOperator, vals: np.ndarray, vecs: np.ndarray, start: int)
     )
 
 
+def _check_args(n: int, k: int, tol: float, max_matvecs: int | None, ncv: int | None, method: str) -> None:
+    if not isinstance(k, int) or not 1 <= k <= n:
+        raise ValueError(f"k must be an int in [1, {n}], got {k!r}")
+    if not tol >= 0:
+        raise ValueError(f"tol must be >= 0, got {tol!r}")
+    if max_matvecs is not None and max_matvecs < 1:
+        raise ValueError(f"max_matvecs must be a positive int or None, got {max_matvecs!r}")
+    if ncv is not None and not (isinstance(ncv, int) and k < ncv):
+        raise ValueError(f"ncv must be an int > k = {k} (or None), got {ncv!r}")
+    if method not in METHODS:
+        raise ValueError(f"method must be one of {METHODS}, got {method!r}")
+
+
 def top_eigenvalues(
     op: HessianOperator,
     k: int = 1,
@@ -89,44 +114,43 @@ def top_eigenvalues(
     *,
     ncv: int | None = None,
     seed: int = 0,
+    method: str = "lanczos",
 ) -> EigenResult:
     """The k largest (algebraic, not magnitude) eigenvalues of a symmetric operator.
 
-    Uses `scipy.sparse.linalg.eigsh(which="LA")` on `op.to_scipy()`. For N <= 64 or k >= N - 1
-    it instead builds the explicit matrix from N HVPs and calls a dense `eigh` (v0 is ignored).
+    method="lanczos" (default): Lanczos with full reorthogonalization (`harness.curvature.krylov`),
+    stopping when every pair has ||H v - λ v|| <= tol · |λ|, so `residuals` are <= tol · |λ| on
+    return. If a run ends unconverged within its budget, it is retried once from a fresh random
+    start with a twice larger basis before `EigenNotConvergedError` is raised.
+    method="arpack": `scipy.sparse.linalg.eigsh(which="LA")` on `op.to_scipy()` (tol is ARPACK's).
+    For N <= 64 or k >= N - 1 both build the explicit matrix from N HVPs and call a dense `eigh`
+    (v0 is ignored).
 
     Args:
         op: a `HessianOperator` (or any object with `shape`, `dtype`, `device`, `@`,
             `matvec_count` and `to_scipy()`).
         k: number of eigenpairs, 1 <= k <= N.
-        tol: ARPACK's relative accuracy for the Ritz values (0 means machine precision).
+        tol: relative residual tolerance (0 means a small multiple of machine precision).
         v0: warm start, e.g. a previous `EigenResult.eigenvectors` (N,) or (N, j); a block is
             combined into one start vector. Without it, the start is a Gaussian vector from a
-            `torch.Generator` seeded with `seed` (not ARPACK's own random start, which changes
-            from call to call), so repeated calls give identical results.
-        max_matvecs: optional cap on the HVPs ARPACK may use (residual HVPs not counted).
-        ncv: Lanczos basis size (scipy's default min(N, max(2k + 1, 20)) when None). ARPACK
-            fills the whole basis before its first convergence test, so a warm start only
-            saves HVPs with a small basis (e.g. ncv=6 for k=1).
+            `torch.Generator` seeded with `seed`, so repeated calls give identical results.
+        max_matvecs: optional cap on the HVPs (ARPACK: residual HVPs not counted).
+        ncv: basis size. Lanczos: thick restart when the basis holds ncv vectors (default
+            min(N, max(2k + 20, 40))). ARPACK: its ncv (scipy's default when None; ARPACK fills
+            the whole basis before its first test, so only a small ncv lets a warm start pay).
         seed: seed of the cold-start vector; the global RNG is never used.
+        method: "lanczos" or "arpack".
 
     Returns:
-        An `EigenResult`; check `residuals` for the achieved accuracy.
+        An `EigenResult`; `residuals` give the achieved accuracy.
 
     Raises:
-        ValueError: bad k, tol, v0 or max_matvecs.
-        EigenNotConvergedError: ARPACK did not converge or `max_matvecs` was reached; the
-            error's `partial` holds the converged pairs, if any (no best-guess is returned).
+        ValueError: bad k, tol, v0, max_matvecs, ncv or method.
+        EigenNotConvergedError: no convergence (after the retry) or `max_matvecs` was reached;
+            the error's `partial` holds the converged pairs, if any (no best-guess is returned).
     """
     n = op.shape[0]
-    if not isinstance(k, int) or not 1 <= k <= n:
-        raise ValueError(f"k must be an int in [1, {n}], got {k!r}")
-    if not tol >= 0:
-        raise ValueError(f"tol must be >= 0, got {tol!r}")
-    if max_matvecs is not None and max_matvecs < 1:
-        raise ValueError(f"max_matvecs must be a positive int or None, got {max_matvecs!r}")
-    if ncv is not None and not (isinstance(ncv, int) and k < ncv):
-        raise ValueError(f"ncv must be an int > k = {k} (or None), got {ncv!r}")
+    _check_args(n, k, tol, max_matvecs, ncv, method)
     start = op.matvec_count
     if n <= DENSE_MAX_N or k >= n - 1:
         logger.debug("dense eigh fallback for N=%d, k=%d", n, k)
@@ -134,7 +158,60 @@ def top_eigenvalues(
         H = (op @ eye).cpu().to(torch.float64)  # (N, N)
         vals, vecs = torch.linalg.eigh((H + H.T) / 2)
         return _finish(op, vals[-k:].numpy(), vecs[:, -k:].numpy(), start)
+    if v0 is None:
+        v0 = torch.randn(n, generator=torch.Generator().manual_seed(seed), dtype=torch.float64)
+    x0 = _start_vector(v0, n)
+    if method == "arpack":
+        return _arpack(op, k, tol, x0, max_matvecs, ncv, start)
+    return _lanczos(op, k, tol, x0, max_matvecs, ncv, seed, start)
 
+
+def _lanczos(op, k: int, tol: float, x0: np.ndarray, max_matvecs: int | None, ncv: int | None,
+             seed: int, start: int) -> EigenResult:
+    n = op.shape[0]
+    tol_eff = effective_tol(tol, op.dtype)
+    basis = min(n, ncv if ncv is not None else max(2 * k + 20, 40))
+    generator = torch.Generator().manual_seed(seed + 1)
+    start_vec = torch.from_numpy(x0).to(device=op.device, dtype=op.dtype)
+    out = None
+    for _ in range(2):  # one retry
+        # without a cap, each attempt may use 20 basis fills (ARPACK's scale: maxiter = 10 N restarts)
+        left = max_matvecs - (op.matvec_count - start) if max_matvecs is not None else 20 * basis
+        if left < 1:
+            break
+        out = lanczos(op, k, tol_eff, start_vec, max_basis=basis, max_matvecs=left, generator=generator)
+        if bool(out.converged.all()):
+            break
+        # retry: a fresh random start (the warm start may be stuck near a wrong pair), larger basis
+        logger.info("Lanczos unconverged after %d HVPs (k=%d, tol=%g, basis %d); retrying cold",
+                    out.matvecs, k, tol, basis)
+        basis = min(n, 2 * basis)
+        start_vec = torch.randn(n, generator=generator, dtype=torch.float64).to(device=op.device, dtype=op.dtype)
+    used = op.matvec_count - start
+    result = EigenResult(
+        eigenvalues=tuple(float(x) for x in out.values),
+        eigenvectors=out.vectors,
+        residuals=tuple(float(r) for r in out.residuals),
+        matvecs=used,
+    )
+    if not bool(out.converged.all()):
+        done = [j for j in range(len(out.values)) if out.converged[j]]
+        partial = None
+        if done and done == list(range(len(done))):  # the top pairs converged
+            partial = EigenResult(result.eigenvalues[: len(done)], out.vectors[:, : len(done)],
+                                  result.residuals[: len(done)], used)
+        worst = max(float(r / abs(t)) if t != 0 else math.inf for r, t in zip(out.residuals, out.values))
+        cap = f"its budget of {max_matvecs} HVPs" if max_matvecs is not None else f"{used} HVPs and a retry"
+        raise EigenNotConvergedError(
+            f"Lanczos used {cap} without converging (tol={tol}, worst relative residual {worst:.2g}); "
+            "raise max_matvecs or tol", partial)
+    logger.debug("lanczos k=%d tol=%g: %d HVPs", k, tol, used)
+    return result
+
+
+def _arpack(op, k: int, tol: float, x0: np.ndarray, max_matvecs: int | None, ncv: int | None,
+            start: int) -> EigenResult:
+    n = op.shape[0]
     A = op.to_scipy()
     if max_matvecs is not None:
         inner = A
@@ -145,14 +222,11 @@ def top_eigenvalues(
             return inner.matmat(X) if X.ndim == 2 else inner.matvec(X)
 
         A = LinearOperator(A.shape, matvec=capped, matmat=capped, dtype=np.float64)
-    if v0 is None:
-        v0 = torch.randn(n, generator=torch.Generator().manual_seed(seed), dtype=torch.float64)
-    x0 = _start_vector(v0, n)
     try:
         vals, vecs = eigsh(A, k=k, which="LA", tol=tol, v0=x0, ncv=None if ncv is None else min(ncv, n))
     except _BudgetExhausted:
         raise EigenNotConvergedError(
-            f"Lanczos used its budget of {max_matvecs} HVPs without converging (tol={tol}); "
+            f"ARPACK used its budget of {max_matvecs} HVPs without converging (tol={tol}); "
             "raise max_matvecs or tol"
         ) from None
     except ArpackNoConvergence as e:
@@ -184,8 +258,8 @@ def top_hessian_eigenvalue(
     Args:
         model, loss_fn, data, bn_mode, params: as for `HessianOperator`.
         v0: warm start (a previous eigenvector).
-        tol: ARPACK relative tolerance.
-        ncv: Lanczos basis size (see `top_eigenvalues`).
+        tol: relative residual tolerance (see `top_eigenvalues`).
+        ncv: basis size (see `top_eigenvalues`).
 
     Returns:
         An `EigenResult` with one eigenpair.

@@ -117,7 +117,7 @@ def spherical_sharpness(
         model, loss_fn, data, bn_mode, params: as for `HessianOperator`.
         method: "rescale" or "product".
         v0: warm start (a previous eigenvector).
-        tol: ARPACK relative tolerance.
+        tol: relative residual tolerance of the eigensolver (see `top_eigenvalues`).
 
     Returns:
         A `SphericalSharpness`.

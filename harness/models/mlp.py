@@ -89,20 +89,15 @@ class BatchNormNoAffine(nn.Module):
         """x: (B, C) or (B, C, H, W) -> same shape."""
         if x.dim() < 2 or x.shape[1] != self.num_features:
             raise ValueError(f"expected (B, {self.num_features}, ...), got {tuple(x.shape)}")
-        dims = [0, *range(2, x.dim())]
-        shape = (1, -1) + (1,) * (x.dim() - 2)  # broadcasts (C,) over (B, C, *)
-        if self.track_running_stats and not self.training:
-            mean, var = self.running_mean.view(shape), self.running_var.view(shape)
-        else:
-            mean = x.mean(dim=dims, keepdim=True)  # (1, C, 1, ...)
-            var = (x - mean).square().mean(dim=dims, keepdim=True)  # biased, as torch normalizes with
-            if self.track_running_stats:
-                n = x.numel() // x.shape[1]
-                with torch.no_grad():
-                    m = self.momentum
-                    self.running_mean.mul_(1 - m).add_(m * mean.flatten())
-                    self.running_var.mul_(1 - m).add_(m * var.flatten() * n / max(n - 1, 1))
-        return (x - mean) / torch.sqrt(var + self.eps)
+        # ATen's fused batch_norm (the function, unlike nn.BatchNorm's constructor checks, takes eps = 0):
+        # one kernel forward and backward instead of ~6 elementwise ones, which made the gradient ~1.6x
+        # and a double-backward HVP ~1.3x faster on the EoS net. It normalizes with the biased variance
+        # and updates running_var with the unbiased one, with torch's momentum rule, as this layer did.
+        # Same values as (x - mean) / sqrt(var + eps) to rounding (tests/test_curvature_bn.py).
+        track = self.track_running_stats
+        return torch.batch_norm(
+            x, None, None, self.running_mean if track else None, self.running_var if track else None,
+            self.training or not track, self.momentum, self.eps, False)
 
     def extra_repr(self) -> str:
         return f"{self.num_features}, eps={self.eps}, track_running_stats={self.track_running_stats}"
