@@ -1,6 +1,7 @@
-"""Optimizers under test: IRE (mask and exact-projection variants), SAM and SAM-IRE.
+"""Optimizers under test: IRE (mask and exact-projection variants), SAM and SAM-IRE, and the one
+optimizer spec (`OptimizerSpec`, built through one registry) every experiment builds its optimizer from.
 
-All are ordinary `torch.optim.Optimizer` subclasses that wrap a constructed base optimizer and share
+All optimizers are ordinary `torch.optim.Optimizer` subclasses that wrap a constructed base optimizer and share
 its `param_groups`, so they drop into a user's own training loop and LR schedulers.
 """
 
@@ -13,14 +14,30 @@ from harness.optim.mask import (
 )
 from harness.optim.projected import IREProjected
 from harness.optim.sam import SAM, SAMIRE
+from harness.optim.spec import (
+    OptimizerKind,
+    OptimizerSpec,
+    optimizer_kind,
+    optimizer_names,
+    register_optimizer,
+    requires_closure,
+    sgd_stability_threshold,
+)
 
 __all__ = [
     "IRE",
     "IREProjected",
+    "OptimizerKind",
+    "OptimizerSpec",
     "SAM",
     "SAMIRE",
     "flat_mask_from_scores",
     "flat_projection_from_hessian",
+    "optimizer_kind",
+    "optimizer_names",
     "random_flat_mask",
+    "register_optimizer",
+    "requires_closure",
     "sampled_fisher_scores",
+    "sgd_stability_threshold",
 ]

@@ -44,6 +44,9 @@ def sampled_fisher_scores(
 ) -> list[Tensor]:
     """Diagonal Fisher estimate h = g̃ ⊙ g̃ from one forward/backward with self-sampled labels.
 
+    The square of `sampled_label_gradients` (same arguments, same draws). Data-parallel callers average
+    the gradients over ranks first and square the average, as the authors' code does under DDP.
+
     ŷ ~ Categorical(softmax(logits)) is drawn with `generator` only; g̃ is the gradient of the mean
     cross-entropy of the logits against ŷ. Gradients come from `torch.autograd.grad`, so no `.grad`
     field is read or written. Parameters that do not require grad or do not influence the logits
@@ -62,6 +65,19 @@ def sampled_fisher_scores(
         TypeError: if logits_fn does not return a floating tensor.
         ValueError: if the logits have fewer than 2 dims, are not finite or do not require grad, or no
             parameter requires grad.
+    """
+    return [g.square() for g in sampled_label_gradients(logits_fn, params, generator)]
+
+
+def sampled_label_gradients(
+    logits_fn: Callable[[], Tensor], params: Sequence[Tensor], generator: torch.Generator
+) -> list[Tensor]:
+    """g̃: the gradient of the mean cross-entropy against labels ŷ ~ softmax(logits) drawn with `generator`.
+
+    Arguments, checks and draws as `sampled_fisher_scores` (which returns g̃ ⊙ g̃).
+
+    Returns:
+        One float32 tensor per parameter (zeros where a parameter does not require grad or is unused).
     """
     with torch.enable_grad():
         logits = logits_fn()
@@ -82,11 +98,11 @@ def sampled_fisher_scores(
         if not trainable:
             raise ValueError("no parameter requires grad, so there is nothing to score")
         grads = iter(torch.autograd.grad(loss, trainable, allow_unused=True))
-    scores = []
+    out = []
     for p in params:
         g = next(grads) if p.requires_grad else None
-        scores.append(torch.zeros_like(p, dtype=torch.float32) if g is None else g.detach().float().square())
-    return scores
+        out.append(torch.zeros_like(p, dtype=torch.float32) if g is None else g.detach().float())
+    return out
 
 
 def flat_mask_from_scores(scores: Sequence[Tensor], gamma: float) -> list[Tensor]:
