@@ -3,7 +3,9 @@
 On an interactive terminal a status line is redrawn in place under the log lines
 ("[2/4] eos-scale-invariant · seed 1/3 · step 1200/3000 · 85 steps/s · ETA seed 21 s, claim 1 min 5 s").
 In CI logs (stderr not a TTY, or CI=true) nothing is redrawn: only the runner's one line per finished
-seed and per finished claim appear, each seed line followed by the claim's elapsed time and ETA.
+seed and per finished claim appear, each seed line followed by the claim's elapsed time and ETA. When the
+seeds ran earlier in a process pool (`--jobs`), a claim's own elapsed time is only the time to read them back,
+so its lines show the sum of its seeds' compute times instead.
 
 The display is a logging.Handler (the runner reports claims and seeds through `logging`) plus a
 callable for the runner's step callback ("<label> seed <k>: step <i>/<n>").
@@ -146,11 +148,15 @@ class Progress(logging.Handler):
             if args[2] == "ran":
                 st.seed_times.append(float(args[3]))
             st.step_key, st.rate, st.step, st.total = (), 0.0, 0, 0
+            if st.pool_total and st.seed_times:  # computed earlier in the pool: elapsed here says nothing
+                return f" · claim {fmt_duration(sum(st.seed_times))} of seed compute so far"
             if not self.interactive and st.seeds_done < st.n_seeds and st.seed_times:
                 left = (st.n_seeds - st.seeds_done) * sum(st.seed_times) / len(st.seed_times)
                 return f" · claim {fmt_duration(now - st.claim_start)} so far, ETA {fmt_duration(left)}"
         elif record.msg == CLAIM_DONE and len(args) == 4:
             self._clear()
+            if st.pool_total and st.seed_times:
+                return f" ({fmt_duration(sum(st.seed_times))} of seed compute, in the parallel pool)"
             return f" ({fmt_duration(now - st.claim_start)})"
         elif record.msg == POOL_START and len(args) == 3:
             st.pool_total, st.pool_start = args[0], now

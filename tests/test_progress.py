@@ -110,3 +110,24 @@ def test_progress_ci_env_disables_the_live_line(monkeypatch):
                                           (float("nan"), "?")])
 def test_progress_fmt_duration(seconds, text):
     assert fmt_duration(seconds) == text
+
+
+def test_progress_after_a_pool_shows_the_claims_seed_compute_not_zero_seconds():
+    out, clock = io.StringIO(), FakeClock()
+    display = Progress(out, interactive=False, clock=clock)
+
+    def log(msg, *args):
+        display.handle(logging.makeLogRecord({"msg": msg, "args": args}))
+
+    log("running %d seed(s) in %d processes (%d thread(s) each)", 2, 2, 1)
+    clock.t += 30
+    log("  [%d/%d] %s seed %d done", 1, 2, "c", 0)
+    log("  [%d/%d] %s seed %d done", 2, 2, "c", 1)
+    log("[%d/%d] %s (%s tier)", 1, 1, "c", "cpu")
+    log("  seed %d/%d %s in %.1fs%s", 1, 2, "ran", 20.0, "")  # read back from the pool at once
+    log("  seed %d/%d %s in %.1fs%s", 2, 2, "ran", 25.0, "")
+    log("[%d/%d] %s: %s", 1, 1, "c", "holds")
+    lines = out.getvalue().splitlines()
+    assert "claim 20 s of seed compute so far" in lines[-3]
+    assert lines[-1] == "[1/1] c: holds (45 s of seed compute, in the parallel pool)"
+    assert "(0 s)" not in out.getvalue() and "0 s so far" not in out.getvalue()

@@ -26,7 +26,9 @@ from pathlib import Path
 import numpy as np
 import torch
 
-# The tokenizers live in harness.data.tokenizers; the `as` imports re-export them for existing callers.
+# WikiText-103's data_root is resolved (and downloaded on first use) in harness.data.download; the tokenizers
+# live in harness.data.tokenizers. The `as` imports re-export them for existing callers.
+from harness.data.download import check_wikitext103 as check_wikitext103
 from harness.data.tokenizers import TOKEN_DTYPE, Tokenizer, get_tokenizer
 from harness.data.tokenizers import ByteTokenizer as ByteTokenizer
 from harness.data.tokenizers import GPT2Tokenizer as GPT2Tokenizer
@@ -119,6 +121,31 @@ class TokenStream:
             n = min(n, max_windows)
         for first in range(0, n, batch_size):
             yield self._windows(np.arange(first, min(first + batch_size, n)) * seq_len, seq_len)
+
+    def spread_batches(
+        self, batch_size: int, seq_len: int, n_windows: int
+    ) -> Iterator[tuple[torch.Tensor, torch.Tensor]]:
+        """`n_windows` fixed, non-overlapping windows spread evenly over the whole stream (deterministic
+        validation that samples every part of the split, not only its first file).
+
+        Of the (len - 1) // T tiled windows, those at indices floor(i * n_tiled / n), i < n, are taken;
+        n >= n_tiled gives every tiled window, as `sequential_batches(..., None)`.
+
+        Args:
+            batch_size, seq_len: windows per batch (the last batch may be smaller) and T.
+            n_windows: how many windows, a positive int.
+
+        Yields:
+            x, y: int64 tensors (b, T), b <= batch_size. Raises as `get_batch`; ValueError: n_windows <= 0.
+        """
+        self._check(batch_size, seq_len)
+        if not isinstance(n_windows, int) or isinstance(n_windows, bool) or n_windows <= 0:
+            raise ValueError(f"n_windows must be a positive int, got {n_windows!r}")
+        n_tiled = (len(self) - 1) // seq_len
+        n = min(n_windows, n_tiled)
+        starts = (np.arange(n) * n_tiled // n) * seq_len  # (n,) increasing, >= T apart
+        for first in range(0, n, batch_size):
+            yield self._windows(starts[first:first + batch_size], seq_len)
 
 
 @dataclass(frozen=True)
@@ -315,7 +342,7 @@ def wikitext103(root: PathLike, cache_dir: PathLike, tokenizer: str = "auto") ->
 
     Args:
         root: the folder with `wiki.train.raw` and `wiki.valid.raw` (`wiki.test.raw` is unused), or the
-            folder holding `wikitext-103-raw/`.
+            folder holding `wikitext-103-raw/`; "" or an absent claim default: the download cache.
         cache_dir: the token cache folder.
         tokenizer: "auto" (GPT-2 BPE if tiktoken works, else bytes, noted in provenance), "gpt2" or "bytes".
 
@@ -325,13 +352,8 @@ def wikitext103(root: PathLike, cache_dir: PathLike, tokenizer: str = "auto") ->
     Raises:
         DataError: a required file is missing or unreadable.
     """
-    root = Path(root)
-    root = root / "wikitext-103-raw" if (root / "wikitext-103-raw").is_dir() else root
+    root = check_wikitext103(root)
     paths = {"train": root / "wiki.train.raw", "val": root / "wiki.valid.raw"}
-    missing = [str(p) for p in paths.values() if not p.is_file()]
-    if missing:
-        raise DataError(f"WikiText-103 file(s) missing: {', '.join(missing)}. Extract "
-                        f"wikitext-103-raw-v1.zip so that wiki.train.raw and wiki.valid.raw lie in {root}.")
     h, n_bytes = hashlib.sha256(), 0
     try:
         for path in paths.values():

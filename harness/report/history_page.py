@@ -7,6 +7,7 @@ and not newer than it are shown, so an old report re-renders the same.
 from __future__ import annotations
 
 import math
+import re
 
 import pandas as pd
 from markupsafe import Markup
@@ -28,9 +29,21 @@ def history_view(store: ResultStore, run: dict) -> dict:
     df = df[df["run_id"].isin(runs)]
     number = {r: i + 1 for i, r in enumerate(runs)}
     return {"tier": run.get("tier", "?"), "options": describe_options(run),
-            "runs": [{"n": number[r], "id": r, "current": r == run["run_id"]} for r in runs],
+            "runs": [{"n": number[r], "id": r, "label": lab, "current": r == run["run_id"]}
+                     for r, lab in run_labels(runs).items()],
             "diff": diff_view(store, run), "timeline": timeline(df, runs),
-            "plots": [Markup(svg) for svg in metric_plots(df, number)]}
+            "plots": [Markup(svg) for svg in metric_plots(df, number, run_labels(runs))],
+            "gate_rule": gate_rule()}
+
+
+def gate_rule() -> str:
+    """The regression gate's rule in words (harness.history.GATE_RULE), or a fallback while it is absent."""
+    try:
+        from harness.history import GATE_RULE
+    except ImportError:
+        return ("The gate (`--fail-on-regression`, `harness gate`) exits 1 when a claim that held in its previous "
+                "comparable run no longer holds.")
+    return str(GATE_RULE)
 
 
 def describe_options(run: dict) -> str:
@@ -58,8 +71,25 @@ def timeline(df: pd.DataFrame, runs: list[str]) -> list[dict]:
             for claim in sorted(df["claim"].dropna().unique())]
 
 
-def metric_plots(df: pd.DataFrame, number: dict[str, int]) -> list[str]:
-    """Per (claim, check): value by run number with its 95% CI as an error bar and the accepted region."""
+def run_labels(run_ids: list[str]) -> dict[str, str]:
+    """Short axis labels for run ids 'YYYYMMDD-HHMMSS[-n]': 'MM-DD HH:MM', with seconds (and the suffix)
+    where minutes repeat, the id itself when it has another form."""
+    def short(r: str, full: bool) -> str:
+        m = re.fullmatch(r"\d{4}(\d\d)(\d\d)-(\d\d)(\d\d)(\d\d)(-\d+)?", r)
+        if not m:
+            return r
+        return f"{m[1]}-{m[2]} {m[3]}:{m[4]}" + (f":{m[5]}{m[6] or ''}" if full else "")
+
+    first = [short(r, False) for r in run_ids]
+    return {r: short(r, first.count(f) > 1) for r, f in zip(run_ids, first)}
+
+
+def metric_plots(df: pd.DataFrame, number: dict[str, int], labels: dict[str, str] | None = None) -> list[str]:
+    """Per (claim, check): value by run with its 95% CI as an error bar and the accepted region.
+
+    Args:
+        df: the history rows. number: run id -> x position. labels: run id -> x tick label (None: numbers).
+    """
     out = []
     for (claim, metric), g in df.groupby(["claim", "metric"], sort=True):
         x = [number[r] for r in g["run_id"]]
@@ -73,6 +103,8 @@ def metric_plots(df: pd.DataFrame, number: dict[str, int]) -> list[str]:
                  if math.isfinite(v)]
         band = _visible_region(shown, [last["region_lo"], last["region_hi"]])
         bands = [HBand(*band, f"accepted {last['expectation']}", color=ACCEPTED_COLOR)] if band else []
-        out.append(line_plot(series, title=f"{claim} · {metric}", xlabel="run (see the timeline)",
-                             ylabel=metric if len(metric) <= 40 else "value", bands=bands, width=560, height=280))
+        ticks = [(n, labels[r]) for r, n in number.items()] if labels else []
+        out.append(line_plot(series, title=f"{claim} · {metric}", xlabel="run (date and time it started)",
+                             ylabel=metric if len(metric) <= 40 else "value", bands=bands, width=560, height=280,
+                             xticks=ticks))
     return out

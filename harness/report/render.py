@@ -27,6 +27,7 @@ log = logging.getLogger(__name__)
 
 TEMPLATES = Path(__file__).resolve().parent / "templates"
 SCALE_KEYS = (("trainable_params", "params"), ("n_train", "train examples"), ("steps", "steps"))
+BENCH_NOTE = "no benchmark results yet: the performance page fills once `nox -s bench` has run"
 
 
 def render_report(store: ResultStore, run_id: str, out_root: Path, *, notebooks: bool = False,
@@ -66,14 +67,16 @@ def render_report(store: ResultStore, run_id: str, out_root: Path, *, notebooks:
         c["notebook"] = vars(books[c["id"]]) if c["id"] in books else None
     common = {"run": run_view(run), "rendered": time.strftime("%Y-%m-%d %H:%M:%S"), "base": ""}
     env = _environment()
+    perf = perf_view(benchmarks)
     page = {**common, "current": "index", "counts": verdict_counts(claims), "claims": claims,
-            "provenance": provenance_view(run), "notebook_note": note}
+            "provenance": provenance_view(run), "notebook_note": note,
+            "bench_note": "" if perf.get("runs") else BENCH_NOTE}
     out = report_dir / "index.html"
     _atomic_write_text(out, env.get_template("index.html.j2").render(page=page))
     _atomic_write_text(report_dir / "history.html", env.get_template("history.html.j2").render(
         page={**common, "current": "history", "history": history_view(store, run)}))
     _atomic_write_text(report_dir / "perf.html", env.get_template("perf.html.j2").render(
-        page={**common, "current": "perf", "perf": perf_view(benchmarks)}))
+        page={**common, "current": "perf", "perf": perf}))
     log.info("report for run %s: %s", run["run_id"], out)
     return out
 
@@ -149,6 +152,7 @@ def claim_view(c: dict, records: list[dict | None]) -> dict:
         "reported": [check_view(k) for k in c.get("reported", [])],
         "seeds": seeds, "n_seeds": len(seeds), "n_cached": sum(s["cached"] for s in seeds),
         "n_errors": sum(bool(s["error"]) for s in seeds), "wall_time_s": c.get("wall_time_s"),
+        "changes": [change_view(ch) for ch in c.get("changes") or [] if isinstance(ch, dict)],
         "svgs": [Markup(svg) for svg in figs.svgs],  # svg.py escapes every text it draws
         "figure_notes": figs.notes,
     }
@@ -162,7 +166,23 @@ def check_view(k: dict) -> dict:
             "per_seed": ", ".join(fmt_num(v) for v in est.get("per_seed", [])) if est else "",
             "expectation": k.get("expectation", ""),
             "verdict": verdict_word(k["verdict"]) if "verdict" in k else "",
-            "reason": k.get("reason", "")}
+            "reason": k.get("reason", ""), "null": "null" in str(k.get("metric", "")),
+            "seeds_needed": seeds_needed_text(k)}
+
+
+def seeds_needed_text(k: dict) -> str:
+    """'needs ≈ N seeds to decide' beside an inconclusive check whose entry carries `seeds_needed`."""
+    n = k.get("seeds_needed")
+    if k.get("verdict") != "inconclusive" or isinstance(n, bool) or not isinstance(n, (int, float)):
+        return ""
+    return f"needs ≈ {fmt_num(int(n))} seeds to decide"
+
+
+def change_view(c: dict) -> dict:
+    """One entry of a claim's change log: date, what, why, whether results were seen before it."""
+    seen = c.get("results_seen")
+    return {"date": str(c.get("date", "?")), "what": str(c.get("what", "")), "why": str(c.get("why", "")),
+            "results_seen": "yes" if seen is True else "no" if seen is False else "unknown"}
 
 
 def seed_view(s: dict, record: dict | None) -> dict:

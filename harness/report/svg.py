@@ -356,6 +356,7 @@ def _legend(entries: list[tuple[str, str]], x: float, y: float, wrap: float) -> 
 def line_plot(
     series: Sequence[Series], *, title: str, xlabel: str, ylabel: str, xlog: bool = False, ylog: bool = False,
     hlines: Sequence[HLine] = (), bands: Sequence[HBand] = (), width: int = 560, height: int = 320,
+    xticks: Sequence[tuple[float, str]] = (),
 ) -> str:
     """Curves with a legend, optional reference lines and bands, on linear or log axes.
 
@@ -365,6 +366,8 @@ def line_plot(
         xlog, ylog: log10 axes with decade ticks; non-positive points are skipped there.
         hlines, bands: references; the y range always includes them.
         width, height: size in px; a legend too wide for the right side goes below, adding height.
+        xticks: (position, label) pairs that replace the numeric x ticks (a linear axis of categories such as
+            runs: the axis spans them with half a step either side, so one point gets one label, not 0.9 ... 1.1).
     Returns:
         An ``<svg>`` element string; a "no data" panel when no point is drawable.
     Raises:
@@ -379,6 +382,10 @@ def line_plot(
     yv += [v for b in bands for v in (b.lo, b.hi)]
     margin = 0.04 if any("markers" in s.style or s.y_err for s in series) else 0.0  # keep dots off the frame
     xs, ys = _scale([p[0] for p in pts], xlog, margin), _scale([v for v in yv if v > 0 or not ylog], ylog)
+    if xticks and not xlog:
+        at = [float(p) for p, _ in xticks]
+        lo, hi = min(at + [p[0] for p in pts]) - 0.5, max(at + [p[0] for p in pts]) + 0.5
+        xs = _Scale(lo, hi, False, tuple(at), tuple(str(label) for _, label in xticks))
     colors = [s.color or PALETTE[i % len(PALETTE)] for i, s in enumerate(series)]
     entries = []
     for s, r, c in zip(series, runs, map(_esc, colors)):

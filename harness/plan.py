@@ -1,0 +1,233 @@
+"""`harness plan --tier T`: what a run would cost on this device, measured before an hour is committed.
+
+Each selected claim runs one seed twice with a small step cap (k1, then k2 steps per training run), in a
+throw-away store with the cache off. Two timings separate the fixed cost of a seed (data, model, final
+measurements) from the per-step cost: with S_i the `steps` fields of the claim's config (one per training
+run), T(k) = fixed + c * sum_i min(S_i, k), so c = (T(k2) - T(k1)) / (sum min(S_i, k2) - sum min(S_i, k1)) and
+one full seed costs fixed + c * sum_i S_i. A config without a `steps` field (epochs, timed blocks) gets the
+k2 timing as a lower bound, marked as such. Data that would be downloaded is listed, not fetched (unless
+asked): such a claim is not timed.
+"""
+from __future__ import annotations
+
+import contextlib
+import dataclasses
+import logging
+import math
+import sys
+import tempfile
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from harness.progress import fmt_duration
+
+
+@dataclass
+class ClaimPlan:
+    """One claim's estimate: seconds per seed and in all, how it was obtained, and its pending downloads."""
+
+    claim: str
+    seeds: int
+    probe_s: tuple[float, ...] = ()
+    per_seed_s: float = math.nan
+    total_s: float = math.nan
+    method: str = ""
+    downloads: list[dict] = field(default_factory=list)
+    error: str = ""
+
+
+def step_fields(config) -> list[int]:
+    """Every int `steps` field of a (nested) dataclass config: one per training run it holds."""
+    out = []
+    if dataclasses.is_dataclass(config):
+        for f in dataclasses.fields(config):
+            v = getattr(config, f.name)
+            if dataclasses.is_dataclass(v):
+                out += step_fields(v)
+            elif f.name == "steps" and isinstance(v, int) and not isinstance(v, bool):
+                out.append(v)
+    return out
+
+
+def pending_downloads(config) -> list[dict]:
+    """The files a run of `config` would download first (see harness.data.download), deduplicated."""
+    from harness.data.download import REMOTES, pending_download
+
+    found = {}
+
+    def walk(c):
+        names = {f.name for f in dataclasses.fields(c)}
+        if {"data", "data_root"} <= names and getattr(c, "data") in REMOTES:
+            pending = pending_download(c.data, str(c.data_root))
+            if pending:
+                found[pending["file"]] = pending
+        for f in dataclasses.fields(c):
+            if dataclasses.is_dataclass(getattr(c, f.name)):
+                walk(getattr(c, f.name))
+
+    if dataclasses.is_dataclass(config):
+        walk(config)
+    return list(found.values())
+
+
+def estimate(steps: list[int], k1: int, k2: int, t1: float, t2: float) -> tuple[float, str]:
+    """Seconds for one full seed from timings t1, t2 at caps k1 < k2, and how it was estimated."""
+    if not steps:
+        return t2, f"lower bound: no `steps` field, the {k2}-step probe's time"
+    done1, done2, full = (sum(min(s, k) for s in steps) for k in (k1, k2, 10**18))
+    if done2 == done1:  # the probe already ran every step
+        return t2, "measured: the probe ran the full config"
+    if t2 <= t1:  # the longer probe was not slower: timing noise, or a cap this claim does not obey
+        return max(t1, t2), (f"measured: the {k2}-step probe was no slower than the {k1}-step one (noise, or a "
+                             "claim the step cap does not shorten), so its time is taken as is")
+    per_step = (t2 - t1) / (done2 - done1)
+    fixed = max(0.0, t1 - per_step * done1)
+    return fixed + per_step * full, (f"{fixed:.2g} s fixed + {per_step * 1e3:.3g} ms/step x {full:,} steps "
+                                     f"({len(steps)} training run{'s' if len(steps) > 1 else ''})")
+
+
+def plan_claims(claims, tier: str, *, device: str | None = None, overrides: dict | None = None,
+                probe_steps: tuple[int, int] = (3, 12), seeds: int | None = None,
+                download: bool = False) -> list[ClaimPlan]:
+    """Probe every claim at `tier` on this device; see the module docstring for the estimate.
+
+    Args:
+        claims: registered Claim objects. tier: the tier to plan. device: as `harness run --device`.
+        overrides: --set pairs. probe_steps: (k1, k2) step caps, k1 < k2. seeds: planned seed count
+            (None: each tier's own). download: fetch pending data first, so those claims are timed too.
+
+    Returns:
+        One ClaimPlan per claim, in order; a probe that fails has its error and no estimate.
+
+    Raises:
+        ConfigError: bad probe steps, tier or override (before anything runs).
+    """
+    from harness.errors import ConfigError, HarnessError
+    from harness.registry import apply_overrides
+    from harness.runner import RunOptions, run_claims
+    from harness.store import ResultStore
+
+    k1, k2 = probe_steps
+    if not 1 <= k1 < k2:
+        raise ConfigError(f"probe steps must be 1 <= k1 < k2, got {k1}, {k2}")
+    prepared = []
+    for claim in claims:
+        config = apply_overrides(claim.tier(tier).config, dict(overrides or {}))
+        prepared.append((claim, config))
+    plans = []
+    quiet = logging.getLogger("harness")
+    level = quiet.level
+    quiet.setLevel(logging.WARNING)  # the probes' own run logs would bury the table
+    with tempfile.TemporaryDirectory(prefix="harness-plan-") as tmp, contextlib.ExitStack() as restore:
+        restore.callback(quiet.setLevel, level)
+        for claim, config in prepared:
+            p = ClaimPlan(claim.id, seeds or claim.tier(tier).seeds, downloads=pending_downloads(config))
+            plans.append(p)
+            if p.downloads and not download:
+                p.method = "not timed: its data is not downloaded yet"
+                continue
+            times = []
+            try:
+                for k in (k1, k2):
+                    print(f"plan: {claim.id}: timing one seed at {k} steps", file=sys.stderr, flush=True)
+                    options = RunOptions(tier=tier, seeds=1, overrides=dict(overrides or {}), max_steps=k,
+                                         device=device, use_cache=False, jobs=1)
+                    t0 = time.perf_counter()
+                    summary = run_claims([claim], options, ResultStore(Path(tmp) / f"{claim.id}-{k}"))
+                    entry = summary["claims"][0]
+                    errors = [s["error"] for s in entry["seeds"] if s.get("error")]
+                    if errors:
+                        raise RuntimeError(errors[0])
+                    times.append(sum(s["wall_time_s"] for s in entry["seeds"]) or time.perf_counter() - t0)
+            except (HarnessError, RuntimeError) as e:
+                p.error = str(e).splitlines()[0] if str(e) else type(e).__name__
+                continue
+            p.probe_s = tuple(times)
+            p.per_seed_s, p.method = estimate(step_fields(config), k1, k2, *times)
+            p.total_s = p.per_seed_s * p.seeds
+    return plans
+
+
+def format_plan(plans: list[ClaimPlan], tier: str, device: str, probe_steps: tuple[int, int]) -> str:
+    """The table `harness plan` prints: per claim and in all, plus what would be downloaded."""
+    rows = [f"plan: tier {tier} on {device}; one seed probed at {probe_steps[0]} and {probe_steps[1]} steps "
+            "per training run",
+            f"{'claim':34s} {'seeds':>5s} {'per seed':>12s} {'all seeds':>12s}  how"]
+    for p in plans:
+        how = f"probe failed: {p.error}" if p.error else p.method
+        if p.downloads:
+            how += " · downloads " + ", ".join(f"{d['file']} ({d['bytes'] / 1e6:.1f} MB)" for d in p.downloads)
+        rows.append(f"{p.claim:34s} {p.seeds:5d} {fmt_duration(p.per_seed_s):>12s} "
+                    f"{fmt_duration(p.total_s):>12s}  {how}")
+    timed = [p.total_s for p in plans if math.isfinite(p.total_s)]
+    untimed = [p.claim for p in plans if not math.isfinite(p.total_s)]
+    downloads = {d["file"]: d for p in plans for d in p.downloads}
+    total = f"total: {fmt_duration(sum(timed))} estimated for {len(timed)} claim(s)"
+    if untimed:
+        total += f"; not timed: {', '.join(untimed)}"
+    rows.append(total)
+    if downloads:
+        size = sum(d["bytes"] for d in downloads.values()) / 1e6
+        rows.append(f"would download {size:.1f} MB first: " + "; ".join(
+            f"{d['file']} from {d['url']} into {d['dest']}" for d in downloads.values()))
+    return "\n".join(rows)
+
+
+def plan_command(args) -> int:
+    """The CLI's `plan` subcommand (args from harness.cli): print the estimate, exit 0."""
+    from harness.cli import _overrides, default_tier
+    from harness.errors import ConfigError
+    from harness.registry import TIERS, all_claims, get_claim
+    from harness.runner import pick_device
+
+    tier = args.tier or default_tier()
+    if tier not in TIERS:
+        raise ConfigError(f"unknown tier '{tier}'; tiers are: {', '.join(TIERS)}")
+    try:
+        k1, k2 = (int(v) for v in str(args.probe_steps).split(","))
+    except ValueError:
+        raise ConfigError(f"--probe-steps expects K1,K2 (e.g. 2,6), got '{args.probe_steps}'") from None
+    claims = [get_claim(c) for c in args.claim] if args.claim else list(all_claims().values())
+    claims = [c for c in claims if tier in c.tiers] if not args.claim else claims
+    device = str(pick_device(tier, args.device))
+    plans = plan_claims(claims, tier, device=args.device, overrides=_overrides(args.set), probe_steps=(k1, k2),
+                        seeds=int(args.seeds) if args.seeds else None, download=args.download)
+    print(format_plan(plans, tier, device, (k1, k2)))
+    return 0
+
+
+def numeric_settings(device: str | None = None) -> dict:
+    """The float settings that change GPU numbers, for a run's provenance (read, never changed here).
+
+    TF32 lets float32 matmuls/convolutions on Ampere+ GPUs round inputs to 10 mantissa bits; autocast and
+    bf16 change the compute dtype; the default dtype decides what an unqualified tensor is. A check whose
+    numbers depend on float64 (curvature eigenvalues) states its own dtype in its config.
+
+    Args:
+        device: the run's device ("cuda", "cuda:0", "cpu"; None: cuda when available).
+
+    Returns:
+        A flat dict of plain values: allow_tf32 flags, float32 matmul precision, default dtype, cudnn
+        benchmark/deterministic, deterministic algorithms, autocast state at the call, and on CUDA the
+        device's compute capability and bf16 support.
+    """
+    import torch
+
+    out = {
+        "cuda_matmul_allow_tf32": bool(torch.backends.cuda.matmul.allow_tf32),
+        "cudnn_allow_tf32": bool(torch.backends.cudnn.allow_tf32),
+        "float32_matmul_precision": torch.get_float32_matmul_precision(),
+        "default_dtype": str(torch.get_default_dtype()),
+        "cudnn_benchmark": bool(torch.backends.cudnn.benchmark),
+        "cudnn_deterministic": bool(torch.backends.cudnn.deterministic),
+        "deterministic_algorithms": bool(torch.are_deterministic_algorithms_enabled()),
+        "autocast_enabled_at_start": bool(torch.is_autocast_enabled()),
+        "autocast_note": "autocast is off unless a claim's config turns it on (e.g. bf16=True: bf16 autocast "
+                         "on CUDA only; CPU runs float32)",
+    }
+    dev = torch.device(device) if device else torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    if dev.type == "cuda" and torch.cuda.is_available():
+        out["cuda_capability"] = ".".join(map(str, torch.cuda.get_device_capability(dev)))
+        out["cuda_bf16_supported"] = bool(torch.cuda.is_bf16_supported())
+    return out

@@ -1,0 +1,111 @@
+"""`harness plan`: per-claim cost estimates from two capped probes, and the downloads a run would make."""
+from __future__ import annotations
+
+import math
+import time
+from dataclasses import dataclass, field
+
+import pytest
+
+from harness import Check, Claim, Measurement, Tier, Within, experiment, register
+from harness.cli import main
+from harness.data import download
+from harness.plan import ClaimPlan, estimate, format_plan, pending_downloads, plan_claims, step_fields
+
+
+@dataclass(frozen=True)
+class Inner:
+    steps: int = 100
+
+
+@dataclass(frozen=True)
+class PlanConfig:
+    steps: int = 200
+    arm: Inner = field(default_factory=Inner)
+    data: str = "cifar10"
+    data_root: str = "data/cifar-10-batches-py"
+
+
+@dataclass(frozen=True)
+class SleepConfig:
+    steps: int = 40
+    seconds_per_step: float = 0.004
+
+
+@experiment("test_plan_sleep", SleepConfig)
+def sleep_experiment(cfg: SleepConfig, ctx) -> Measurement:
+    n = min(cfg.steps, ctx.max_steps or cfg.steps)
+    time.sleep(n * cfg.seconds_per_step)
+    return Measurement(scalars={"x": 1.0})
+
+
+CLAIM = register(Claim(
+    id="test-plan-sleep", source="Test", statement="x is one", paper_value="1", experiment=sleep_experiment,
+    tiers={"smoke": Tier(seeds=3, config=SleepConfig()), "cpu": Tier(2, SleepConfig())},
+    checks=(Check("x", Within(target=1.0, rtol=0.1)),),
+))
+
+
+def test_step_fields_walk_nested_configs():
+    assert step_fields(PlanConfig()) == [200, 100]
+    assert step_fields(SleepConfig()) == [40]
+
+
+def test_estimate_separates_fixed_and_per_step_cost():
+    # fixed 1 s, 0.01 s per step, two runs of 200 and 100 steps; probes at 5 and 20 steps per run
+    t = lambda k: 1.0 + 0.01 * (min(200, k) + min(100, k))  # noqa: E731
+    per_seed, how = estimate([200, 100], 5, 20, t(5), t(20))
+    assert per_seed == pytest.approx(1.0 + 0.01 * 300)
+    assert "300 steps" in how and "2 training runs" in how
+    assert estimate([], 5, 20, 1.0, 2.0) == (2.0, "lower bound: no `steps` field, the 20-step probe's time")
+    assert estimate([10], 5, 20, 1.0, 1.5)[0] == 1.5  # the probe ran it all
+    assert estimate([1000], 5, 20, 2.0, 1.9)[1].startswith("measured: the 20-step probe was no slower")
+
+
+def test_pending_downloads_name_the_file_and_stop_once_it_is_there(tmp_path, monkeypatch):
+    monkeypatch.setenv(download.ENV_DIR, str(tmp_path))
+    monkeypatch.delenv(download.ENV_URL, raising=False)
+    (pending,) = pending_downloads(PlanConfig())
+    assert pending["file"] == "cifar-10-python.tar.gz" and pending["bytes"] == download.REMOTES["cifar10"].size
+    assert pending["dest"] == str(tmp_path / "cifar-10-python.tar.gz")
+    (tmp_path / "cifar-10-python.tar.gz").write_bytes(b"verified before it got this name")
+    assert pending_downloads(PlanConfig()) == []
+    assert pending_downloads(SleepConfig()) == []
+
+
+def test_plan_times_a_claim_and_scales_to_its_seeds(tmp_path):
+    (p,) = plan_claims([CLAIM], "smoke", device="cpu", probe_steps=(5, 30))
+    assert p.error == "" and len(p.probe_s) == 2 and p.seeds == 3
+    assert math.isfinite(p.per_seed_s) and p.total_s == pytest.approx(3 * p.per_seed_s)
+    assert p.per_seed_s >= p.probe_s[1] * 0.5
+    text = format_plan([p, ClaimPlan("needs-data", 2, method="not timed: its data is not downloaded yet",
+                                     downloads=[{"file": "f.tar.gz", "bytes": 2e6, "url": "u", "dest": "d"}])],
+                       "smoke", "cpu", (5, 30))
+    assert "test-plan-sleep" in text and "not timed: needs-data" in text
+    assert "would download 2.0 MB first: f.tar.gz from u into d" in text
+
+
+def test_plan_command_prints_per_claim_estimates(tmp_path, capsys):
+    code = main(["--results", str(tmp_path / "r"), "plan", "--tier", "smoke", "--claim", "test-plan-sleep",
+                 "--probe-steps", "2,8", "--device", "cpu"])
+    out = capsys.readouterr().out
+    assert code == 0
+    assert "plan: tier smoke on cpu" in out and "test-plan-sleep" in out and "total:" in out
+
+
+def test_plan_command_rejects_bad_probe_steps(tmp_path, capsys):
+    code = main(["--results", str(tmp_path / "r"), "plan", "--tier", "smoke", "--claim", "test-plan-sleep",
+                 "--probe-steps", "8"])
+    assert code == 2 and "--probe-steps expects K1,K2" in capsys.readouterr().err
+
+
+def test_numeric_settings_state_tf32_dtype_and_autocast():
+    import torch
+
+    from harness.plan import numeric_settings
+
+    s = numeric_settings("cpu")
+    assert s["cuda_matmul_allow_tf32"] == torch.backends.cuda.matmul.allow_tf32
+    assert s["cudnn_allow_tf32"] == torch.backends.cudnn.allow_tf32
+    assert s["default_dtype"] == "torch.float32" and s["autocast_enabled_at_start"] is False
+    assert s["float32_matmul_precision"] in ("highest", "high", "medium")
