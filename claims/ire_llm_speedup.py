@@ -1,14 +1,15 @@
 """Wang et al. (NeurIPS 2024): AdmIRE pre-trains Llama 2x faster than AdamW, with fairness controls."""
 from dataclasses import replace
 
-from harness import AtLeast, Check, Claim, Plot, Tier, register
+from harness import AtLeast, Change, Check, Claim, Plot, Tier, register
 from harness.experiments.llm import SpeedupConfig, ire_llm_speedup
 
 # cpu: ~1M-parameter Llama on the standard library's source (bytes). T, batch and the eval interval are
-# set by the 4-minute budget; the peak LR 1e-3 is Pythia's for its smallest (14M, 70M) models, since the
-# paper's 6e-4 belongs to 60M-229M models trained 250x longer. Warm-up 1% of T as in the paper.
+# set by the cpu-tier budget (5 seeds x <= 9.2 T-step runs in ~250 single-core seconds); the peak LR 1e-3
+# is Pythia's for its smallest (14M, 70M) models, since the paper's 6e-4 belongs to 60M-229M models
+# trained 250x longer. Warm-up 2 steps (the paper's 1% of T rounds to 1, which is no warm-up).
 CPU = SpeedupConfig(model="tiny-1m", data="stdlib", max_bytes=2_000_000, tokenizer="bytes", seq_len=64,
-                    batch_size=8, steps=150, warmup_steps=2, lr=1e-3, eval_every=10, val_windows=32)
+                    batch_size=8, steps=80, warmup_steps=2, lr=1e-3, eval_every=10, val_windows=32)
 SMOKE = replace(CPU, max_bytes=300_000, seq_len=32, batch_size=4, steps=8, eval_every=2, val_windows=8,
                 eval_batch=8)
 GPU = replace(CPU, model="small-30m", data="wikitext103", data_root="data/wikitext-103-raw", tokenizer="gpt2",
@@ -29,37 +30,65 @@ CLAIM = register(Claim(
     tiers={
         "smoke": Tier(seeds=1, config=SMOKE, scale="tiny-1m, 300 kB stdlib bytes, T = 8 steps of 4x32 tokens "
                                                    "(plumbing only)"),
-        "cpu": Tier(seeds=3, config=CPU, scale="tiny-1m Llama (~1.0M params, byte vocab) on 2 MB of the Python "
-                                               "standard library; T = 150 steps of 8x64 tokens (AdamW 2T = 300); "
-                                               "val every 10 steps on 2,048 fixed tokens. Far below the paper's "
-                                               "scale (60M, 1.8B tokens): early training only"),
+        "cpu": Tier(seeds=5, config=CPU, scale="tiny-1m Llama (~1.0M params, byte vocab) on 2 MB of the Python "
+                                               "standard library; T = 80 steps of 8x64 tokens (AdamW 2T = 160); "
+                                               "val every 10 steps on 32 fixed 64-token windows spread over the "
+                                               "whole validation split. Far below the paper's scale (60M, 1.8B "
+                                               "tokens): early training only"),
         "gpu": Tier(seeds=3, config=GPU, scale="small-30m Llama (GPT-2 BPE), WikiText-103, seq 256, 32x256 tokens "
-                                               "per step, T = 2000 (2T = 4000), val every 50 steps on 65k tokens; "
-                                               "sized for ~30 min on one H100 (estimate, not yet timed)"),
+                                               "per step, T = 2000 (2T = 4000), val every 50 steps on 256 windows "
+                                               "(65k tokens) spread over the validation split; sized for ~30 min "
+                                               "on one H100 (estimate, not yet timed)"),
         "paper": Tier(seeds=3, config=PAPER, scale="the paper's WikiText-103 setup: wikitext-60m Llama, 240x150 "
                                                    "tokens per step, T = 50k, warm-up 500, data-parallel on 8 GPUs "
                                                    "through torchrun (see README); days of GPU time per seed"),
     },
     checks=(
         Check("speedup_paper_protocol", AtLeast(2.0 * (1 - TOLERANCE)),
-              "2T / first evaluation step at which AdmIRE (kappa 3) reaches AdamW(2T, lr x1)'s final val loss"),
+              "2T / first evaluation step at which AdmIRE (kappa 3) reaches AdamW(2T, lr x1)'s final val loss; "
+              "a seed that never reaches it scores 0"),
     ),
     reported=(
-        ("speedup_fair", "FAIR speed-up: best AdmIRE of its kappa grid vs best AdamW of its LR grid (same budget)"),
-        ("speedup_random_mask", "random-mask IRE control (same kappa, gamma), paper protocol"),
-        ("speedup_paper_grad_evals", "paper protocol counted in gradient evaluations (Fisher refreshes included)"),
-        ("speedup_paper_wall_clock", "paper protocol counted in training wall-clock"),
-        ("speedup_fair_grad_evals", "fair speed-up in gradient evaluations"),
-        ("speedup_fair_wall_clock", "fair speed-up in training wall-clock"),
-        ("speedup_curve_median", "median speed-up over 11 targets from AdamW(T)'s to AdamW(2T)'s final loss"),
-        ("speedup_curve_min", "smallest speed-up over those targets"),
-        ("speedup_fair_curve_median", "median fair speed-up over targets"),
+        ("speedup_paper_protocol_null", "NULL: AdamW(T, lr x1) scored as if it were the method (same target, "
+                                        "same rule): what 'no benefit' reads"),
         ("reached_paper", "share of seeds in which AdmIRE reached the paper target within T"),
+        ("reached_paper_null", "share of seeds in which AdamW(T) reached it (null)"),
+        ("speedup_paper_upper", "bound kept apart: the speed-up where reached, else 2T / (T + E) (had it "
+                                "reached the target at the next evaluation)"),
+        ("speedup_paper_upper_null", "the same bound for the null"),
+        ("speedup_fair", "FAIR speed-up: best AdmIRE of its kappa grid vs best AdamW of its LR grid (same "
+                         "number of trials); 0 when not reached"),
+        ("speedup_fair_null", "NULL: best AdamW(T) scored against the best AdamW(2T)"),
+        ("speedup_fair_upper", "bound for the fair speed-up (as speedup_paper_upper)"),
+        ("speedup_random_mask", "random-mask IRE control (same kappa, gamma), paper protocol; its null is "
+                                "speedup_paper_protocol_null"),
+        ("speedup_random_upper", "bound for the random-mask control"),
+        ("speedup_paper_grad_evals", "paper protocol counted in gradient evaluations (Fisher refreshes included)"),
+        ("speedup_paper_grad_evals_null", "NULL of the row above"),
+        ("speedup_paper_wall_clock", "paper protocol counted in training wall-clock"),
+        ("speedup_paper_wall_clock_null", "NULL of the row above"),
+        ("speedup_fair_grad_evals", "fair speed-up in gradient evaluations"),
+        ("speedup_fair_grad_evals_null", "NULL of the row above"),
+        ("speedup_fair_wall_clock", "fair speed-up in training wall-clock"),
+        ("speedup_fair_wall_clock_null", "NULL of the row above"),
+        ("speedup_curve_median", "median speed-up over 11 targets from AdamW(T)'s to AdamW(2T)'s final loss "
+                                 "(AdamW(2T)'s steps read off its un-annealed middle: biased for the method)"),
+        ("speedup_curve_median_null", "NULL: the same curve with AdamW(T) as the method (shows that bias)"),
+        ("speedup_curve_min", "smallest speed-up over those targets"),
+        ("speedup_curve_min_null", "NULL of the row above"),
+        ("speedup_fair_curve_median", "median fair speed-up over targets"),
+        ("speedup_fair_curve_median_null", "NULL of the row above"),
+        ("tuning_trials_adamw", "AdamW tuning budget: peak-LR trials at T"),
+        ("tuning_trials_admire", "AdmIRE tuning budget: kappa trials at T"),
+        ("tuning_grad_evals_adamw", "AdamW tuning budget in gradient evaluations (its T-step grid)"),
+        ("tuning_grad_evals_admire", "AdmIRE tuning budget in gradient evaluations (Fisher refreshes included)"),
         ("best_lr_multiplier", "AdamW LR multiplier with the best val loss at T"),
         ("best_kappa", "AdmIRE kappa with the best val loss at T"),
         ("final_val_loss.adamw_T_x1", "AdamW(T) final val loss"),
+        ("final_val_loss.adamw_T_x3.4", "AdamW(T, lr x3.4) final val loss"),
         ("final_val_loss.adamw_2T_x1", "AdamW(2T) final val loss (the paper target)"),
         ("final_val_loss.admire_k3", "AdmIRE(T) final val loss"),
+        ("final_val_loss.admire_k4", "AdmIRE(T, kappa 4) final val loss"),
         ("final_val_loss.ire_random_k3", "random-mask IRE(T) final val loss"),
         ("paper_adamw_steps", "AdamW(2T) steps to the target"),
         ("paper_admire_steps", "AdmIRE steps to the target (T when not reached)"),
@@ -75,26 +104,64 @@ CLAIM = register(Claim(
              "Validation loss, paper protocol (AdamW lr x1, AdmIRE kappa 3)", ylabel="val loss", style="line+markers"),
         Plot("val_loss", "step", ("adamw_T_best", "adamw_2T_best", "admire_best"),
              "Validation loss, best of each tuning grid", ylabel="val loss", style="line+markers"),
-        Plot("speedup_vs_target", "target_loss", ("speedup", "speedup_random"),
-             "Speed-up vs target loss: AdamW(2T) steps / IRE steps", ylabel="speed-up", hlines=((2.0, "paper 2x"),)),
-        Plot("fair_speedup_vs_target", "target_loss", ("speedup",),
-             "Fair speed-up vs target loss (best AdamW vs best AdmIRE)", ylabel="speed-up", hlines=((2.0, "2x"),)),
+        Plot("speedup_vs_target", "target_loss", ("speedup", "speedup_random", "speedup_null"),
+             "Speed-up vs target loss: AdamW(2T) steps (read off its un-annealed middle) / IRE steps; "
+             "speedup_null = AdamW(T) as the method; 0 = not reached", ylabel="speed-up",
+             hlines=((2.0, "paper 2x"),)),
+        Plot("fair_speedup_vs_target", "target_loss", ("speedup", "speedup_null"),
+             "Fair speed-up vs target loss (best AdamW vs best AdmIRE; AdamW(2T) steps read off its "
+             "un-annealed middle too; null beside it)",
+             ylabel="speed-up", hlines=((2.0, "2x"),)),
     ),
-    tuning="Same budget for both: AdmIRE at 2 settings, kappa in {3, 4} with gamma 0.6, K 10 (the paper's LM "
-           "values: 3 for WikiText-103, 4 for MiniPile/OpenWebText), switched on after the LR warm-up; AdamW at "
-           "2 peak LRs, x1 and x2. The recipe (betas 0.9/0.95, WD 0.1 on matrices, eps 1e-16, clip 1.0, warm-up, "
-           "cosine to peak/20 at each run's own horizon) is the paper's for every arm. The paper-protocol number "
-           "uses kappa 3 vs AdamW x1; the fair number picks each side's best final val loss at T, runs AdamW(2T) "
-           "at the chosen LR too and takes the better AdamW(2T) as the target. The tier sizes and the cpu peak "
-           "LR were fixed before any result was seen; nothing was changed after.",
+    tuning="Same number of trials for both: AdmIRE at 2 settings, kappa in {3, 4} with gamma 0.6, K 10 (the "
+           "paper's LM values: 3 for WikiText-103, 4 for MiniPile/OpenWebText), switched on after the LR "
+           "warm-up; AdamW at 2 peak LRs, x1 and x3.4, where 3.4 = 1 + kappa*gamma at kappa 4 is IRE's "
+           "largest mean step gain (1 + 3 x 0.6 = 2.8 at kappa 3 lies between), so 'IRE is only a larger "
+           "step' is within AdamW's grid. Both budgets are reported (trials, and gradient evaluations: "
+           "AdmIRE's include its Fisher refreshes). The recipe (betas 0.9/0.95, WD 0.1 on every parameter as "
+           "in the authors' code, eps 1e-16, clip 1.0, warm-up, cosine to peak/20 at each run's own horizon) "
+           "is the paper's for every arm. The paper-protocol number uses kappa 3 vs AdamW x1; the fair "
+           "number picks each side's best final val loss at T, runs AdamW(2T) at the chosen LR too and takes "
+           "the better AdamW(2T) as the target.",
     notes="Verdict on the paper's number, 2T / (first evaluation step at which AdmIRE's val loss <= AdamW(2T)'s "
           "final val loss), accepted from 1.8x: 10% below 2x covers the paper's read-off (losses ±0.02 move the "
-          "crossing by a few % of T at the end-of-schedule slope) and our evaluation grid (a crossing is "
-          "counted at the first evaluation after it, up to E/T = 6.7% late at the cpu tier). If AdmIRE never "
-          "reaches the target, the speed-up is reported conservatively and stays below 2 and finite: min(AdamW(2T) "
-          "steps to AdmIRE's best loss / T, 2T / (T + E)). Read the FAIR speed-up beside it: when it is well "
-          "below the paper-protocol number, most of the gain is what a larger AdamW LR also buys; the random-mask "
-          "control shows how much needs the Fisher mask at all. Steps are not compute: a Fisher refresh is an "
-          "extra forward/backward every K steps (see the gradient-evaluation and wall-clock rows).",
-    version=1,
+          "crossing by a few % of T at the end-of-schedule slope); at the cpu tier (E/T = 12.5%) a reached "
+          "seed reads 2T/T = 2 or more, so there the check amounts to 'reached by T in every seed'. A seed in "
+          "which AdmIRE never reaches the target scores 0 (its crossing may never come), so it cannot count "
+          "towards 'holds'; its bound 2T / (T + E) is reported apart (speedup_paper_upper). Every speed-up "
+          "has a null row beside it: plain AdamW(T) scored as if it were the method, what 'no benefit' reads "
+          "on that metric. The speed-up-vs-target curve takes AdamW(2T)'s steps to targets above its final "
+          "loss from the middle of its schedule (LR not yet annealed) while IRE reaches them annealed; that "
+          "favours the method, and the null curve shows by how much. Read the FAIR speed-up beside the paper "
+          "number: when it is well below, most of the gain is what a larger AdamW LR also buys; the "
+          "random-mask control shows how much needs the Fisher mask at all. Steps are not compute: a Fisher "
+          "refresh is an extra forward/backward every K steps (see the gradient-evaluation and wall-clock rows).",
+    changes=(
+        Change("2026-12-01",
+               what="A seed that never reaches the target scores 0 on the checked speed-up (was min(2T/(T+E), "
+                    "...), e.g. 1.875 at cpu, inside the accepted >= 1.8); its bound is reported apart "
+                    "(speedup_paper_upper). Null rows beside every speed-up (AdamW(T) scored as the method), "
+                    "and a null curve; the speed-up-vs-target curve is labelled as read off AdamW(2T)'s "
+                    "un-annealed middle. AdamW's LR grid x{1, 2} -> x{1, 3.4} (2 trials, as AdmIRE's 2 kappas), "
+                    "both budgets reported. Validation: 32 windows spread evenly over the whole validation split "
+                    "(was the first 2,048 tokens, i.e. the start of one file). Weight decay on every parameter "
+                    "(was matrices only). Data-parallel mask: ranks' sampled-label gradients averaged, then "
+                    "squared (was the average of each rank's squares). cpu tier: T 150 -> 80 steps, 3 -> 5 "
+                    "seeds. The band (>= 1.8) is unchanged and was written down before this version ran.",
+               why="Issue 8 items 7-11 and 14: at v1 (cpu, 3 seeds) the check could pass while the claim is "
+                   "false (speedup_paper_protocol 1.13 [0.70, 1.57], reached_paper 0 in every seed, yet an "
+                   "unreached seed could score 1.875); plain AdamW(T) read ~0.77, not 1.0; the AdamW grid "
+                   "stopped below IRE's mean step gain 1 + kappa*gamma = 2.8-3.4; the validation set sampled "
+                   "one file; the authors' code decays every parameter (AdamW over model.parameters()) and "
+                   "squares the DDP-averaged gradient (p.grad after backward). T is cut because 5 seeds of "
+                   "<= 9.2 T-step runs (T + 2T at x1, T at x3.4 and 2T there if it wins, 2 AdmIRE, 1 random "
+                   "mask) must fit ~250 single-core seconds at the cpu tier; fewer arms would drop the "
+                   "random-mask control or the equal grid. A first run of this version at T = 100 was seen "
+                   "(fails: reached_paper 0 in all 5 seeds, speedup_paper_upper 1.82; AdmIRE(T) 2.179, "
+                   "AdamW(T) 2.245, AdamW(2T) 1.989, random mask 2.480); it took 452 s of CPU time for both "
+                   "LLM claims on the loaded machine, over budget, so T went 100 -> 80 for the budget alone "
+                   "(the band, arms and grids are unchanged).",
+               results_seen=True),
+    ),
+    version=2,
 ))

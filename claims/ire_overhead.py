@@ -1,14 +1,14 @@
 """Wang et al. (NeurIPS 2024): an AdmIRE step costs about 1.12x an AdamW step (K = 10, Fisher mask)."""
 from dataclasses import replace
 
-from harness import AtMost, Check, Claim, Plot, Tier, register
+from harness import AtMost, Change, Check, Claim, Plot, Tier, register
 from harness.experiments.llm import PAPER_STEP_TIME_RATIO, OverheadConfig, ire_step_overhead
 
 CPU = OverheadConfig(model="tiny-1m", data="stdlib", max_bytes=2_000_000, tokenizer="bytes", seq_len=64,
                      batch_size=8, lr=1e-3, kappa=3.0, gamma=0.6, mask_every=10, warmup_blocks=1, blocks=6)
 SMOKE = replace(CPU, max_bytes=300_000, seq_len=32, batch_size=4, blocks=2)
 GPU = replace(CPU, model="small-30m", data="wikitext103", data_root="data/wikitext-103-raw", tokenizer="gpt2",
-              seq_len=256, batch_size=32, lr=6e-4, warmup_blocks=2, blocks=20)
+              seq_len=256, batch_size=32, lr=6e-4, warmup_blocks=2, blocks=21)
 
 TOLERANCE = 0.10  # accepted up to 1.12 x 1.10 ≈ 1.23: see `notes`
 
@@ -16,25 +16,36 @@ CLAIM = register(Claim(
     id="ire-overhead",
     source="Wang et al., NeurIPS 2024 (arXiv 2405.20763), Sec. 6 (0.165 s vs 0.185 s per step, one A800)",
     statement="An AdmIRE step (IRE over AdamW, Fisher mask refreshed every K = 10 steps) costs about 1.12x the "
-              "wall-clock of an AdamW step.",
+              "time of an AdamW step. Checked on CPU time on a CPU (a shared machine's contention does not "
+              "bias it) and on synchronised wall-clock on CUDA, as the ratio of the fastest K-step blocks.",
     paper_value=f"{PAPER_STEP_TIME_RATIO:.3f}x (0.185 / 0.165 s per step; 'about 10-12% overhead')",
     experiment=ire_step_overhead,
     tiers={
         "smoke": Tier(seeds=1, config=SMOKE, scale="tiny-1m, 4x32 tokens, 2 timed blocks of 10 steps per arm "
                                                    "(plumbing only)"),
-        "cpu": Tier(seeds=3, config=CPU, scale="tiny-1m Llama (~1.0M params), 8x64 tokens per step, one CPU "
-                                               "thread per process; 6 timed blocks of 10 steps per arm, "
-                                               "alternated ABBA, after 10 warm-up steps each"),
+        "cpu": Tier(seeds=5, config=CPU, scale="tiny-1m Llama (~1.0M params), 8x64 tokens per step, one CPU "
+                                               "thread per process; 6 timed blocks of 10 steps per arm (AdamW, "
+                                               "AdmIRE, a second AdamW as the null), interleaved in rotating "
+                                               "order, after 10 warm-up steps each"),
         "gpu": Tier(seeds=3, config=GPU, scale="small-30m Llama, WikiText-103, 32x256 tokens per step, bf16 "
-                                               "autocast; 20 timed blocks of 10 steps per arm"),
+                                               "autocast; 21 timed blocks of 10 steps per arm"),
     },
     checks=(
         Check("step_time_ratio", AtMost(PAPER_STEP_TIME_RATIO * (1 + TOLERANCE)),
-              "AdmIRE seconds per step / AdamW seconds per step (K-step blocks, mask refresh amortised)"),
+              "AdmIRE / AdamW seconds per step, fastest K-step block of each (mask refresh amortised); clock: "
+              "thread CPU time on CPU, synchronised wall-clock on CUDA"),
     ),
     reported=(
-        ("adamw_ms_per_step", "AdamW ms per step"),
-        ("admire_ms_per_step", "AdmIRE ms per step"),
+        ("step_time_ratio_null", "NULL: a second, identical AdamW / AdamW on the checked clock (no overhead)"),
+        ("step_time_ratio_cpu", "AdmIRE / AdamW on CPU time, fastest blocks (on CUDA: host time only)"),
+        ("step_time_ratio_cpu_null", "NULL of the row above"),
+        ("step_time_ratio_wall", "AdmIRE / AdamW on wall-clock, fastest blocks"),
+        ("step_time_ratio_wall_null", "NULL of the row above"),
+        ("step_time_ratio_mean_wall", "AdmIRE / AdamW total wall-clock over all blocks (v1's statistic)"),
+        ("adamw_ms_per_step_cpu", "AdamW ms per step, CPU time (fastest block)"),
+        ("admire_ms_per_step_cpu", "AdmIRE ms per step, CPU time (fastest block)"),
+        ("adamw_ms_per_step_wall", "AdamW ms per step, wall-clock (fastest block)"),
+        ("admire_ms_per_step_wall", "AdmIRE ms per step, wall-clock (fastest block)"),
         ("adamw_peak_mb", "AdamW peak memory growth, MB (CPU: peak RSS; CUDA: max_memory_allocated)"),
         ("admire_peak_mb", "AdmIRE peak memory growth, MB (same method)"),
         ("peak_memory_ratio", "AdmIRE / AdamW peak memory growth"),
@@ -42,18 +53,37 @@ CLAIM = register(Claim(
         ("admire_state_mb", "AdmIRE optimizer state, MB (exact: moments + mask)"),
     ),
     plots=(
-        Plot("blocks", "block", ("ratio",), "AdmIRE / AdamW seconds per block of K steps", ylabel="ratio",
+        Plot("blocks", "block", ("ratio_cpu", "ratio_wall", "ratio_null_cpu", "ratio_null_wall"),
+             "AdmIRE / AdamW seconds per block of K steps (null: AdamW / AdamW)", ylabel="ratio",
              hlines=((PAPER_STEP_TIME_RATIO, "paper 1.12"),), style="markers"),
     ),
-    tuning="none: both arms use the same model, batches, AdamW recipe and thread count; kappa 3, gamma 0.6, "
-           "K 10 as in the paper (kappa does not change the cost).",
+    tuning="none: every arm uses the same model, init, batches, AdamW recipe and thread count; kappa 3, "
+           "gamma 0.6, K 10 as in the paper (kappa does not change the cost).",
     notes="Bound 1.12 x 1.10: the paper gives the overhead as 10-12% on one A800 with a 60M model, and the "
           "share of the step spent outside matrix products (IRE's parameter copy, masked update and global "
           "k-th value) differs between that GPU and a CPU or H100. Each timed block is K steps and holds "
           "exactly one mask refresh (an extra forward/backward on a batch of the training size), so the ratio "
-          "includes the refresh amortised over K. Peak memory on CPU is the growth of the process's peak "
-          "resident set while a fresh model and optimizer train K + 1 steps alone (Linux VmHWM reset through "
-          "/proc/self/clear_refs, freed heap returned with malloc_trim first), so it includes allocator slack; "
-          "on CUDA it is torch.cuda.max_memory_allocated growth. The optimizer-state rows are exact byte counts.",
-    version=1,
+          "includes the refresh amortised over K. The three arms' blocks are interleaved (rotating order), "
+          "and each arm's fastest block is used: contention from other processes only adds time, so the "
+          "minimum is the least disturbed block, and CPU time does not count time the core was taken away. "
+          "The null row (a second AdamW, same work) shows what 'no overhead' reads. Peak memory on CPU is the "
+          "growth of the process's peak resident set while a fresh model and optimizer train K + 1 steps "
+          "alone (Linux VmHWM reset through /proc/self/clear_refs, freed heap returned with malloc_trim "
+          "first), so it includes allocator slack; on CUDA it is torch.cuda.max_memory_allocated growth. The "
+          "optimizer-state rows are exact byte counts.",
+    changes=(
+        Change("2026-12-01",
+               what="Checked statistic: ratio of the fastest K-step blocks (was total wall time over all "
+                    "blocks), on thread CPU time on CPU and on wall-clock synchronised inside the timed region "
+                    "on CUDA; both clocks reported. A third arm, a second AdamW, gives the null row; blocks "
+                    "rotate over the three arms (was ABBA over two). Weight decay on every parameter (as the "
+                    "speed-up claim; no effect on cost). cpu tier 3 -> 5 seeds, 6 timed blocks per arm; gpu "
+                    "20 -> 21 blocks (a multiple of 3). The band (<= 1.233) is unchanged and was written down "
+                    "before this version ran.",
+               why="Issue 9: the v1 statistic measured wall time on a shared machine (1.174 [1.162, 1.186] in "
+                   "one run, 1.185 [1.04, 1.33] in another), which contention biases; issue 8 item 14 and the "
+                   "5-seed rule. Cost: ~230 steps per seed (~15 s single-core), inside the cpu-tier budget.",
+               results_seen=True),
+    ),
+    version=2,
 ))

@@ -23,6 +23,7 @@ from harness.optim import IRE
 from harness.registry import load_claims
 from harness.runner import RunOptions, run_claims
 from harness.store import ResultStore
+from harness.verdict import FAILS, HOLDS, decide, estimate
 
 CLAIMS = load_claims()
 SPEEDUP, OVERHEAD = CLAIMS["ire-llm-speedup"], CLAIMS["ire-overhead"]
@@ -47,18 +48,43 @@ def test_speedup_of_known_curves():
     assert steps_speedup(ref, nan_first, 1.0, 200, 10, 400).method_steps == 200  # NaN never counts
 
 
-def test_speedup_never_reached_is_finite_and_below_two():
+def test_speedup_never_reached_scores_zero_with_its_bound_apart():
     ref = linear(0.01, 400)
-    slow = linear(0.01, 200)  # ends at 3.0 > target 1.0: AdamW(2T) passes 3.0 at step 200
+    slow = linear(0.01, 200)  # ends at 3.0 > target 1.0
     p = steps_speedup(ref, slow, 1.0, 200, 10, reference_steps=400)
-    assert not p.reached and p.speedup == pytest.approx(200 / 200)  # min(200/200, 400/210)
+    assert not p.reached and p.speedup == 0.0 and p.upper == pytest.approx(400 / 210)
     almost = Curve(slow.steps, np.linspace(5.0, 1.001, len(slow.steps)))  # misses by 0.001
     p = steps_speedup(ref, almost, 1.0, 200, 10, reference_steps=400)
-    assert not p.reached and p.speedup == pytest.approx(400 / 210) and p.speedup < 2
+    assert not p.reached and p.speedup == 0.0 and p.upper == pytest.approx(400 / 210) and p.upper < 2
+    reached = steps_speedup(ref, linear(0.02, 200), 1.0, 200, 10, reference_steps=400)
+    assert reached.upper == reached.speedup == pytest.approx(2.0)
     diverged = Curve(slow.steps, np.where(slow.steps > 0, np.inf, 5.0))
-    assert steps_speedup(ref, diverged, 1.0, 200, 10, 400).speedup == 0.0
+    p = steps_speedup(ref, diverged, 1.0, 200, 10, 400)
+    assert p.speedup == p.upper == 0.0
     with pytest.raises(ValueError, match="never reaches"):
         steps_speedup(ref, slow, 0.5, 200, 10)
+
+
+@pytest.mark.parametrize("tier", ["cpu", "gpu", "paper"])
+def test_speedup_check_fails_when_no_seed_reaches_and_never_holds_with_one_miss(tier):
+    """Issue 8 item 7: an unreached seed used to score min(2T/(T+E), ...), e.g. 1.95 at the gpu tier,
+    inside the accepted >= 1.8; now it scores 0 and cannot count towards 'holds'."""
+    check = SPEEDUP.checks[0]
+    assert check.metric == "speedup_paper_protocol"
+    region = check.expect.region(tier)
+    cfg = SPEEDUP.tier(tier).config
+    T, E = cfg.steps, cfg.eval_every
+    ref = linear(1.0 / (2 * T), 2 * T, E, start=2.0)  # AdamW(2T): 2 -> 1
+    never = linear(0.5 / T, T, E, start=2.0)         # ends at 1.5 > 1
+    at_T = Curve(never.steps, np.where(never.steps < T, 1.5, 0.9))  # below the target first at T
+    miss = steps_speedup(ref, never, 1.0, T, E, reference_steps=2 * T)
+    hit = steps_speedup(ref, at_T, 1.0, T, E, reference_steps=2 * T)
+    assert miss.upper == pytest.approx(2 * T / (T + E)) and hit.speedup == pytest.approx(2.0)
+    if tier != "cpu":
+        assert region.contains(miss.upper)  # the v1 value of an unreached seed would have passed here
+    assert decide(estimate([miss.speedup] * SPEEDUP.tier("cpu").seeds), region) == FAILS
+    assert decide(estimate([hit.speedup] * 4 + [miss.speedup]), region) != HOLDS
+    assert decide(estimate([hit.speedup * f for f in (1.0, 1.01, 1.02, 1.0, 1.01)]), region) == HOLDS
 
 
 def test_speedup_curve_over_targets():
@@ -70,9 +96,9 @@ def test_speedup_curve_over_targets():
     curve = speedup_curve(ref, stalls, 0.0, 200.0, 11, 200, 10)
     assert curve.target_loss[curve.reached == 1.0].tolist() == [200, 180, 160, 140, 120, 100]
     assert (curve.speedup[curve.reached == 1.0] == 2.0).all()
-    # not reached: min(ref steps to 100 / 200, ref steps to target / 210) = min(1.5, ...)
-    expected = [min(300 / 200, (400 - t) / 210) for t in (80, 60, 40, 20, 0)]
-    assert curve.speedup[curve.reached == 0.0].tolist() == pytest.approx(expected)
+    assert (curve.speedup[curve.reached == 0.0] == 0.0).all()  # not reached: 0, bound apart
+    expected = [(400 - t) / 210 for t in (80, 60, 40, 20, 0)]
+    assert curve.upper[curve.reached == 0.0].tolist() == pytest.approx(expected)
 
 
 def test_cost_speedup_counts_grad_evals():
@@ -123,8 +149,32 @@ def test_speedup_config_needs_equal_tuning_budgets():
         SpeedupConfig(kappas=(3.0, 4.0), lr_multipliers=(2.0, 1.0))
     arms = speedup_arms(SpeedupConfig())
     assert arms["adamw_2T_x1"].steps == 2 * arms["adamw_T_x1"].steps
-    assert arms["adamw_T_x2"].lr == 2 * arms["adamw_T_x1"].lr
+    assert arms["adamw_T_x3.4"].lr == pytest.approx(3.4 * arms["adamw_T_x1"].lr)
     assert arms["ire_random_k3"].mask == "random" and arms["ire_random_k3"].kappa == arms["admire_k3"].kappa
+
+
+@pytest.mark.parametrize("tier", ["smoke", "cpu", "gpu", "paper"])
+def test_adamw_grid_covers_ire_mean_step_gain_with_as_many_trials(tier):
+    """Issue 8 item 9: AdamW's peak-LR grid reaches 1 + kappa*gamma, IRE's mean step gain, for every kappa."""
+    cfg = SPEEDUP.tier(tier).config
+    assert len(cfg.lr_multipliers) == len(cfg.kappas)
+    assert max(cfg.lr_multipliers) >= max(1 + k * cfg.gamma for k in cfg.kappas) - 1e-12
+    assert min(cfg.lr_multipliers) == 1.0
+
+
+def test_every_speedup_has_a_null_row_beside_it():
+    """Issue 8 item 8: each speed-up the claim shows has a metric whose name contains 'null' beside it."""
+    shown = [c.metric for c in SPEEDUP.checks] + [m for m, _ in SPEEDUP.reported]
+    speedups = [m for m in shown if m.startswith("speedup_") and "null" not in m and "upper" not in m]
+    assert "speedup_paper_protocol" in speedups and len(speedups) >= 8
+    for m in speedups:
+        null = "speedup_paper_protocol_null" if m == "speedup_random_mask" else f"{m}_null"  # same target
+        assert null in shown, m
+    for plot in SPEEDUP.plots:
+        if plot.curve.endswith("speedup_vs_target"):
+            assert "speedup_null" in plot.y and "un-annealed" in plot.title + SPEEDUP.notes
+    shown = [c.metric for c in OVERHEAD.checks] + [m for m, _ in OVERHEAD.reported]
+    assert all(f"{m}_null" in shown for m in ("step_time_ratio", "step_time_ratio_cpu", "step_time_ratio_wall"))
 
 
 def _finite(entry):
@@ -141,6 +191,15 @@ def test_smoke_tiers_run_through_the_runner(tmp_path):
     assert speed["checks"][0]["metric"] == "speedup_paper_protocol"
     assert speed["measured_scale"]["T"] == 8 and speed["measured_scale"]["two_T"] == 16
     assert overhead["measured_scale"]["timed_blocks"] == 2
+    assert overhead["measured_scale"]["checked_clock"] == "thread CPU time"  # the tests run one thread
+    rows = {r["metric"]: r["estimate"]["per_seed"][0] for r in speed["checks"] + speed["reported"]}
+    for m in ("speedup_paper_protocol", "speedup_fair", "speedup_paper_grad_evals", "speedup_curve_median"):
+        assert f"{m}_null" in rows, m  # the null row is in the record, not only declared
+    for m, v in rows.items():  # a 0 (not reached) always has its bound apart
+        if m.startswith("speedup_") and m.replace("_protocol", "").endswith(("paper", "fair")):
+            assert rows[m] <= rows[m.replace("_protocol", "") + "_upper"], m
+    over = {r["metric"]: r["estimate"]["per_seed"][0] for r in overhead["checks"] + overhead["reported"]}
+    assert over["step_time_ratio"] == over["step_time_ratio_cpu"] and over["step_time_ratio_null"] > 0
 
 
 def write_fake_wikitext(folder):

@@ -1,18 +1,20 @@
 """One Llama pre-training arm (AdamW or IRE over AdamW), in process or data-parallel under torchrun.
 
 The recipe is the IRE paper's (Wang et al. 2024, arXiv 2405.20763): AdamW β = (0.9, 0.95), weight decay
-0.1 on matrices, ε = 1e-16, gradient clipping 1.0, linear warm-up then cosine decay to peak/20 at the
-arm's own horizon; IRE (over the same AdamW) is switched on after the warm-up and refreshes its mask
-every K steps from sampled-label Fisher scores on a fresh training batch that is not used for the update.
-Every E steps the validation loss is measured on a fixed set of validation windows.
+0.1 on every parameter (the authors' code passes model.parameters() to AdamW), ε = 1e-16, gradient
+clipping 1.0, linear warm-up then cosine decay to peak/20 at the arm's own horizon; IRE (over the same
+AdamW) is switched on after the warm-up and refreshes its mask every K steps from sampled-label Fisher scores on a fresh training batch that is not used for the update.
+Every E steps the validation loss is measured on a fixed set of validation windows spread evenly over the
+whole validation split.
 
 Counting: a step is one update on `batch_size` x `seq_len` tokens; a gradient evaluation is one
 forward/backward over a batch of that size, so an IRE step with a Fisher refresh costs two.
 
 Data-parallel (a `Comm` with world > 1, see harness.experiments.ddp): the global batch is split over
 ranks (each rank draws the same global batch and keeps its rows, so the updates match the single-process
-run up to reduction order); the Fisher scores are averaged over the ranks' shards of the mask batch (the
-sampled labels differ from a single process's) and rank 0's mask is broadcast; checkpoints (model,
+run up to reduction order); for the mask, each rank's sampled-label gradient on its shard of the mask batch
+is averaged over the ranks and the average is squared (as DDP's all-reduced .grad in the authors' code; the
+sampled labels differ from a single process's), and rank 0's mask is broadcast; checkpoints (model,
 optimizer, step, random streams, curve so far) are written atomically by rank 0 and resumed when present.
 """
 from __future__ import annotations
@@ -28,11 +30,12 @@ import pandas as pd
 import torch
 
 from harness.data.text import TextData, get_tokenizer, stdlib_corpus, wikitext103
-from harness.errors import ConfigError, DataError
+from harness.errors import ConfigError
 from harness.experiments.ddp import Checkpointing, Comm, StopTraining, load_checkpoint, save_checkpoint
 from harness.measurement import Measurement, RunContext, stream_seed
 from harness.models.llama import Llama, count_parameters, preset
-from harness.optim import IRE, flat_mask_from_scores, sampled_fisher_scores
+from harness.optim import IRE, flat_mask_from_scores
+from harness.optim.mask import sampled_label_gradients
 from harness.registry import experiment
 
 log = logging.getLogger(__name__)
@@ -63,7 +66,7 @@ class PretrainSetup:
     eps: float = 1e-16
     grad_clip: float = 1.0
     eval_every: int = 10             # E
-    val_windows: int = 32            # fixed validation windows (the first ones of the val split)
+    val_windows: int = 32            # fixed validation windows, spread evenly over the val split
     eval_batch: int = 32
     bf16: bool = True                # bf16 autocast on CUDA; CPU runs float32
     launch: str = "inprocess"        # torchrun: arms run only through `python -m harness.experiments.ddp`
@@ -90,13 +93,9 @@ class PretrainSetup:
     def preflight(self) -> None:
         """Fail before any seed runs: missing WikiText-103 files, or a tokenizer that cannot load."""
         if self.data == "wikitext103":
-            root = Path(self.data_root)
-            root = root / "wikitext-103-raw" if (root / "wikitext-103-raw").is_dir() else root
-            missing = [n for n in ("wiki.train.raw", "wiki.valid.raw") if not (root / n).is_file()]
-            if not self.data_root or missing:
-                raise DataError(f"WikiText-103 not found under data_root={self.data_root!r} (missing "
-                                f"{', '.join(missing) or 'data_root'}); extract wikitext-103-raw-v1.zip and "
-                                "pass --set data_root=PATH (see README, 'Data')")
+            from harness.data.text import check_wikitext103
+
+            check_wikitext103(self.data_root)  # downloads into the cache on first use; else one-line DataError
         get_tokenizer(self.tokenizer)  # HarnessError if gpt2 is asked for without tiktoken
 
 
@@ -162,11 +161,11 @@ def build_model(cfg: PretrainSetup, vocab_size: int, generator: torch.Generator,
 
 
 def build_optimizer(cfg: ArmConfig, model: torch.nn.Module, seed: int) -> torch.optim.Optimizer:
-    """AdamW with weight decay on matrices only (nanoGPT), wrapped in IRE for an ire arm."""
+    """AdamW with decoupled weight decay on every parameter (norm gains included, as the authors' code:
+    AdamW over model.parameters()), wrapped in IRE for an ire arm."""
     params = [p for p in model.parameters() if p.requires_grad]
-    groups = [{"params": [p for p in params if p.dim() >= 2], "weight_decay": cfg.weight_decay},
-              {"params": [p for p in params if p.dim() < 2], "weight_decay": 0.0}]
-    adamw = torch.optim.AdamW(groups, lr=cfg.lr, betas=(cfg.beta1, cfg.beta2), eps=cfg.eps)
+    adamw = torch.optim.AdamW(params, lr=cfg.lr, betas=(cfg.beta1, cfg.beta2), eps=cfg.eps,
+                              weight_decay=cfg.weight_decay)
     if cfg.optimizer == "adamw":
         return adamw
     return IRE(adamw, kappa=cfg.kappa, gamma=cfg.gamma, mask_every=cfg.mask_every,
@@ -180,16 +179,19 @@ def autocast_for(cfg: PretrainSetup, device: torch.device):
 
 
 def refresh_mask(opt: IRE, logits_fn, comm: Comm) -> None:
-    """IRE's mask refresh; data-parallel: Fisher scores averaged over the ranks' shards of the mask batch,
-    then rank 0's mask broadcast so every rank amplifies the same coordinates."""
+    """IRE's mask refresh; data-parallel: the sampled-label gradients of the ranks' shards of the mask batch
+    are averaged over the ranks and the average squared (the gradient of the whole mask batch, squared, as
+    under the authors' DDP; averaging squares instead would make the mask ~world x less noisy), then rank 0's
+    mask broadcast so every rank amplifies the same coordinates."""
     if comm.world == 1:
         opt.refresh_mask(logits_fn if opt.mask_kind == "fisher" else None)
         return
     if opt.mask_kind == "fisher":
         params = [p for g in opt.param_groups for p in g["params"]]
-        scores = sampled_fisher_scores(logits_fn, params, opt.generator)
-        comm.mean_(scores)
-        opt.set_mask(flat_mask_from_scores(scores, opt.gamma))
+        grads = sampled_label_gradients(logits_fn, params, opt.generator)
+        comm.mean_(grads)
+        opt.set_mask(flat_mask_from_scores([g.square() for g in grads], opt.gamma))
+        opt.extra_grad_evals += 1
     else:
         opt.refresh_mask(None)
     flat = [m.to(torch.uint8) for m in opt.mask]
@@ -260,7 +262,7 @@ def run_arm(cfg: ArmConfig, ctx: RunContext, comm: Comm | None = None,
         model, device_ids=[device.index] if device.type == "cuda" else None)
     opt = build_optimizer(cfg, model, seed=stream_seed(ctx.seed, "ire") % (1 << 62))
     gen_data, gen_mask = ctx.generator("data"), ctx.generator("mask-data")
-    windows = list(data.val.sequential_batches(cfg.eval_batch, cfg.seq_len, max_windows=cfg.val_windows))
+    windows = list(data.val.spread_batches(cfg.eval_batch, cfg.seq_len, cfg.val_windows))
     autocast = autocast_for(cfg, device)
     steps = ctx.steps(cfg.steps)
     rows_per_rank = cfg.batch_size // comm.world
