@@ -1,7 +1,7 @@
 """Wang et al. 2024 (IRE), Tables 1-4: IRE on top of SGD and SAM improves test accuracy in vision."""
 from dataclasses import replace
 
-from harness import AtLeast, Check, Claim, Tier, register
+from harness import Above, Change, Check, Claim, Tier, register
 from harness.experiments.generalization import VisionConfig, ire_generalization
 
 CPU = VisionConfig()  # SmallCNN width 8 + BN on digits, 1000 train / 797 test, 20 epochs, batch 128
@@ -12,47 +12,63 @@ GPU = replace(CPU, model="resnet20", data="cifar10", data_root="data/cifar-10-ba
 CLAIM = register(Claim(
     id="ire-generalization",
     source="Wang et al. 2024 (IRE, arXiv 2405.20763), Tables 1-4",
-    statement="Adding IRE to SGD or to SAM (switched on late in training) improves test accuracy: "
-              "SGD-IRE >= SGD and SAM-IRE >= SAM.",
+    statement="Adding IRE to SGD or to SAM (switched on after a warm-up) improves test accuracy, and the "
+              "gain comes from amplifying the flat (low-Fisher) coordinates: SGD-IRE > SGD, SAM-IRE > SAM, "
+              "and each beats IRE with a random mask of the same size on the same base.",
     paper_value="+0.3 to +1.0 points (e.g. ResNet-56 CIFAR-10: SGD 93.49 -> 93.78, SAM 94.05 -> 94.46)",
     experiment=ire_generalization,
     tiers={
         "smoke": Tier(seeds=1, config=SMOKE, scale="SmallCNN w8, 200 digits, 1 epoch (plumbing only)"),
         "cpu": Tier(seeds=10, config=CPU,
                     scale="SmallCNN width 8 + BN (4.4k params), 1000 digits, 797 test, 20 epochs "
-                          "(140 steps), IRE from step 91, 10 paired seeds"),
+                          "(140 steps), IRE from step 49 (35%), 10 arms, 10 paired seeds"),
         "gpu": Tier(seeds=3, config=GPU,
-                    scale="ResNet-20 on CIFAR-10 (50k/10k), crop+flip, 50 epochs, IRE from 65%, "
-                          "3 paired seeds"),
+                    scale="ResNet-20 on CIFAR-10 (50k/10k), crop+flip, 50 epochs, IRE from 35%, "
+                          "10 arms, 3 paired seeds"),
     },
     # The paper's gains are +0.3 to +1.0 points on CIFAR/ImageNet; their size on digits is unknown, so
-    # the check is the sign: holds if the paired interval is above 0, fails if it is entirely below.
+    # each check is the sign, strictly (a difference of exactly 0, e.g. IRE never acting, cannot hold):
+    # holds if the paired interval lies above 0, fails if it lies at or below 0.
     checks=(
-        Check("sgd_ire_minus_sgd", AtLeast(0.0), "test accuracy SGD-IRE - SGD (points, paired per seed)"),
-        Check("sam_ire_minus_sam", AtLeast(0.0), "test accuracy SAM-IRE - SAM (points, paired per seed)"),
+        Check("sgd_ire_minus_sgd", Above(0.0), "test accuracy SGD-IRE - SGD (points, paired per seed)"),
+        Check("sam_ire_minus_sam", Above(0.0), "test accuracy SAM-IRE - SAM (points, paired per seed)"),
+        Check("sgd_ire_minus_random_mask", Above(0.0),
+              "SGD-IRE (Fisher mask) - SGD-IRE with a random mask of the same gamma (points)"),
+        Check("sam_ire_minus_random_mask", Above(0.0),
+              "SAM-IRE (Fisher mask) - SAM-IRE with a random mask of the same gamma (points)"),
     ),
     reported=(
+        ("null_sgd_reorder_minus_sgd", "null: SGD with another batch order from the switch step - SGD"),
+        ("null_sam_reorder_minus_sam", "null: SAM with another batch order from the switch step - SAM"),
+        ("sgd_ire_random_minus_sgd", "control: SGD + random mask (same gamma) - SGD (points)"),
+        ("sgd_lr_boost_minus_sgd", "control: SGD with lr x (1 + kappa*gamma) after the switch - SGD"),
+        ("sgd_ire_minus_lr_boost", "SGD-IRE - SGD lr boost (points)"),
+        ("sam_ire_random_minus_sam", "control: SAM + random mask (same gamma) - SAM (points)"),
+        ("sam_lr_boost_minus_sam", "control: SAM with lr x (1 + kappa*gamma) after the switch - SAM"),
+        ("sam_ire_minus_lr_boost", "SAM-IRE - SAM lr boost (points)"),
         ("test_acc_sgd", "test accuracy SGD (%)"),
         ("test_acc_sgd_ire", "test accuracy SGD-IRE (%)"),
         ("test_acc_sam", "test accuracy SAM (%)"),
         ("test_acc_sam_ire", "test accuracy SAM-IRE (%)"),
-        ("sgd_ire_random_minus_sgd", "control: random mask (same gamma) - SGD (points)"),
-        ("sgd_lr_boost_minus_sgd", "control: SGD with lr x (1 + kappa*gamma) after the switch - SGD"),
-        ("sgd_ire_minus_random_mask", "SGD-IRE (Fisher mask) - random mask (points)"),
         ("sam_minus_sgd", "SAM - SGD (points)"),
         ("trace_ratio_sgd_ire_over_sgd", "final Hessian trace SGD-IRE / SGD"),
+        ("trace_ratio_sgd_ire_random_over_sgd", "final Hessian trace SGD random mask / SGD"),
+        ("trace_ratio_sgd_lr_boost_over_sgd", "final Hessian trace SGD lr boost / SGD"),
+        ("trace_ratio_sgd_null_over_sgd", "null: final Hessian trace SGD reordered / SGD"),
         ("trace_ratio_sam_ire_over_sam", "final Hessian trace SAM-IRE / SAM"),
-        ("trace_ratio_sgd_ire_random_over_sgd", "final Hessian trace random mask / SGD"),
-        ("trace_ratio_sgd_lr_boost_over_sgd", "final Hessian trace lr boost / SGD"),
+        ("trace_ratio_sam_ire_random_over_sam", "final Hessian trace SAM random mask / SAM"),
+        ("trace_ratio_sam_lr_boost_over_sam", "final Hessian trace SAM lr boost / SAM"),
+        ("trace_ratio_sam_null_over_sam", "null: final Hessian trace SAM reordered / SAM"),
         ("trace_sgd", "final Hessian trace SGD"),
         ("trace_sam", "final Hessian trace SAM"),
     ),
     tuning="none for any arm: every arm uses the paper's CIFAR recipe (SGD lr 0.1 cosine, momentum 0.9, "
            "WD 5e-4, batch 128, label smoothing 0.1; SAM rho = 0.05). IRE: kappa = 2 (the only published "
            "vision kappa, ViT-S ImageNet; the CIFAR kappa is unpublished), gamma = 0.6 (paper default), "
-           "K = 10, on from 65% of the steps; the controls reuse kappa and gamma. Baselines and IRE got "
+           "K = 10, on from 35% of the steps (the authors' CIFAR default, IRE_start_epoch 70 of 200); the "
+           "controls reuse kappa, gamma and the switch step on both bases. Baselines, controls and IRE got "
            "the same (zero) tuning budget.",
-    notes="Paired seeds: per seed all six arms share the initialisation, the mini-batch order and (gpu) "
+    notes="Paired seeds: per seed all ten arms share the initialisation, the mini-batch order and (gpu) "
           "the augmentation draws, and IRE's warm-up steps are bit-identical to the base run, so the "
           "runner's t-interval over seeds of the per-seed difference is the paired interval. Test "
           "accuracy uses the BN running statistics as trained. Final trace: Hutchinson on the training "
@@ -60,6 +76,24 @@ CLAIM = register(Claim(
           "copy whose BN statistics were recomputed on those images; the same probes for every arm. The "
           "Fisher mask uses a fixed batch of 128 training images drawn once, forwarded in eval mode (no "
           "BN-buffer side effect). SAM's second forward updates BN running statistics too (as common SAM "
-          "code does). On digits one test image is 0.125 points.",
-    version=1,
+          "code does). On digits one test image is 0.125 points. Controls, per base: a random mask of "
+          "the same gamma redrawn at the same refresh steps (is it the Fisher mask or any amplification?), "
+          "and lr x (1 + kappa*gamma) from the switch step (is it just a larger step?). Null, per base: the "
+          "same config with the mini-batch order from the switch step drawn from another stream (the rest "
+          "of that epoch reshuffled), i.e. a perturbation at the same step with no systematic effect; its "
+          "interval shows what 'no benefit' reads. A --max-steps cap is noted in the measurement.",
+    changes=(
+        Change("2026-12-01",
+               what="Checks >= 0 became strict > 0; added 'IRE beats its random-mask control' as a check for "
+                    "SGD and for SAM (was a reported row for SGD only); added SAM + random mask and SAM + lr "
+                    "boost control arms and one null arm per base (another batch order from the switch step); "
+                    "IRE switched on at 35% of training instead of 65% (all tiers); a diverged run raises "
+                    "NumericalError (an error verdict).",
+               why="Issue 8 items 12/13b and issue 10 item 8: at the cpu tier (v1, 10 seeds) the SGD-side "
+                   "controls (random mask - SGD +0.29, lr boost - SGD +0.26) matched SGD-IRE - SGD (+0.24; "
+                   "Fisher - random -0.05 [-0.22, +0.12]), SAM had no controls, '>= 0' held for a zero effect; "
+                   "35% is the authors' CIFAR default (IRE_start_epoch 70 of 200), 65% had no source.",
+               results_seen=True),
+    ),
+    version=2,
 ))

@@ -1,7 +1,7 @@
 """Wang et al. 2024 (IRE), Figure 1: ideal IRE drifts to the flat end of a valley GD barely moves along."""
 from dataclasses import replace
 
-from harness import AtLeast, Between, Check, Claim, Plot, Tier, register
+from harness import AtLeast, Between, Change, Check, Claim, Plot, Tier, register
 from harness.experiments.toy import ToyConfig, figure1_toy
 
 CPU = ToyConfig()  # 1000 steps: the paper gives no step count; GD at eta = 1 has |v| < 1e-6 by then
@@ -30,6 +30,7 @@ CLAIM = register(Claim(
         Check("gd_lr2_diverged", AtLeast(1.0), "GD eta = 2 diverged (1) or not (0)"),
     ),
     reported=(
+        ("null_u_final_ire_k0", "null: IRE with kappa = 0 (amplifies nothing): final u (reads as GD's)"),
         ("abs_v_final_gd", "GD eta = 1: final |v| (has it converged to the valley?)"),
         ("gd_lr2_diverge_step", "GD eta = 2: step at which the loss passed 1e10"),
         ("rot_trace_gd", "rotated toy: final Hessian trace, GD"),
@@ -61,6 +62,16 @@ CLAIM = register(Claim(
           "(point intervals) and the rotated-toy rows range over the 3 rotations. IRE is IREProjected with "
           "P onto the u axis, refreshed every step. Divergence: loss > 1e10 or non-finite. The rotated toy "
           "runs at the edge of stability (as Figure 1's GD does), where a diagonal mask that amplifies any "
-          "sharp component makes the step unstable.",
-    version=1,
+          "sharp component makes the step unstable. An eta = 1 arm that diverges (e.g. --set lr=1e6) raises "
+          "NumericalError (an error verdict); a --max-steps cap shortens every arm, and the runner reads a "
+          "capped run's 'fails' as inconclusive. Null: the IRE wrapper with kappa = 0 on the same path.",
+    changes=(
+        Change("2026-12-01",
+               what="A diverged eta = 1 arm raises NumericalError instead of recording NaN; null row "
+                    "null_u_final_ire_k0 (IRE with kappa = 0) added. Checks, bands and seeds unchanged.",
+               why="Issue 10 item 8 (a diverged run is an error, not a measurement) and issue 8 item 8 "
+                   "(a null row beside each comparative effect). v1 at the cpu tier held (deterministic).",
+               results_seen=True),
+    ),
+    version=2,
 ))

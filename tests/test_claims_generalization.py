@@ -45,8 +45,9 @@ def test_generalization_gpu_tier_config_runs_capped_on_cpu(fake_cifar10, tmp_pat
     entry = run_claims([claim], options, ResultStore(tmp_path))["claims"][0]
     assert all(s["error"] is None for s in entry["seeds"]), entry["seeds"]
     scale = entry["measured_scale"]
-    assert scale["model"] == "resnet20" and scale["steps"] == 3 and scale["ire_from_step"] == 2
-    assert scale["grad_evals"]["sam_ire"] == 3 * 2 + 1  # SAM's two per step + one Fisher mask at step 2
+    assert scale["model"] == "resnet20" and scale["steps"] == 3 and scale["ire_from_step"] == 1  # round(0.35 * 3)
+    assert scale["grad_evals"]["sam_ire"] == 3 * 2 + 1  # SAM's two per step + one Fisher mask at step 1
+    assert scale["grad_evals"]["sam_ire_random"] == 3 * 2  # a random mask costs no pass
     _finite_everywhere(entry)
 
 
@@ -62,16 +63,18 @@ def test_gpu_tier_missing_cifar_fails_before_any_seed(tmp_path):
 TINY = VisionConfig(n_train=100, n_test=60, epochs=2, batch_size=25, trace_examples=32, trace_probes=2)
 
 
-def test_vision_arms_are_paired_until_ire_switches_on():
+@pytest.mark.parametrize("base", ["sgd", "sam"])
+def test_vision_arms_are_paired_until_ire_switches_on(base):
     ctx = RunContext(seed=3, tier="smoke")
     never = replace(TINY, ire_start=0.99)  # round(0.99 * 8) = 8 steps of warm-up: IRE never acts
-    sgd = vision_arm(ArmConfig(never, "sgd"), ctx)
-    for arm in ("sgd_ire", "sgd_ire_random"):
-        assert vision_arm(ArmConfig(never, arm), ctx).scalars == sgd.scalars  # same init, batches, probes
-    no_boost = vision_arm(ArmConfig(replace(TINY, kappa=0.0), "sgd_lr_boost"), ctx)
-    assert no_boost.scalars == vision_arm(ArmConfig(TINY, "sgd"), ctx).scalars  # lr x (1 + 0 * gamma)
-    active = vision_arm(ArmConfig(replace(TINY, ire_start=0.0, kappa=5.0), "sgd_ire"), ctx)
-    assert active.scalars["trace"] != sgd.scalars["trace"]  # the check above could fail
+    ref = vision_arm(ArmConfig(never, base), ctx)
+    for v in ("_ire", "_ire_random", "_null"):  # same init, batches, probes; the null reorders from step 8
+        assert vision_arm(ArmConfig(never, base + v), ctx).scalars == ref.scalars, v
+    no_boost = vision_arm(ArmConfig(replace(TINY, kappa=0.0), base + "_lr_boost"), ctx)
+    assert no_boost.scalars == vision_arm(ArmConfig(TINY, base), ctx).scalars  # lr x (1 + 0 * gamma)
+    for v in ("_ire", "_ire_random", "_null"):  # the checks above could fail: each arm acts when on
+        active = vision_arm(ArmConfig(replace(TINY, ire_start=0.5, kappa=5.0), base + v), ctx)
+        assert active.scalars["trace"] != ref.scalars["trace"], v
 
 
 def test_cosine_lr_runs_from_lr_to_zero():

@@ -41,12 +41,12 @@ def _reference_steps(rho: float, kappa: float, lr=0.5, u=1.0, v=0.01) -> int:
 @pytest.mark.parametrize("rho", [0.05, 0.03])
 def test_toy_steps_to_flat_matches_hand_written_sam(rho):
     cfg = SamFlatConfig()
-    assert toy_steps_to_flat(rho, cfg, ire=False, cap=10_000) == _reference_steps(rho, 0.0)
-    assert toy_steps_to_flat(rho, cfg, ire=True, cap=10_000) == _reference_steps(rho, 1 / rho)
+    assert toy_steps_to_flat(rho, cfg, "sam", cap=10_000)[0] == _reference_steps(rho, 0.0)
+    assert toy_steps_to_flat(rho, cfg, "samire", cap=10_000)[0] == _reference_steps(rho, 1 / rho)
 
 
 def test_toy_steps_to_flat_reports_cap_plus_one_when_not_reached():
-    assert toy_steps_to_flat(0.01, SamFlatConfig(), ire=False, cap=50) == 51
+    assert toy_steps_to_flat(0.01, SamFlatConfig(), "sam", cap=50)[0] == 51
 
 
 def test_loglog_slope_recovers_power_law_exponent():

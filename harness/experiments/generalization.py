@@ -2,11 +2,15 @@
 
 Every arm of one seed starts from the same initialisation and sees the same mini-batches (and the same
 augmentation draws) in the same order, so per-seed differences are paired. IRE is switched on late,
-at `ire_start` of training, as in the paper's CIFAR runs. Controls: IRE with a random mask of the same
-γ, and SGD whose learning rate is multiplied by (1 + κγ) from the same step on (the average extra step
-IRE gives when a γ share of coordinates moves (1 + κ)×).
+at `ire_start` of training (the authors' CIFAR default: epoch 70 of 200). Controls, for both bases
+(SGD and SAM): IRE with a random mask of the same γ, and the base optimizer whose learning rate is
+multiplied by (1 + κγ) from the same step on (the average extra step IRE gives when a γ share of
+coordinates moves (1 + κ)×). Null arm, for both bases: the base optimizer with the same config whose
+mini-batch order from the switch step on comes from another random stream: a perturbation of the
+trajectory at the same step with no systematic effect, so its difference to the base is what "no
+benefit" reads on the same metric.
 
-vision_arm: one arm (sgd | sgd_ire | sgd_ire_random | sgd_lr_boost | sam | sam_ire), cached per seed.
+vision_arm: one arm (see ARMS), cached per seed.
 ire_generalization: all arms through the runner's cache, and the paired differences.
 """
 from __future__ import annotations
@@ -22,14 +26,16 @@ import torch.nn.functional as F
 from harness.curvature import HessianOperator, hutchinson_trace
 from harness.data import augment_batch, with_label_noise
 from harness.data.datasets import check_data_source, load_dataset
-from harness.errors import ConfigError
+from harness.errors import ConfigError, NumericalError
 from harness.losses import accuracy
 from harness.measurement import Measurement, RunContext
 from harness.models import SmallCNN, resnet20
 from harness.optim import IRE, SAM, SAMIRE
 from harness.registry import experiment
 
-ARMS = ("sgd", "sgd_ire", "sgd_ire_random", "sgd_lr_boost", "sam", "sam_ire")
+BASES = ("sgd", "sam")
+VARIANTS = ("", "_ire", "_ire_random", "_lr_boost", "_null")  # base, IRE, two controls, null
+ARMS = tuple(base + v for base in BASES for v in VARIANTS)
 
 
 @dataclass(frozen=True)
@@ -56,7 +62,7 @@ class VisionConfig:
     gamma: float = 0.6
     mask_every: int = 10
     mask_batch: int = 128             # one fixed batch of training images drawn once (paper's CIFAR rule)
-    ire_start: float = 0.65           # IRE on from this fraction of the steps
+    ire_start: float = 0.35           # IRE on from this fraction of the steps (authors: epoch 70/200)
     trace_examples: int = 256         # training examples for the final Hessian trace
     trace_batch: int = 256
     trace_probes: int = 8
@@ -110,11 +116,27 @@ def _build_optimizer(cfg: VisionConfig, arm: str, model: torch.nn.Module, ire_st
         return IRE(base, mask="fisher", **ire)
     if arm == "sgd_ire_random":
         return IRE(base, mask="random", **ire)
-    if arm == "sam":
-        return SAM(base, rho=cfg.rho)
     if arm == "sam_ire":
         return SAMIRE(base, rho=cfg.rho, mask="fisher", **ire)
-    return base  # sgd, sgd_lr_boost
+    if arm == "sam_ire_random":
+        return SAMIRE(base, rho=cfg.rho, mask="random", **ire)
+    if arm.startswith("sam"):
+        return SAM(base, rho=cfg.rho)  # sam, sam_lr_boost, sam_null
+    return base  # sgd, sgd_lr_boost, sgd_null
+
+
+@torch.no_grad()
+def _check_finite(model: torch.nn.Module, arm: str, step: int) -> None:
+    """Raise NumericalError if a step left a non-finite parameter (before the next loss shows it)."""
+    if not all(bool(torch.isfinite(p).all()) for p in model.parameters()):
+        raise NumericalError(f"{arm}: a parameter became non-finite by step {step} (the run diverged)")
+
+
+def _finite_logits(logits: torch.Tensor, arm: str, step: int) -> torch.Tensor:
+    """The mask batch's logits, or NumericalError if the run has diverged (not a mask-scoring error)."""
+    if not bool(torch.isfinite(logits.detach()).all()):
+        raise NumericalError(f"{arm}: logits on the mask batch became non-finite at step {step} (diverged)")
+    return logits
 
 
 @torch.no_grad()
@@ -168,6 +190,8 @@ def vision_arm(acfg: ArmConfig, ctx: RunContext) -> Measurement:
     ire_step = int(round(cfg.ire_start * total))
     opt = _build_optimizer(cfg, arm, model, ire_step, ctx.generator("mask").initial_seed() % (2**62))
     g_data, g_aug = ctx.generator("data"), ctx.generator("augment")
+    g_null = ctx.generator("data_null")  # the null arm's mini-batch order from the switch step on
+    reorder = arm.endswith("_null")
     g_mask = ctx.generator("mask_batch")
     x_mask = x_train[torch.randperm(n, generator=g_mask)[:min(cfg.mask_batch, n)].to(dev)]
 
@@ -178,20 +202,25 @@ def vision_arm(acfg: ArmConfig, ctx: RunContext) -> Measurement:
     perm = None
     for step in range(total):
         if step % per_epoch == 0:
-            perm = torch.randperm(n, generator=g_data).to(dev)
+            g = g_null if reorder and step >= ire_step else g_data
+            perm = torch.randperm(n, generator=g).to(dev)
+        elif reorder and step == ire_step:  # mid-epoch switch: reshuffle the rest of this epoch
+            done = (step % per_epoch) * batch
+            rest = perm[done:]
+            perm = torch.cat([perm[:done], rest[torch.randperm(len(rest), generator=g_null).to(dev)]])
         idx = perm[(step % per_epoch) * batch:(step % per_epoch + 1) * batch]
         xb, yb = x_train[idx], y_train[idx]
         if cfg.augment:
             xb = augment_batch(xb, g_aug)
         lr = cosine_lr(cfg.lr, step, total)
-        if arm == "sgd_lr_boost" and step >= ire_step:
+        if arm.endswith("_lr_boost") and step >= ire_step:
             lr *= 1 + cfg.kappa * cfg.gamma
         for group in opt.param_groups:
             group["lr"] = lr
         if isinstance(opt, IRE) and opt.should_refresh_mask():
             if opt.mask_kind == "fisher":
                 model.eval()  # running statistics: the mask batch leaves no trace in BN buffers
-                opt.refresh_mask(lambda: model(x_mask))
+                opt.refresh_mask(lambda: _finite_logits(model(x_mask), arm, step))
                 model.train()
             else:
                 opt.refresh_mask()
@@ -207,11 +236,12 @@ def vision_arm(acfg: ArmConfig, ctx: RunContext) -> Measurement:
         else:
             loss = closure()
             opt.step()
-        if not torch.isfinite(loss):
-            raise FloatingPointError(f"{arm}: training loss became {loss.item()} at step {step}")
+        if not torch.isfinite(loss):  # a diverged run is an error verdict, never a measured accuracy
+            raise NumericalError(f"{arm}: training loss became {loss.item()} at step {step} (lr {lr:g})")
         if step % 20 == 0:
             ctx.progress(step, total)
     ctx.progress(total, total)
+    _check_finite(model, arm, total)
 
     s = {"test_acc": _accuracy(model, x_test, y_test, cfg.eval_batch),
          "train_acc": _accuracy(model, x_train, y_clean, cfg.eval_batch)}
@@ -225,23 +255,48 @@ def vision_arm(acfg: ArmConfig, ctx: RunContext) -> Measurement:
     return Measurement(scalars=s, standard_errors={"trace": trace_se}, scale=scale)
 
 
-@experiment("ire_generalization", VisionConfig)
+@experiment("ire_generalization", VisionConfig,
+            outputs=('null_sam_reorder_minus_sam', 'null_sgd_reorder_minus_sgd', 'sam_ire_minus_lr_boost',
+                     'sam_ire_minus_random_mask', 'sam_ire_minus_sam', 'sam_ire_random_minus_sam',
+                     'sam_lr_boost_minus_sam', 'sam_minus_sgd', 'sgd_ire_minus_lr_boost',
+                     'sgd_ire_minus_random_mask', 'sgd_ire_minus_sgd', 'sgd_ire_random_minus_sgd',
+                     'sgd_lr_boost_minus_sgd', 'test_acc_sam', 'test_acc_sam_ire', 'test_acc_sam_ire_random',
+                     'test_acc_sam_lr_boost', 'test_acc_sam_null', 'test_acc_sgd', 'test_acc_sgd_ire',
+                     'test_acc_sgd_ire_random', 'test_acc_sgd_lr_boost', 'test_acc_sgd_null',
+                     'trace_ratio_sam_ire_over_sam', 'trace_ratio_sam_ire_random_over_sam',
+                     'trace_ratio_sam_lr_boost_over_sam', 'trace_ratio_sam_null_over_sam',
+                     'trace_ratio_sgd_ire_over_sgd', 'trace_ratio_sgd_ire_random_over_sgd',
+                     'trace_ratio_sgd_lr_boost_over_sgd', 'trace_ratio_sgd_null_over_sgd', 'trace_sam',
+                     'trace_sam_ire', 'trace_sam_ire_random', 'trace_sam_lr_boost', 'trace_sam_null', 'trace_sgd',
+                     'trace_sgd_ire', 'trace_sgd_ire_random', 'trace_sgd_lr_boost', 'trace_sgd_null',
+                     'train_acc_sam', 'train_acc_sam_ire', 'train_acc_sam_ire_random', 'train_acc_sam_lr_boost',
+                     'train_acc_sam_null', 'train_acc_sgd', 'train_acc_sgd_ire', 'train_acc_sgd_ire_random',
+                     'train_acc_sgd_lr_boost', 'train_acc_sgd_null'),
+            curves={'arms': ('arm', 'test_acc', 'trace')})
 def ire_generalization(cfg: VisionConfig, ctx: RunContext) -> Measurement:
-    """Every arm for this seed (cached), then paired differences in test accuracy and trace."""
+    """Every arm for this seed (cached), then paired differences in test accuracy and trace.
+
+    For each base b in (sgd, sam): b_ire_minus_b (the claim), b_ire_minus_random_mask (IRE against its
+    random-mask control), b_ire_minus_lr_boost, the controls against b, and null_b_reorder_minus_b
+    (the same base with another mini-batch order from the switch step: what "no effect" reads).
+    """
     m = {arm: ctx.run(vision_arm, ArmConfig(cfg, arm)) for arm in ARMS}
     s = {}
     for arm in ARMS:
         s[f"test_acc_{arm}"] = m[arm].scalars["test_acc"]
         s[f"train_acc_{arm}"] = m[arm].scalars["train_acc"]
         s[f"trace_{arm}"] = m[arm].scalars["trace"]
-    s["sgd_ire_minus_sgd"] = s["test_acc_sgd_ire"] - s["test_acc_sgd"]
-    s["sam_ire_minus_sam"] = s["test_acc_sam_ire"] - s["test_acc_sam"]
-    s["sgd_ire_random_minus_sgd"] = s["test_acc_sgd_ire_random"] - s["test_acc_sgd"]
-    s["sgd_lr_boost_minus_sgd"] = s["test_acc_sgd_lr_boost"] - s["test_acc_sgd"]
-    s["sgd_ire_minus_random_mask"] = s["test_acc_sgd_ire"] - s["test_acc_sgd_ire_random"]
+    for b in BASES:
+        acc = {v: s[f"test_acc_{b}{v}"] for v in VARIANTS}
+        s[f"{b}_ire_minus_{b}"] = acc["_ire"] - acc[""]
+        s[f"{b}_ire_minus_random_mask"] = acc["_ire"] - acc["_ire_random"]
+        s[f"{b}_ire_minus_lr_boost"] = acc["_ire"] - acc["_lr_boost"]
+        s[f"{b}_ire_random_minus_{b}"] = acc["_ire_random"] - acc[""]
+        s[f"{b}_lr_boost_minus_{b}"] = acc["_lr_boost"] - acc[""]
+        s[f"null_{b}_reorder_minus_{b}"] = acc["_null"] - acc[""]
+        for v in VARIANTS[1:]:
+            s[f"trace_ratio_{b}{v}_over_{b}"] = s[f"trace_{b}{v}"] / s[f"trace_{b}"]
     s["sam_minus_sgd"] = s["test_acc_sam"] - s["test_acc_sgd"]
-    for a, b in (("sgd_ire", "sgd"), ("sam_ire", "sam"), ("sgd_ire_random", "sgd"), ("sgd_lr_boost", "sgd")):
-        s[f"trace_ratio_{a}_over_{b}"] = s[f"trace_{a}"] / s[f"trace_{b}"]
     table = pd.DataFrame({"arm": list(ARMS), "test_acc": [s[f"test_acc_{a}"] for a in ARMS],
                           "trace": [s[f"trace_{a}"] for a in ARMS]})
     first = m["sgd"].scale
@@ -249,4 +304,8 @@ def ire_generalization(cfg: VisionConfig, ctx: RunContext) -> Measurement:
     scale["grad_evals"] = {a: m[a].scale["grad_evals"] for a in ARMS}
     scale["trace"] = (f"Hutchinson, {cfg.trace_probes} probes, {min(cfg.trace_examples, first['n_train'])} "
                       "training examples, training loss, bn_mode=eval after recomputing BN statistics")
-    return Measurement(scalars=s, curves={"arms": table}, scale=scale)
+    notes = []
+    if ctx.max_steps is not None and first["steps"] < cfg.epochs * (first["n_train"] // min(cfg.batch_size,
+                                                                                           first["n_train"])):
+        notes.append(f"capped at {first['steps']} steps (--max-steps): the accuracies are not the recipe's")
+    return Measurement(scalars=s, curves={"arms": table}, scale=scale, notes=notes)

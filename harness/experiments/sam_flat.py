@@ -5,8 +5,11 @@ Tr ∇²L at rate ηρ², SAM-IRE with κ ~ 1/ρ and the exact projection at rat
 the number of steps to reach the flat region scales like ρ^-2 for SAM and ρ^-1 for SAM-IRE.
 
 sam_ire_flat_convergence:
-  toy part: for each ρ, steps until |u| < flat_u for SAM and SAM-IRE (κ = 1/ρ, mask = the u axis,
-      which on this toy is the exact flat projection); log-log slopes with the regression's standard error.
+  toy part: for each ρ, steps until |u| < flat_u for SAM, SAM-IRE with the exact flat projection (κ = 1/ρ,
+      mask = the u axis set by hand) and the practical SAM-IRE (κ = 1/ρ, the sampled-Fisher diagonal mask
+      with one global threshold, refreshed every K steps); log-log slopes with the regression's standard
+      error. A diverged toy run raises NumericalError; a count that hit the step cap is only a lower bound,
+      so that slope gets an infinite standard error (not decidable) instead of a number that could pass.
   net part: full-batch SAM vs SAM-IRE (sampled-Fisher mask) on a small BN CNN on digits, same budget of
       gradient evaluations; the Hessian trace (Hutchinson, bn_mode="full-batch", the training loss) along
       the way, and the evaluations SAM-IRE needs to reach SAM's final trace.
@@ -23,12 +26,12 @@ import torch.nn.functional as F
 
 from harness.curvature import HessianOperator, hutchinson_trace
 from harness.data.datasets import load_dataset
-from harness.errors import ConfigError
+from harness.errors import ConfigError, NumericalError
 from harness.experiments.toy import loglog_slope
 from harness.measurement import Measurement, RunContext
 from harness.models.cnn import SmallCNN
 from harness.models.toys import Figure1Toy
-from harness.optim import SAM, SAMIRE
+from harness.optim import SAM, SAMIRE, flat_mask_from_scores
 from harness.registry import experiment
 
 
@@ -43,6 +46,8 @@ class SamFlatConfig:
     v0: float = 0.01
     flat_u: float = 0.5
     toy_step_cap: int = 100_000       # a run that never reaches |u| < flat_u counts as cap + 1 steps
+    toy_mask_every: int = 10          # K for the practical (Fisher-mask) SAM-IRE arm, the paper's default
+    divergence_cap: float = 1e10      # a toy loss above this (or non-finite) is a diverged run
     net_grad_evals: int = 400         # gradient-evaluation budget per arm
     net_n_train: int = 256            # full batch
     net_mask_batch: int = 128         # held-out digits for the Fisher mask, never used for the update
@@ -74,20 +79,46 @@ def first_below_after_peak(values: np.ndarray, target: float) -> int | None:
     return peak + int(idx[0]) if len(idx) else None
 
 
-def toy_steps_to_flat(rho: float, cfg: SamFlatConfig, ire: bool, cap: int) -> int:
-    """Steps of SAM (or SAM-IRE with κ = 1/ρ on the u axis) from (u0, v0) until |u| < flat_u.
+TOY_ARMS = ("sam", "samire", "samire_fisher")
+
+
+def toy_steps_to_flat(rho: float, cfg: SamFlatConfig, arm: str, cap: int,
+                      generator: torch.Generator | None = None,
+                      kappa: float | None = None) -> tuple[int, float]:
+    """Steps of SAM or SAM-IRE on the Figure 1 toy from (u0, v0) until |u| < flat_u.
+
+    Args:
+        rho: SAM radius.
+        cfg: toy settings (lr, start, flat_u, toy_mask_every, divergence_cap).
+        arm: "sam"; "samire" (the mask (u flat, v sharp) set by hand: on this toy the exact flat
+            projection); "samire_fisher" (the practical mask: `Figure1Toy.sampled_fisher_scores`, γ = 1/2
+            under one global threshold, refreshed every toy_mask_every steps).
+        cap: most steps to run.
+        generator: label draws of the Fisher mask (samire_fisher only).
+        kappa: IRE's κ; default 1/ρ (the theory's choice).
 
     Returns:
-        The first step count t with |u_t| < flat_u, or cap + 1 if it is not reached within cap steps.
+        (the first step count t with |u_t| < flat_u, or cap + 1 if not reached within cap steps;
+        share of mask refreshes that marked exactly the u axis flat, 1.0 for "samire", nan for "sam").
+
+    Raises:
+        NumericalError: the loss became non-finite or exceeded cfg.divergence_cap.
+        ValueError: unknown arm, or samire_fisher without a generator.
     """
+    if arm not in TOY_ARMS:
+        raise ValueError(f"arm must be one of {TOY_ARMS}, got {arm!r}")
+    if arm == "samire_fisher" and generator is None:
+        raise ValueError("samire_fisher draws labels for its mask: pass a generator")
     toy = Figure1Toy(cfg.u0, cfg.v0)
     sgd = torch.optim.SGD([toy.u, toy.v], lr=cfg.lr)
-    if ire:
-        # The u axis is the valley's tangent, so the mask (True, False) is the exact flat projection here.
-        opt = SAMIRE(sgd, rho=rho, kappa=1.0 / rho, gamma=0.5)
-        opt.set_mask([torch.tensor(True), torch.tensor(False)])
-    else:
+    kappa = 1.0 / rho if kappa is None else kappa
+    refreshes, hits = 0, 0
+    if arm == "sam":
         opt = SAM(sgd, rho=rho)
+    else:
+        opt = SAMIRE(sgd, rho=rho, kappa=kappa, gamma=0.5, mask_every=cfg.toy_mask_every)
+        if arm == "samire":  # the u axis is the valley's tangent: the exact flat projection here
+            opt.set_mask([torch.tensor(True), torch.tensor(False)])
 
     def closure():
         loss = toy.loss()
@@ -95,15 +126,29 @@ def toy_steps_to_flat(rho: float, cfg: SamFlatConfig, ire: bool, cap: int) -> in
         return loss
 
     for step in range(1, cap + 1):
+        if arm == "samire_fisher" and opt.should_refresh_mask():
+            mask = flat_mask_from_scores(toy.sampled_fisher_scores(generator), 0.5)
+            opt.set_mask(mask)
+            refreshes += 1
+            hits += int(bool(mask[0]) and not bool(mask[1]))
         opt.step(closure)
+        with torch.no_grad():
+            loss = toy.loss().item()
+        if not math.isfinite(loss) or loss > cfg.divergence_cap:  # diverged: an error, never "not reached"
+            raise NumericalError(f"toy {arm} (rho {rho:g}, lr {cfg.lr:g}) diverged at step {step}: loss {loss}")
         if abs(toy.u.item()) < cfg.flat_u:
-            return step
-    return cap + 1
+            break
+    else:
+        step = cap + 1
+    share = math.nan if arm == "sam" else (1.0 if arm == "samire" else hits / max(refreshes, 1))
+    return step, share
 
 
-def _net_arm(cfg: SamFlatConfig, ctx: RunContext, split, x_mask: torch.Tensor, ire: bool) -> pd.DataFrame:
+def _net_arm(cfg: SamFlatConfig, ctx: RunContext, split, x_mask: torch.Tensor,
+             ire: bool) -> tuple[pd.DataFrame, float]:
     """Full-batch SAM or SAM-IRE on SmallCNN; a row of (step, grad_evals, loss, trace, trace_se) every
-    net_measure_every steps and at the end, until the gradient-evaluation budget is spent."""
+    net_measure_every steps and at the end, until the gradient-evaluation budget is spent. Also the final
+    trace re-estimated with an independent probe stream (the null of a trace ratio; SAM only, else nan)."""
     dev = ctx.device
     x, y = split.x_train.to(dev), split.y_train.to(dev)
     model = SmallCNN(x.shape[1], 10, width=cfg.net_width, seed=ctx.seed).to(dev)
@@ -144,12 +189,16 @@ def _net_arm(cfg: SamFlatConfig, ctx: RunContext, split, x_mask: torch.Tensor, i
             model.train()
         loss = opt.step(closure).item()
         if not math.isfinite(loss):
-            raise FloatingPointError(f"{'SAM-IRE' if ire else 'SAM'} loss became {loss} at step {step}")
+            raise NumericalError(f"{'SAM-IRE' if ire else 'SAM'} loss became {loss} at step {step}")
         step += 1
         ctx.progress(opt.grad_evals, budget)
     if rows[-1]["step"] != step:
         rows.append(measure(step))
-    return pd.DataFrame(rows)
+    null_trace = math.nan
+    if not ire:
+        op = HessianOperator(model, F.cross_entropy, [(x, y)], bn_mode="full-batch")
+        null_trace = hutchinson_trace(op, cfg.net_trace_probes, ctx.generator("trace_null")).estimate
+    return pd.DataFrame(rows), null_trace
 
 
 def _net_part(cfg: SamFlatConfig, ctx: RunContext) -> tuple[dict, dict, pd.DataFrame, dict]:
@@ -157,7 +206,8 @@ def _net_part(cfg: SamFlatConfig, ctx: RunContext) -> tuple[dict, dict, pd.DataF
     x_mask = split.x_train[cfg.net_n_train:].to(ctx.device)
     train = type(split)(split.x_train[:cfg.net_n_train], split.y_train[:cfg.net_n_train],
                         split.x_test, split.y_test, split.provenance)
-    sam, samire = _net_arm(cfg, ctx, train, x_mask, ire=False), _net_arm(cfg, ctx, train, x_mask, ire=True)
+    (sam, sam_reprobed), (samire, _) = (_net_arm(cfg, ctx, train, x_mask, ire=False),
+                                        _net_arm(cfg, ctx, train, x_mask, ire=True))
     s, se = {}, {}
     for name, t in (("sam", sam), ("samire", samire)):
         s[f"net_trace_final_{name}"] = float(t["trace"].iloc[-1])
@@ -167,6 +217,8 @@ def _net_part(cfg: SamFlatConfig, ctx: RunContext) -> tuple[dict, dict, pd.DataF
         s[f"net_loss_final_{name}"] = float(t["loss"].iloc[-1])
         s[f"net_conv_sq_norm_final_{name}"] = float(t["conv_sq_norm"].iloc[-1])
     s["net_trace_ratio_samire_over_sam"] = s["net_trace_final_samire"] / s["net_trace_final_sam"]
+    # Null: the same SAM net with independent Hutchinson probes; the ratio shows the estimator's noise
+    s["net_null_trace_ratio_sam_reprobed_over_sam"] = sam_reprobed / s["net_trace_final_sam"]
     target = s["net_trace_final_sam"]  # the flatness SAM reaches with the whole budget
     s["net_trace_target"] = target
     i_sam = first_below_after_peak(sam["trace"].to_numpy(), target)  # at the latest its last row
@@ -192,24 +244,49 @@ def _net_part(cfg: SamFlatConfig, ctx: RunContext) -> tuple[dict, dict, pd.DataF
     return s, se, curve, scale
 
 
-@experiment("sam_ire_flat_convergence", SamFlatConfig)
+@experiment("sam_ire_flat_convergence", SamFlatConfig,
+            outputs=('fisher_mask_u_share', 'net_conv_sq_norm_final_sam', 'net_conv_sq_norm_final_samire',
+                     'net_evals_speedup_to_target', 'net_grad_evals_sam', 'net_grad_evals_samire',
+                     'net_loss_final_sam', 'net_loss_final_samire', 'net_null_trace_ratio_sam_reprobed_over_sam',
+                     'net_sam_evals_to_target', 'net_sam_steps_to_target', 'net_samire_evals_to_target',
+                     'net_samire_reached_target', 'net_samire_steps_to_target', 'net_steps_sam', 'net_steps_samire',
+                     'net_trace_final_sam', 'net_trace_final_samire', 'net_trace_ratio_samire_over_sam',
+                     'net_trace_target', 'null_steps_ratio_kappa*_at_smallest_rho', 'sam_slope',
+                     'samire_fisher_slope', 'samire_slope', 'steps_ratio_at_smallest_rho',
+                     'steps_ratio_fisher_at_smallest_rho'),
+            curves={'net_trace': ('grad_evals', 'step', 'trace_sam', 'trace_samire'), 'toy_steps':
+                    ('fisher_mask_u_share', 'rho', 'steps_sam', 'steps_samire', 'steps_samire_fisher')})
 def sam_flat_convergence(cfg: SamFlatConfig, ctx: RunContext) -> Measurement:
     """Log-log slopes of steps-to-flat vs ρ for SAM and SAM-IRE on the toy; trace race on a small net."""
     cap = ctx.steps(cfg.toy_step_cap)
+    g_mask = ctx.generator("toy_mask")
     rows = []
     for i, rho in enumerate(sorted(cfg.rhos)):
-        rows.append({"rho": rho, "steps_sam": toy_steps_to_flat(rho, cfg, False, cap),
-                     "steps_samire": toy_steps_to_flat(rho, cfg, True, cap)})
+        row = {"rho": rho}
+        for arm in TOY_ARMS:
+            row[f"steps_{arm}"], share = toy_steps_to_flat(rho, cfg, arm, cap, g_mask)
+            if arm == "samire_fisher":
+                row["fisher_mask_u_share"] = share
+        rows.append(row)
         ctx.progress(i + 1, len(cfg.rhos))
     toy = pd.DataFrame(rows)
     s, se, notes = {}, {}, []
-    for name in ("sam", "samire"):
+    for name in TOY_ARMS:
         counts = toy[f"steps_{name}"].to_numpy()
-        if (counts > cap).any():
-            notes.append(f"{name}: flat region not reached within {cap} steps for some rho "
-                         f"(counted as {cap + 1})")
         s[f"{name}_slope"], se[f"{name}_slope"] = loglog_slope(toy["rho"].to_numpy(), counts)
+        if (counts > cap).any():  # a lower bound, not a count: the slope is not decidable either way
+            se[f"{name}_slope"] = math.inf
+            notes.append(f"{name}: flat region not reached within {cap} steps for some rho (a capped "
+                         "count is a lower bound: the slope gets no finite interval)")
+    s["fisher_mask_u_share"] = float(toy["fisher_mask_u_share"].min())
+    # Null: SAM-IRE's wrapper with kappa = 0 amplifies nothing, so the steps ratio it gives is what
+    # "no speed-up" reads (1 exactly, through the same code path), at the smallest rho.
+    rho0 = float(toy["rho"].iloc[0])
+    null_steps, _ = toy_steps_to_flat(rho0, cfg, "samire", cap, kappa=0.0)
+    s["null_steps_ratio_kappa0_at_smallest_rho"] = float(toy["steps_sam"].iloc[0] / null_steps)
     s["steps_ratio_at_smallest_rho"] = float(toy["steps_sam"].iloc[0] / toy["steps_samire"].iloc[0])
+    s["steps_ratio_fisher_at_smallest_rho"] = float(toy["steps_sam"].iloc[0]
+                                                    / toy["steps_samire_fisher"].iloc[0])
     net_s, net_se, net_curve, net_scale = _net_part(cfg, ctx)
     s.update(net_s)
     se.update(net_se)

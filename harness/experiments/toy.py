@@ -21,7 +21,7 @@ import pandas as pd
 import torch
 from scipy import stats
 
-from harness.errors import ConfigError
+from harness.errors import ConfigError, NumericalError
 from harness.measurement import Measurement, RunContext
 from harness.models.toys import Figure1Toy, RotatedToy
 from harness.optim import IRE, IREProjected, flat_mask_from_scores
@@ -180,7 +180,13 @@ def rotated_gain_fraction(trace_gd: float, trace_exact: float, trace_mask: float
     return (trace_gd - trace_mask) / gain
 
 
-@experiment("ire_figure1_toy", ToyConfig)
+@experiment("ire_figure1_toy", ToyConfig,
+            outputs=('abs_v_final_gd', 'abs_v_final_ire*', 'gd_lr*_diverge_step', 'gd_lr*_diverged',
+                     'null_u_final_ire_k*', 'rot_mask_diverged_k*', 'rot_mask_gain_fraction_k*',
+                     'rot_trace_exact_k*', 'rot_trace_gd', 'rot_trace_mask_k*', 'u_final_gd', 'u_final_ire*'),
+            curves={'abs_v_steps': ('abs_v_gd', 'abs_v_gd_lr*', 'abs_v_ire*', 'step'), 'rotated_trace': ('step',
+                    'trace_exact_k*', 'trace_gd', 'trace_mask_k*'), 'u_steps': ('step', 'u_gd', 'u_ire*'),
+                    'uv_plane': ('abs_v_gd', 'abs_v_ire*', 'u')})
 def figure1_toy(cfg: ToyConfig, ctx: RunContext) -> Measurement:
     """Final u of GD and ideal IRE on the Figure 1 toy; divergence of GD at η = 2; rotated-toy mask test."""
     cfg_steps = ctx.steps(cfg.steps)
@@ -189,13 +195,19 @@ def figure1_toy(cfg: ToyConfig, ctx: RunContext) -> Measurement:
     arms = [("gd", None)] + [(f"ire{_kname(k)}", k) for k in cfg.kappas]
     for i, (name, kappa) in enumerate(arms):
         table, diverged = _figure1_arm(run_cfg, cfg.lr, kappa)
-        if diverged is not None:  # must not happen at η = 1; report it, never a silent number
-            notes.append(f"{name} (η = {cfg.lr}) diverged at step {diverged}")
+        if diverged is not None:  # must not happen at η = 1: an error verdict, never a measured u
+            raise NumericalError(f"{name} (lr {cfg.lr:g}) diverged at step {diverged}: the loss passed "
+                                 f"{cfg.divergence_cap:g} or became non-finite")
         last = table.iloc[-1]
-        scalars[f"u_final_{name}"] = float(last["u"]) if diverged is None else math.nan
-        scalars[f"abs_v_final_{name}"] = abs(float(last["v"])) if diverged is None else math.nan
+        scalars[f"u_final_{name}"] = float(last["u"])
+        scalars[f"abs_v_final_{name}"] = abs(float(last["v"]))
         traj[name] = table
         ctx.progress(i + 1, len(arms) + 1 + 2 * len(cfg.rotated_kappas))
+    # Null: the IRE wrapper with κ = 0 amplifies nothing, so its final u is what "no drift" reads
+    null, null_div = _figure1_arm(run_cfg, cfg.lr, 0.0)
+    if null_div is not None:
+        raise NumericalError(f"IRE kappa=0 (lr {cfg.lr:g}) diverged at step {null_div}")
+    scalars["null_u_final_ire_k0"] = float(null["u"].iloc[-1])
     table2, diverged2 = _figure1_arm(run_cfg, cfg.lr_unstable, None)
     scalars["gd_lr2_diverged"] = float(diverged2 is not None)
     scalars["gd_lr2_diverge_step"] = float(diverged2) if diverged2 is not None else float(run_cfg.steps + 1)

@@ -58,6 +58,31 @@ class Figure1Toy(nn.Module):
         """Projection onto the flat direction of the minima (the u axis), shape (2, 2): diag(1, 0)."""
         return torch.diag(torch.tensor([1.0, 0.0], dtype=self.u.dtype))
 
+    def output(self) -> torch.Tensor:
+        """The model output f = √(1 + u²) · v, so that L = f² / 2 (a 0-dim tensor)."""
+        return torch.sqrt(1 + self.u ** 2) * self.v
+
+    def sampled_fisher_scores(self, generator: torch.Generator) -> list[torch.Tensor]:
+        """IRE's practical flat score h = g̃ ⊙ g̃ on this toy, one tensor per parameter (u, v).
+
+        L = f²/2 is, up to a constant, the Gaussian negative log-likelihood of the label 0 under N(f, 1).
+        As the paper's classifier rule draws labels from the model's softmax, a label ŷ ~ N(f, 1) is drawn
+        from the model's own predictive distribution, and g̃ = ∇θ (f − ŷ)²/2 = (f − ŷ) ∇θ f. One draw
+        scales every coordinate by the same (f − ŷ)², so the ranking is that of the Gauss-Newton
+        diagonal (∇θ f)²: (u² v² / (1 + u²), 1 + u²).
+
+        Args:
+            generator: draws ŷ (CPU generator); the global RNG is not touched.
+
+        Returns:
+            [h_u, h_v], 0-dim float tensors.
+        """
+        with torch.enable_grad():
+            f = self.output()
+            y = f.detach() + torch.randn((), generator=generator, dtype=f.dtype)
+            gu, gv = torch.autograd.grad((f - y) ** 2 / 2, [self.u, self.v])
+        return [gu.detach().square(), gv.detach().square()]
+
 
 def _random_orthogonal(n: int, generator: torch.Generator) -> torch.Tensor:
     """A Haar-random n x n orthogonal matrix (QR of a Gaussian with the sign fix), float64."""

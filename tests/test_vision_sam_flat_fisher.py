@@ -1,0 +1,75 @@
+"""sam-ire-flat-convergence's practical arm and failure modes: the toy's sampled-Fisher scores against
+the closed form, the Fisher-mask arm against the exact one, a diverged toy run is an error and a capped
+count gives a slope with no finite interval."""
+import math
+from dataclasses import replace
+
+import pytest
+import torch
+
+from harness.errors import NumericalError
+from harness.experiments.sam_flat import SamFlatConfig, sam_flat_convergence, toy_steps_to_flat
+from harness.measurement import RunContext
+from harness.models.toys import Figure1Toy
+
+
+@pytest.mark.parametrize("u, v", [(1.0, 0.01), (0.3, -0.2), (-2.0, 0.5)])
+def test_toy_sampled_fisher_scores_match_closed_form(u, v):
+    toy = Figure1Toy(u, v)
+    g = torch.Generator().manual_seed(0)
+    y = torch.sqrt(torch.tensor(1 + u * u, dtype=torch.float64)) * v + torch.randn(
+        (), generator=torch.Generator().manual_seed(0), dtype=torch.float64)
+    f = math.sqrt(1 + u * u) * v
+    r2 = (f - float(y)) ** 2  # the drawn residual, shared by both coordinates
+    h_u, h_v = toy.sampled_fisher_scores(g)
+    assert float(h_u) == pytest.approx(r2 * (u * v) ** 2 / (1 + u * u), rel=1e-10)
+    assert float(h_v) == pytest.approx(r2 * (1 + u * u), rel=1e-10)
+    assert toy.u.grad is None and toy.v.grad is None  # scoring leaves .grad alone
+
+
+@pytest.mark.parametrize("rho", [0.05, 0.02])
+def test_fisher_mask_arm_finds_the_flat_axis_and_matches_exact_counts(rho):
+    cfg = SamFlatConfig()
+    exact, share_exact = toy_steps_to_flat(rho, cfg, "samire", cap=10_000)
+    for seed in (0, 1):
+        steps, share = toy_steps_to_flat(rho, cfg, "samire_fisher", cap=10_000,
+                                         generator=torch.Generator().manual_seed(seed))
+        assert share == 1.0 and steps == exact  # the mask is the u axis at every refresh, for any draw
+    assert share_exact == 1.0
+    sam, _ = toy_steps_to_flat(rho, cfg, "sam", cap=100_000)
+    assert sam > 5 * steps  # the comparison above is not between two equally slow runs
+
+
+def test_fisher_mask_arm_needs_a_generator_and_arm_names_are_checked():
+    with pytest.raises(ValueError, match="generator"):
+        toy_steps_to_flat(0.05, SamFlatConfig(), "samire_fisher", cap=10)
+    with pytest.raises(ValueError, match="arm must be one of"):
+        toy_steps_to_flat(0.05, SamFlatConfig(), "ire", cap=10)
+
+
+def test_kappa_zero_samire_is_sam():
+    cfg = SamFlatConfig()
+    assert toy_steps_to_flat(0.05, cfg, "samire", cap=10_000, kappa=0.0)[0] == toy_steps_to_flat(
+        0.05, cfg, "sam", cap=10_000)[0]
+
+
+@pytest.mark.parametrize("arm", ["sam", "samire", "samire_fisher"])
+def test_diverged_toy_run_raises_instead_of_counting_as_not_reached(arm):
+    cfg = replace(SamFlatConfig(), lr=1e6)
+    with pytest.raises(NumericalError, match="diverged"):
+        toy_steps_to_flat(0.05, cfg, arm, cap=1000, generator=torch.Generator().manual_seed(0))
+
+
+SMALL = SamFlatConfig(rhos=(0.05, 0.04, 0.03), net_grad_evals=20, net_n_train=64, net_mask_batch=32,
+                      net_measure_every=4, net_trace_probes=2)
+
+
+def test_capped_counts_give_slopes_no_finite_interval():
+    m = sam_flat_convergence(SMALL, RunContext(seed=0, tier="smoke", max_steps=5))
+    for name in ("sam", "samire", "samire_fisher"):  # every count hit the cap: the slopes are not decided
+        assert m.standard_errors[f"{name}_slope"] == math.inf
+    assert any("lower bound" in n for n in m.notes)
+    full = sam_flat_convergence(SMALL, RunContext(seed=0, tier="smoke"))
+    assert all(math.isfinite(full.standard_errors[f"{n}_slope"]) for n in ("sam", "samire", "samire_fisher"))
+    assert full.scalars["null_steps_ratio_kappa0_at_smallest_rho"] == 1.0
+    assert full.scalars["steps_ratio_fisher_at_smallest_rho"] > 1.0
