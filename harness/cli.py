@@ -1,4 +1,4 @@
-"""Command line: `harness list | run | report | history | compare | perf | gate`.
+"""Command line: `harness list | run | report | history | compare | perf | gate | new-claim`.
 
 Errors become one line and a non-zero exit; a regression (see harness.history) exits 1 with one line.
 """
@@ -62,6 +62,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--results", default="results", help="results store folder (default: results/)")
     p.add_argument("-v", "--verbose", action="store_true", help="debug logging")
     p.add_argument("-q", "--quiet", action="store_true", help="only warnings and the final table")
+    p.add_argument("--data-dir", default=None, metavar="DIR",
+                   help="download cache for CIFAR-10 and WikiText-103 "
+                        "(default: $HARNESS_DATA, else ~/.cache/claim-harness/data)")
     sub = p.add_subparsers(dest="command", required=True, parser_class=_Parser)
 
     ls = sub.add_parser("list", help="list the registered claims and their tiers")
@@ -71,6 +74,8 @@ def build_parser() -> argparse.ArgumentParser:
     run.add_argument("--claim", action="append", default=[], help="claim id (repeatable; default: all)")
     run.add_argument("--tier", default=None, help=f"one of {', '.join(TIERS)} (default: gpu with CUDA, else cpu)")
     run.add_argument("--seeds", default=None, help="number of seeds (default: the tier's own)")
+    run.add_argument("--seed-offset", default="0",
+                     help="first seed number: run seeds K..K+n-1, fresh and disjoint from the default 0..n-1")
     run.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
                      help="override a config field of the claim's tier (type-checked)")
     run.add_argument("--max-steps", default=None, help="cap every training run at this many steps")
@@ -105,6 +110,23 @@ def build_parser() -> argparse.ArgumentParser:
     gate.add_argument("run_id", nargs="?", default="latest")
     gate.add_argument("--benchmarks", default=".benchmarks",
                       help="pytest-benchmark storage to check too (default: .benchmarks/; skipped if absent)")
+    plan = sub.add_parser("plan", help="time a few steps of each claim here and print the estimated cost of a run")
+    plan.add_argument("--tier", default=None, help="the tier to plan (default: gpu with CUDA, else cpu)")
+    plan.add_argument("--claim", action="append", default=[], help="claim id (repeatable; default: all)")
+    plan.add_argument("--seeds", default=None, help="planned seeds per claim (default: the tier's own)")
+    plan.add_argument("--set", action="append", default=[], metavar="KEY=VALUE", help="as for run")
+    plan.add_argument("--device", default=None, help="cpu, cuda, cuda:1 (default: by tier and hardware)")
+    plan.add_argument("--probe-steps", default="3,12", help="the two step caps timed per claim (default: 3,12)")
+    plan.add_argument("--download", action="store_true", help="fetch missing data first, so those claims are timed")
+    new = sub.add_parser("new-claim", help="write a claim file and its smoke test from a template")
+    from harness.scaffold import add_arguments
+
+    add_arguments(new)
+    for command in sub.choices.values():  # every subcommand can see claims kept outside this repository
+        command.add_argument("--claims-path", action="append", default=[], metavar="DIR",
+                             help="also load the claims in this folder (repeatable; see docs/writing-claims.md)")
+        if not any("--results" in a.option_strings for a in command._actions):  # also after the subcommand
+            command.add_argument("--results", default=argparse.SUPPRESS, help="results store folder")
     return p
 
 
@@ -122,6 +144,10 @@ def main(argv: list[str] | None = None) -> int:
     try:
         args = build_parser().parse_args(argv)
         _setup_logging(args)
+        if args.data_dir:  # through the environment, so seed worker processes use the same cache
+            import os
+
+            os.environ["HARNESS_DATA"] = str(Path(args.data_dir).expanduser().resolve())
         return _dispatch(args)
     except HarnessError as e:
         print(f"harness: error: {e}", file=sys.stderr)
@@ -139,16 +165,30 @@ def _setup_logging(args) -> None:
 def _dispatch(args) -> int:
     from harness.store import ResultStore
 
+    from harness.loader import load_all
+
+    if args.command == "new-claim":
+        from harness.scaffold import new_claim
+
+        return new_claim(args)
     store = ResultStore(args.results)
+    if args.claims_path:  # commands that read only the store still check the folders load
+        load_all(args.claims_path)
     if args.command == "report":
         path = _render(store, args.run_id, args)
         print(f"report: {path}")
         return 0
     if args.command in ("history", "compare", "gate", "perf"):
         return _history_command(args, store)
-    load_claims()
+    load_all(args.claims_path)
+    if not all_claims():
+        raise HarnessError("the claims package registered no claims: nothing to list or run")
     if args.command == "list":
         return _list(args)
+    if args.command == "plan":
+        from harness.plan import plan_command
+
+        return plan_command(args)
     return _run(args, store)
 
 
@@ -164,7 +204,7 @@ def _list(args) -> int:
 def _run(args, store) -> int:
     from harness.runner import RunOptions, run_claims
 
-    tier = args.tier or default_tier()
+    tier = args.tier if args.tier is not None else default_tier()
     if tier not in TIERS:
         raise ConfigError(f"unknown tier '{tier}'; tiers are: {', '.join(TIERS)}")
     claims = [get_claim(c) for c in args.claim] if args.claim else list(all_claims().values())
@@ -173,7 +213,13 @@ def _run(args, store) -> int:
         overrides=_overrides(args.set),
         max_steps=_positive_int(args.max_steps) if args.max_steps is not None else None,
         device=args.device, use_cache=not args.no_cache,
-        jobs=_positive_int(args.jobs) if args.jobs is not None else default_jobs(tier, args.device))
+        jobs=_positive_int(args.jobs) if args.jobs is not None else default_jobs(tier, args.device),
+        seed_offset=_non_negative_int(args.seed_offset, "--seed-offset"))
+    if not args.no_report:  # a report folder we cannot write fails now, not after the compute
+        from harness.store import check_folder_writable
+
+        check_folder_writable(Path(args.reports), "--reports")
+        _notebook_timeout(args)
     with _progress() as progress:
         summary = run_claims(claims, options, store, progress=progress)
     print(format_table(summary))
@@ -211,6 +257,10 @@ def _history_command(args, store) -> int:
     from harness import history
 
     if args.command == "history":
+        if args.claim is not None:
+            _known_claim(args.claim, store)
+        if args.tier is not None and args.tier not in TIERS:
+            raise ConfigError(f"unknown tier '{args.tier}'; tiers are: {', '.join(TIERS)}")
         print(history.format_history(history.load_history(store, claim=args.claim, tier=args.tier)))
         return 0
     if args.command == "compare":
@@ -223,6 +273,7 @@ def _history_command(args, store) -> int:
         print(format_ratios(args.benchmarks))
         return 0
     run = store.load_run(args.run_id)
+    history.check_gateable(run)
     diff = history.diff_against_history(store, run)
     reasons = history.regression_reasons(diff) + perf_regressions(args.benchmarks)
     print(history.format_diff(diff))
@@ -233,15 +284,50 @@ def _history_command(args, store) -> int:
     return 0
 
 
-def _render(store, run_id: str, args) -> Path:
-    from harness.report import render_report
+def _notebook_timeout(args) -> float:
+    import math
 
     try:
         timeout = float(args.notebook_timeout)
     except ValueError:
         raise ConfigError(f"--notebook-timeout expects seconds, got '{args.notebook_timeout}'") from None
-    if not timeout > 0:
-        raise ConfigError(f"--notebook-timeout must be positive, got '{args.notebook_timeout}'")
+    if not (math.isfinite(timeout) and timeout > 0):
+        raise ConfigError(f"--notebook-timeout must be a positive, finite number of seconds, "
+                          f"got '{args.notebook_timeout}'")
+    return timeout
+
+
+def _non_negative_int(text: str, option: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        raise ConfigError(f"{option} expects a non-negative integer, got '{text}'") from None
+    if value < 0:
+        raise ConfigError(f"{option} expects a non-negative integer, got '{text}'")
+    return value
+
+
+def _known_claim(claim_id: str, store) -> None:
+    """A claim id `history` can answer for: registered, or recorded in some run of the store."""
+    import difflib
+
+    from harness import history
+
+    load_claims()
+    known = set(all_claims()) | set(history.load_history(store)["claim"].dropna())
+    if claim_id not in known:
+        close = difflib.get_close_matches(claim_id, sorted(known), n=3)
+        hint = f"; did you mean {', '.join(close)}?" if close else ""
+        raise HarnessError(f"unknown claim '{claim_id}'{hint}")
+
+
+def _render(store, run_id: str, args) -> Path:
+    from harness.report import render_report
+
+    timeout = _notebook_timeout(args)
+    from harness.store import check_folder_writable
+
+    check_folder_writable(Path(args.reports), "--reports")
     return render_report(store, run_id, Path(args.reports), notebooks=not args.no_notebooks,
                          notebooks_dir=Path(args.notebooks_dir), notebook_timeout_s=timeout,
                          notebook_kernel=args.notebook_kernel, benchmarks=Path(args.benchmarks))
@@ -255,7 +341,8 @@ def format_table(summary: dict) -> str:
         for chk in c["checks"]:
             rows.append(f"{'':15s}{chk['metric']}: {format_estimate(chk.get('estimate'))}"
                         f"  accepted {chk.get('expectation', '')} → {chk['verdict']}"
-                        + (f" ({chk['reason']})" if chk.get("reason") else ""))
+                        + (f" ({chk['reason']})" if chk.get("reason") else "")
+                        + (f"; needs ≈ {chk['seeds_needed']} seeds to decide" if chk.get("seeds_needed") else ""))
         for rep in c["reported"]:
             rows.append(f"{'':15s}({rep['metric']}: {format_estimate(rep.get('estimate'))})")
         rows.append(f"{'':15s}{len(c['seeds'])} seeds, {c['wall_time_s']:.1f}s compute; paper: {c['paper_value']}")

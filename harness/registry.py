@@ -7,11 +7,11 @@ from __future__ import annotations
 
 import dataclasses
 import difflib
-import importlib
-import pkgutil
 import re
+import sys
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
+from pathlib import Path
 
 from harness.errors import ConfigError, HarnessError, UnknownClaimError
 from harness.expect import Expectation
@@ -26,22 +26,30 @@ _EXPERIMENTS: dict[str, Experiment] = {}
 _CLAIMS: dict[str, Claim] = {}
 
 
-def experiment(name: str, config: type):
+def experiment(name: str, config: type, outputs=None, curves=None):
     """Register a library function as an experiment taking (config, ctx) -> Measurement.
 
     Args:
         name: a stable name; it is part of the cache key, so results are shared by every claim
             that runs the same experiment with the same config and seed.
         config: the frozen dataclass type of its configuration.
+        outputs: the scalar names it returns (fnmatch patterns allowed, e.g. "final_val_loss.*");
+            when given, register() rejects a claim naming any other metric (harness.outputs).
+        curves: its curve tables, table -> column names (patterns allowed); checked the same way
+            against the claim's plots.
     """
     if not (dataclasses.is_dataclass(config) and config.__dataclass_params__.frozen):
         raise TypeError(f"experiment {name!r}: config must be a frozen dataclass, got {config!r}")
+    from harness.outputs import normalize
+
+    outputs, curves = normalize(name, outputs, curves)
 
     def wrap(fn):
         if name in _EXPERIMENTS and _EXPERIMENTS[name] is not fn:
             raise ValueError(f"experiment {name!r} is registered twice")
         fn.experiment_name = name
         fn.config_type = config
+        fn.outputs, fn.curves = outputs, curves
         _EXPERIMENTS[name] = fn
         return fn
 
@@ -55,10 +63,13 @@ class Tier:
     seeds: int
     config: object
     scale: str = ""
+    max_seeds: int | None = None  # > seeds: seeds chosen by power, up to this many (harness.sequential)
 
     def __post_init__(self):
         if not isinstance(self.seeds, int) or self.seeds < 1:
             raise ConfigError(f"Tier.seeds must be a positive integer, got {self.seeds!r}")
+        if self.max_seeds is not None and (not isinstance(self.max_seeds, int) or self.max_seeds < self.seeds):
+            raise ConfigError(f"Tier.max_seeds must be an integer >= seeds ({self.seeds}), got {self.max_seeds!r}")
 
 
 @dataclass(frozen=True)
@@ -152,8 +163,10 @@ def register(claim: Claim) -> Claim:
     """
     if not _ID.match(claim.id):
         raise ValueError(f"claim id {claim.id!r} must be lower-case words joined by '-'")
-    if claim.id in _CLAIMS and _CLAIMS[claim.id].module != claim.module:
-        raise ValueError(f"claim id {claim.id!r} is registered twice")
+    claim = _with_module(claim)
+    if claim.id in _CLAIMS and not _same_origin(_CLAIMS[claim.id].module, claim.module):
+        raise ValueError(f"claim id {claim.id!r} is registered twice: in "
+                         f"{module_origin(_CLAIMS[claim.id].module)} and in {module_origin(claim.module)}")
     if getattr(claim.experiment, "experiment_name", None) not in _EXPERIMENTS:
         raise TypeError(f"claim {claim.id!r}: experiment must be a function registered with @experiment")
     unknown = set(claim.tiers) - set(TIERS)
@@ -168,6 +181,11 @@ def register(claim: Claim) -> Claim:
                             f"{claim.experiment.config_type.__name__}, got {type(tier.config).__name__}")
     if not claim.checks:
         raise ValueError(f"claim {claim.id!r} has no checks: a claim must be able to fail")
+    from harness.outputs import claim_name_problems
+
+    names = claim_name_problems(claim)  # a typo in a metric name fails now, not after the compute
+    if names:
+        raise ValueError(f"claim {claim.id!r}: " + "; ".join(names))
     for check in claim.checks:
         named = check.expect.tiers()
         if named is not None and not set(claim.tiers) <= named:
@@ -184,20 +202,67 @@ def register(claim: Claim) -> Claim:
     return claim
 
 
+def _with_module(claim: Claim) -> Claim:
+    """The claim with `module` naming the module whose code called register() (errors name its file).
+
+    A module set by hand is kept, unless it names another loaded module than the caller's (a claim
+    copied with dataclasses.replace from a claim of another module).
+    """
+    frame = sys._getframe(1)
+    while frame is not None and frame.f_globals.get("__name__") == __name__:
+        frame = frame.f_back
+    caller = frame.f_globals.get("__name__", "") if frame is not None else ""
+    if not caller or claim.module == caller or (claim.module and claim.module not in sys.modules):
+        return claim
+    return dataclasses.replace(claim, module=caller)
+
+
+def _module_file(module: str) -> str | None:
+    path = getattr(sys.modules.get(module), "__file__", None)
+    return str(Path(path).resolve()) if path else None
+
+
+def module_origin(module: str) -> str:
+    """Where a claim was registered, for error messages: the module's file, else its name.
+
+    Args:
+        module: a claim's `module` (the module that registered it).
+
+    Returns:
+        the module's resolved file path, or its name where it has no file.
+    """
+    return _module_file(module) or (f"module {module!r}" if module else "an unnamed module")
+
+
+def _same_origin(a: str, b: str) -> bool:
+    """Two registrations come from one place: the same module, or the same file under two names."""
+    if a == b:
+        return True
+    fa, fb = _module_file(a), _module_file(b)
+    return fa is not None and fa == fb
+
+
+def claims_from(module: str) -> list[str]:
+    """Ids of the claims registered by `module` or by a module inside it (a package)."""
+    return sorted(c.id for c in _CLAIMS.values() if c.module == module or c.module.startswith(module + "."))
+
+
 def load_claims(package: str = "claims") -> dict[str, Claim]:
-    """Import every module of the claims package (each registers its claim); fail loudly on errors."""
-    try:
-        pkg = importlib.import_module(package)
-    except ImportError as e:
-        raise HarnessError(f"cannot import the claims package '{package}': {e}") from e
-    for mod in sorted(pkgutil.iter_modules(pkg.__path__), key=lambda m: m.name):
-        name = f"{package}.{mod.name}"
-        try:
-            importlib.import_module(name)
-        except HarnessError:
-            raise
-        except Exception as e:
-            raise HarnessError(f"claim module {name} failed to load: {type(e).__name__}: {e}") from e
+    """Import every module of a claims package (each registers its claims); fail loudly on errors.
+
+    Args:
+        package: a package (its modules are imported in name order) or a single module.
+
+    Returns:
+        every registered claim, id -> Claim (not only this package's).
+
+    Raises:
+        HarnessError: the package or one of its modules fails to import (naming the file), or the
+            package registers no claim at all (an empty or misnamed folder is not silently skipped).
+    """
+    from harness.loader import load_package  # lazy: the loader builds on this module
+
+    load_package(package)
     return dict(_CLAIMS)
 
 

@@ -1,9 +1,13 @@
 """Edge-of-Stability experiments (Cohen et al. 2021; Lyu, Li, Arora 2022) with full-batch GD.
 
 gd_sharpness_trajectory: one net, GD (+ weight decay), curvature recorded along the way; metrics
-    for EoS entry, the share of post-onset measurements near 2, and sharpness reduction.
+    for EoS entry, the share of post-onset measurements near 2, and sharpness reduction, the latter on
+    the theory's clock tau = lr * wd * step with the EoS onset as origin.
+sharpness_reduction_runs: that run plus the same net with wd = 0, whose S_sph over the same steps is
+    what the reduction reads without weight decay (cross-entropy flattens as margins grow).
 normalization_arms: the same scale-invariant net with and without weight decay, plus the
     non-normalized twin, for the "normalization + WD reduces sharpness" comparison.
+The (lr, wd) collapse of the direction's trajectory is in harness.experiments.eos_collapse.
 """
 from __future__ import annotations
 
@@ -19,7 +23,8 @@ from harness.data.datasets import check_data_source, load_dataset
 from harness.errors import ConfigError
 from harness.losses import get_loss
 from harness.measurement import Measurement, RunContext
-from harness.models.factory import build_classifier
+from harness.models.factory import IMAGE_CLASSIFIERS, build_classifier
+from harness.optim import OptimizerSpec
 from harness.registry import experiment
 from harness.train import GDResult, train_full_batch_gd
 
@@ -28,9 +33,10 @@ from harness.train import GDResult, train_full_batch_gd
 class GDConfig:
     """Everything one full-batch GD run needs. Defaults are the cpu-tier probe settings."""
 
-    model: str = "si_mlp"            # si_mlp | plain_mlp | si_cnn
+    model: str = "si_mlp"            # si_mlp | plain_mlp | si_cnn | plain_cnn
     widths: tuple[int, ...] = (64, 64)
     activation: str = "relu"
+    pool: str = "max"                # conv nets only: max | avg (avg with tanh: a smooth net)
     bn_eps: float = 0.0              # eps > 0 breaks exact scale invariance once WD shrinks w
     data: str = "digits"             # digits | mnist5k | cifar10
     data_root: str = ""              # for cifar10: folder or archive
@@ -39,6 +45,7 @@ class GDConfig:
     loss: str = "ce"                 # ce | mse (0.5 * sum over classes, Cohen's convention)
     lr: float = 0.1
     weight_decay: float = 5e-3
+    init_scale: float = 1.0          # trainable weights multiplied by this at init (||w0|| -> c ||w0||)
     steps: int = 3000
     measure_every: int = 25          # odd, so period-2 oscillation is not aliased
     lanczos_tol: float = 1e-3
@@ -46,51 +53,98 @@ class GDConfig:
     onset_threshold: float = 1.8     # EoS onset: first measurement with lr*lambda_max >= this
     band: tuple[float, float] = (1.8, 2.3)  # "near 2": lr*lambda_max in this band
     tail_fraction: float = 0.3       # metrics over the last 30% of measurements
+    # The optimizer: harness.optim.OptimizerSpec(optimizer, lr, weight_decay, ...) built by _run_arm; a
+    # field the named optimizer does not read must keep its default (ConfigError otherwise).
+    optimizer: str = "sgd"           # sgd (GD; heavy ball with momentum; Nesterov) | sam | ire | sam_ire
+    momentum: float = 0.0
+    nesterov: bool = False
+    rho: float = 0.0                 # sam, sam_ire: radius
+    kappa: float = 0.0               # ire, sam_ire: amplification
+    gamma: float = 0.0               # ire, sam_ire: flat fraction
+    mask_every: int = 10             # ire, sam_ire: mask refresh period (Fisher mask on the full batch)
+    # EoS relative to the optimizer's own stability threshold T (2/lr for GD, (2+2b)/lr heavy ball,
+    # (2+2b)/((1+2b)lr) Nesterov): onset at lambda_max/T >= threshold_onset, "at the threshold" within
+    # threshold_band. For GD these are onset_threshold/2 and band/2.
+    threshold_onset: float = 0.9
+    threshold_band: tuple[float, float] = (0.9, 1.15)
 
     def __post_init__(self):
         if self.lr <= 0 or self.steps < 1 or self.measure_every < 1:
             raise ConfigError("lr must be > 0, steps and measure_every >= 1")
+        if not self.init_scale > 0:
+            raise ConfigError(f"init_scale must be > 0, got {self.init_scale}")
         if self.dtype not in ("float32", "float64"):
             raise ConfigError(f"dtype must be float32 or float64, got {self.dtype!r}")
+
+    @property
+    def lr_wd(self) -> float:
+        """lr * wd: the rate of the theory's clock tau = lr * wd * step."""
+        return self.lr * self.weight_decay
 
     def preflight(self) -> None:
         """Fail fast on a missing data source, before any seed runs."""
         check_data_source(self.data, self.data_root)
 
 
+def _optimizer_spec(cfg: GDConfig) -> OptimizerSpec:
+    return OptimizerSpec(cfg.optimizer, lr=cfg.lr, weight_decay=cfg.weight_decay, momentum=cfg.momentum,
+                         nesterov=cfg.nesterov, rho=cfg.rho, kappa=cfg.kappa, gamma=cfg.gamma,
+                         mask_every=cfg.mask_every)
+
+
 def _run_arm(cfg: GDConfig, ctx: RunContext) -> tuple[GDResult, dict]:
+    spec = _optimizer_spec(cfg)  # an unknown optimizer fails here, before data and model are built
     dtype = getattr(torch, cfg.dtype)
     split = load_dataset(cfg.data, n_train=cfg.n_train, n_test=cfg.n_test, root=cfg.data_root,
-                         dtype=dtype, images=cfg.model == "si_cnn")
+                         dtype=dtype, images=cfg.model in IMAGE_CLASSIFIERS)
     model = build_classifier(cfg.model, split, widths=cfg.widths, activation=cfg.activation,
-                             bn_eps=cfg.bn_eps, seed=ctx.seed).to(dtype=dtype, device=ctx.device)
+                             bn_eps=cfg.bn_eps, seed=ctx.seed, pool=cfg.pool).to(dtype=dtype, device=ctx.device)
+    if cfg.init_scale != 1.0:
+        with torch.no_grad():
+            for p in model.parameters():
+                if p.requires_grad:
+                    p.mul_(cfg.init_scale)
     dev = ctx.device
+    optimizer = spec.build([p for p in model.parameters() if p.requires_grad],
+                           seed=ctx.generator("mask").initial_seed() % (1 << 62))
     result = train_full_batch_gd(
         model, get_loss(cfg.loss), split.x_train.to(dev), split.y_train.to(dev),
-        lr=cfg.lr, weight_decay=cfg.weight_decay, steps=ctx.steps(cfg.steps),
+        optimizer=optimizer, steps=ctx.steps(cfg.steps),
         measure_every=cfg.measure_every, x_test=split.x_test.to(dev), y_test=split.y_test.to(dev),
         lanczos_tol=cfg.lanczos_tol, bn_mode="full-batch", progress=ctx.progress)
     n_params = sum(p.numel() for p in model.parameters() if p.requires_grad)
-    scale = {"model": cfg.model, "trainable_params": n_params, "data": cfg.data,
-             "n_train": len(split.y_train), "n_test": len(split.y_test), "steps": result.steps_run,
+    scale = {"model": cfg.model, "activation": cfg.activation, "trainable_params": n_params,
+             "data": cfg.data, "n_train": len(split.y_train), "n_test": len(split.y_test),
+             "steps": result.steps_run, "lr_wd": cfg.lr_wd, "tau_end": cfg.lr_wd * result.steps_run,
              "bn_mode": "train mode, full-batch statistics", "dtype": cfg.dtype,
              "data_provenance": split.provenance}
     return result, scale
 
 
+def onset_index(table: pd.DataFrame, cfg: GDConfig) -> int | None:
+    """Row of the EoS onset (first lr*lambda_max >= cfg.onset_threshold), None if never reached."""
+    idx = np.flatnonzero(table["lr_lambda_max"].to_numpy() >= cfg.onset_threshold)
+    return int(idx[0]) if len(idx) else None
+
+
 def trajectory_metrics(table: pd.DataFrame, cfg: GDConfig, angles: list[float]) -> tuple[dict, dict]:
     """EoS and sharpness-reduction metrics from a trajectory table. Returns (scalars, std errors).
 
-    Metrics are defined for failed runs too (no onset: in-band fraction 0, onset fraction 1), so a
-    claim that does not hold gets 'fails', not 'error'.
+    Sharpness reduction is measured from the EoS onset (not from the global S_sph maximum, which in
+    ordinary early training is often the step-0 value): the peak is the largest S_sph at or after the
+    onset, the log-slope is fitted from the onset on, per unit of tau = lr * wd * step.
+
+    Metrics are defined for failed runs too (no onset: in-band fraction 0, onset fraction 1, reduction
+    over the last 30%), so a claim that does not hold gets 'fails', not 'error'.
     """
     prod = table["lr_lambda_max"].to_numpy()
-    steps = table["step"].to_numpy()
+    steps = table["step"].to_numpy().astype(float)
     total = max(int(steps[-1]), 1)
-    onset_idx = np.flatnonzero(prod >= cfg.onset_threshold)
+    i0 = onset_index(table, cfg)
     tail = table.iloc[int(len(table) * (1 - cfg.tail_fraction)):]
     s, se = {}, {}
     s["lr_lambda_max_tail_median"] = float(np.median(tail["lr_lambda_max"]))
+    s["lr_lambda_max_initial"] = float(prod[0])
     s["lambda_max_final"] = float(tail["lambda_max"].median())
     s["two_over_lr"] = 2.0 / cfg.lr
     s["train_loss_final"] = float(table["loss"].iloc[-1])
@@ -98,47 +152,148 @@ def trajectory_metrics(table: pd.DataFrame, cfg: GDConfig, angles: list[float]) 
     s["max_lambda_residual_rel"] = float((table["lambda_residual"] / table["lambda_max"].abs()).max())
     sph = table["spherical_sharpness"].to_numpy()
     s["sph_final"] = float(np.median(tail["spherical_sharpness"].iloc[-max(3, len(tail) // 3):]))
-    s["sph_peak"] = float(sph.max())
-    s["sph_final_over_peak"] = s["sph_final"] / s["sph_peak"]
-    if len(onset_idx) == 0:
-        s.update(onset_step=math.nan, onset_fraction=1.0, in_band_fraction=0.0)
-        start = int(len(table) * (1 - cfg.tail_fraction))  # no EoS: the slope of the last 30%
+    s["sph_initial"] = float(sph[0])
+    s["tau_end"] = cfg.lr_wd * float(steps[-1])
+    if i0 is None:
+        s.update(onset_step=math.nan, onset_fraction=1.0, in_band_fraction=0.0, tau_onset=math.nan,
+                 tau_after_onset=0.0)
+        start = int(len(table) * (1 - cfg.tail_fraction))  # no EoS: the reduction over the last 30%
     else:
-        i0 = int(onset_idx[0])
         post = prod[i0:]
         s["onset_step"] = float(steps[i0])
         s["onset_fraction"] = float(steps[i0]) / total
         s["in_band_fraction"] = float(np.mean((post >= cfg.band[0]) & (post <= cfg.band[1])))
-        start = i0 + int(np.argmax(sph[i0:]))  # the reduction phase starts at the post-onset peak
-    start = min(start, len(sph) - 3)
-    if start >= 0:
-        fit = stats.linregress(steps[start:] / 1000.0, np.log(sph[start:]))
-        s["sph_log_slope_per_1k"], se["sph_log_slope_per_1k"] = float(fit.slope), float(fit.stderr)
+        s["tau_onset"] = cfg.lr_wd * float(steps[i0])
+        s["tau_after_onset"] = s["tau_end"] - s["tau_onset"]
+        start = i0
+    start = max(0, min(start, len(sph) - 3))
+    s["sph_peak"] = float(sph[start:].max())  # post-onset peak: pre-onset values never enter
+    s["sph_final_over_peak"] = s["sph_final"] / s["sph_peak"]
+    if len(sph) - start >= 3:
+        x = steps[start:] * (cfg.lr_wd if cfg.lr_wd > 0 else 1e-3)  # per tau; per 1k steps when wd = 0
+        fit = stats.linregress(x, np.log(sph[start:]))
+        s["sph_log_slope_per_tau"], se["sph_log_slope_per_tau"] = float(fit.slope), float(fit.stderr)
     else:
-        s["sph_log_slope_per_1k"] = math.nan  # fewer than 3 measurements: nothing to fit
-    tail_sq = tail["sq_norm"].to_numpy()
-    s["norm_equilibrium_ratio"] = float(np.median(tail_sq / (cfg.lr * tail["spherical_sharpness"] / 2)))
-    if cfg.weight_decay > 0 and angles:
-        tail_angles = np.asarray(angles[int(len(angles) * (1 - cfg.tail_fraction)):])
-        s["rms_angle_over_sqrt_2lr_wd"] = float(np.sqrt(np.mean(tail_angles**2))
-                                                / math.sqrt(2 * cfg.lr * cfg.weight_decay))
-    else:
-        s["rms_angle_over_sqrt_2lr_wd"] = math.nan
+        s["sph_log_slope_per_tau"] = math.nan  # fewer than 3 measurements: nothing to fit
+    s.update(equilibrium_metrics(tail, cfg, angles))
     return s, se
 
 
-@experiment("gd_sharpness_trajectory", GDConfig)
+def equilibrium_metrics(tail: pd.DataFrame, cfg: GDConfig, angles: list[float]) -> dict:
+    """Two predictions of the norm's equilibrium that do not restate lr * lambda_max.
+
+    For a scale-invariant loss <grad L(w), w> = 0, so ||w_{t+1}||^2 = (1 - lr wd)^2 ||w_t||^2
+    + lr^2 ||grad L(w_t)||^2, and ||grad L(w)|| = ||grad L(theta)|| / ||w|| with theta = w / ||w||.
+    A stationary norm therefore has ||w||^4 = lr E||grad L(theta)||^2 / (wd (2 - lr wd)): the ratio
+    of the measured E||w||^4 to that is 1 once the norm has equilibrated (it is not 1 before, or if the
+    net is not scale-invariant). The RMS angular update per step tends to sqrt(2 lr wd).
+
+    Returns:
+        norm4_over_equilibrium (nan without wd or without a grad_sq_norm column) and
+        rms_angle_over_sqrt_2lr_wd (nan without wd).
+    """
+    out = {"norm4_over_equilibrium": math.nan, "rms_angle_over_sqrt_2lr_wd": math.nan}
+    if cfg.weight_decay <= 0:
+        return out
+    if "grad_sq_norm" in tail:
+        sq = tail["sq_norm"].to_numpy()
+        grad_theta_sq = sq * tail["grad_sq_norm"].to_numpy()  # ||grad L(theta)||^2 = ||w||^2 ||grad L(w)||^2
+        predicted = cfg.lr * np.mean(grad_theta_sq) / (cfg.weight_decay * (2 - cfg.lr_wd))
+        out["norm4_over_equilibrium"] = float(np.mean(sq**2) / predicted)
+    if angles:
+        tail_angles = np.asarray(angles[int(len(angles) * (1 - cfg.tail_fraction)):])
+        out["rms_angle_over_sqrt_2lr_wd"] = float(np.sqrt(np.mean(tail_angles**2)) / math.sqrt(2 * cfg.lr_wd))
+    return out
+
+
+@experiment("gd_sharpness_trajectory", GDConfig,
+            outputs=('in_band_fraction', 'lambda_max_final', 'lambda_over_threshold_initial',
+                     'lambda_over_threshold_tail_median', 'lr_lambda_max_initial', 'lr_lambda_max_tail_median',
+                     'max_lambda_residual_rel', 'norm*_over_equilibrium', 'onset_fraction', 'onset_step',
+                     'rms_angle_over_sqrt_*lr_wd', 'sph_final', 'sph_final_over_peak', 'sph_initial',
+                     'sph_log_slope_per_tau', 'sph_peak', 'stability_threshold', 'tau_after_onset', 'tau_end',
+                     'tau_onset', 'test_acc_final', 'threshold_in_band_fraction', 'threshold_onset_fraction',
+                     'threshold_onset_step', 'train_loss_final', 'two_over_lr'),
+            curves={'trajectory': ('eff_lr', 'grad_sq_norm', 'hvps', 'lambda_max', 'lambda_residual', 'loss',
+                    'lr_lambda_max', 'spherical_sharpness', 'sq_norm', 'step', 'tau', 'test_acc', 'train_acc')})
 def gd_sharpness_trajectory(cfg: GDConfig, ctx: RunContext) -> Measurement:
     """One full-batch GD (+WD) run with lambda_max, spherical sharpness and eta_eff recorded."""
     result, scale = _run_arm(cfg, ctx)
     notes = []
     if result.diverged_at is not None:
         raise FloatingPointError(f"loss became non-finite at step {result.diverged_at}")
-    scalars, ses = trajectory_metrics(result.table, cfg, result.angles)
+    table = result.table.assign(tau=result.table["step"] * cfg.lr_wd)
+    scalars, ses = trajectory_metrics(table, cfg, result.angles)
     if math.isnan(scalars["onset_step"]):
         notes.append(f"never reached lr*lambda_max >= {cfg.onset_threshold}")
-    return Measurement(scalars=scalars, standard_errors=ses, curves={"trajectory": result.table},
+    threshold = _optimizer_spec(cfg).stability_threshold()
+    if threshold is not None:  # EoS relative to the optimizer's own threshold T (None: SAM, IRE)
+        rel = result.table["lambda_max"].to_numpy() / threshold  # lambda_max / T per measurement
+        at = result.table["step"].to_numpy()
+        hit = np.flatnonzero(rel >= cfg.threshold_onset)
+        post, (lo, hi) = rel[hit[0]:] if len(hit) else rel[:0], cfg.threshold_band
+        scalars.update(
+            stability_threshold=threshold,
+            lambda_over_threshold_initial=float(rel[0]),
+            lambda_over_threshold_tail_median=float(np.median(rel[int(len(rel) * (1 - cfg.tail_fraction)):])),
+            threshold_onset_step=float(at[hit[0]]) if len(hit) else math.nan,
+            threshold_onset_fraction=float(at[hit[0]]) / max(int(at[-1]), 1) if len(hit) else 1.0,
+            threshold_in_band_fraction=float(np.mean((post >= lo) & (post <= hi))) if len(hit) else 0.0)
+        if not len(hit):
+            notes.append(f"never reached lambda_max >= {cfg.threshold_onset} x threshold {threshold:.4g}")
+    return Measurement(scalars=scalars, standard_errors=ses, curves={"trajectory": table},
                        scale=scale, notes=notes)
+
+
+def log_interp(x_new: np.ndarray, x: np.ndarray, y: np.ndarray) -> np.ndarray:
+    """y (positive) at x_new, interpolated linearly in log y; nan outside [x[0], x[-1]]."""
+    return np.exp(np.interp(x_new, x, np.log(y), left=np.nan, right=np.nan))
+
+
+@dataclass(frozen=True)
+class ReductionConfig:
+    """The sharpness-reduction run (the eos-scale-invariant run) and its wd = 0 twin."""
+
+    base: GDConfig = GDConfig()
+    # The wd = 0 twin needs only its S_sph at the onset and at the end: sparse measurements.
+    other_arms_measure_every: int = 199
+
+    def preflight(self) -> None:
+        self.base.preflight()
+
+
+def no_wd_arm(base: GDConfig, measure_every: int) -> GDConfig:
+    """The wd = 0 twin of a run (shared by sharpness-reduction and normalization-reduces-sharpness)."""
+    return replace(base, measure_every=measure_every, weight_decay=0.0)
+
+
+@experiment("sharpness_reduction_runs", ReductionConfig,
+            outputs=('in_band_fraction', 'lambda_max_final', 'lambda_over_threshold_initial',
+                     'lambda_over_threshold_tail_median', 'lr_lambda_max_initial', 'lr_lambda_max_tail_median',
+                     'max_lambda_residual_rel', 'norm*_over_equilibrium', 'null_wd*_sph_final_over_onset',
+                     'onset_fraction', 'onset_step', 'rms_angle_over_sqrt_*lr_wd', 'sph_final',
+                     'sph_final_over_peak', 'sph_initial', 'sph_log_slope_per_tau', 'sph_peak',
+                     'stability_threshold', 'tau_after_onset', 'tau_end', 'tau_onset', 'test_acc_final',
+                     'threshold_in_band_fraction', 'threshold_onset_fraction', 'threshold_onset_step',
+                     'train_loss_final', 'two_over_lr', 'wd*.sph_final'),
+            curves={'trajectory': ('eff_lr', 'grad_sq_norm', 'hvps', 'lambda_max', 'lambda_residual', 'loss',
+                    'lr_lambda_max', 'spherical_sharpness', 'sq_norm', 'step', 'tau', 'test_acc', 'train_acc'),
+                    'wd*': ('eff_lr', 'grad_sq_norm', 'hvps', 'lambda_max', 'lambda_residual', 'loss',
+                    'lr_lambda_max', 'spherical_sharpness', 'sq_norm', 'step', 'tau', 'test_acc', 'train_acc')})
+def sharpness_reduction_runs(cfg: ReductionConfig, ctx: RunContext) -> Measurement:
+    """The WD run's reduction metrics, plus null_wd0_sph_final_over_onset: the wd = 0 twin's final
+    S_sph over its S_sph at the WD run's onset step, the fall that needs no weight decay."""
+    m = ctx.run(gd_sharpness_trajectory, cfg.base)
+    null = ctx.run(gd_sharpness_trajectory, no_wd_arm(cfg.base, cfg.other_arms_measure_every))
+    scalars = dict(m.scalars)
+    onset = m.scalars["onset_step"] if math.isfinite(m.scalars["onset_step"]) else 0.0
+    t0 = null.curves["trajectory"]
+    at_onset = log_interp(np.array([onset]), t0["step"].to_numpy(float), t0["spherical_sharpness"].to_numpy())[0]
+    scalars["null_wd0_sph_final_over_onset"] = float(null.scalars["sph_final"] / at_onset)
+    scalars["wd0.sph_final"] = null.scalars["sph_final"]
+    return Measurement(scalars=scalars, standard_errors=dict(m.standard_errors),
+                       curves={"trajectory": m.curves["trajectory"], "wd0": t0},
+                       scale={**m.scale, "wd0_arm_steps": null.scale["steps"]}, notes=list(m.notes))
 
 
 @dataclass(frozen=True)
@@ -155,22 +310,31 @@ class ArmsConfig:
         self.base.preflight()
 
 
-@experiment("normalization_arms", ArmsConfig)
+@experiment("normalization_arms", ArmsConfig,
+            outputs=('bn_no_wd.*', 'bn_wd.*', 'plain_wd.*', 'sph_ratio_null_at_onset', 'sph_ratio_wd_over_no_wd',
+                     'test_acc_bn_minus_plain', 'test_acc_wd_minus_no_wd'),
+            curves={'arms': ('sph_bn_no_wd', 'sph_bn_wd', 'sph_plain_wd', 'step')})
 def normalization_arms(cfg: ArmsConfig, ctx: RunContext) -> Measurement:
     """Three GD runs through the runner's cache (the BN+WD arm is the eos-scale-invariant run)."""
     sparse = replace(cfg.base, measure_every=cfg.other_arms_measure_every)
-    arms = {"bn_wd": cfg.base, "bn_no_wd": replace(sparse, weight_decay=0.0),
+    arms = {"bn_wd": cfg.base, "bn_no_wd": no_wd_arm(cfg.base, cfg.other_arms_measure_every),
             "plain_wd": replace(sparse, model=cfg.plain_model)}
     scalars, curves, scale = {}, [], {}
     for name, arm_cfg in arms.items():
         m = ctx.run(gd_sharpness_trajectory, arm_cfg)
         for k in ("sph_final", "test_acc_final", "lr_lambda_max_tail_median", "lambda_max_final",
-                  "norm_equilibrium_ratio", "rms_angle_over_sqrt_2lr_wd", "train_loss_final"):
+                  "norm4_over_equilibrium", "rms_angle_over_sqrt_2lr_wd", "train_loss_final", "onset_step"):
             scalars[f"{name}.{k}"] = m.scalars[k]
         curves.append(m.curves["trajectory"].assign(arm=name))
         scale[name] = {k: m.scale[k] for k in ("model", "trainable_params", "steps")}
-        scale.update({k: m.scale[k] for k in ("data", "n_train", "n_test", "bn_mode", "dtype")})
+        scale.update({k: m.scale[k] for k in ("data", "n_train", "n_test", "bn_mode", "dtype", "tau_end")})
     scalars["sph_ratio_wd_over_no_wd"] = scalars["bn_wd.sph_final"] / scalars["bn_no_wd.sph_final"]
+    # The same ratio at the WD arm's EoS onset, before the sharpness-reduction flow can act: how much
+    # of the final ratio the pre-EoS phase (norm shrinking, eta_eff growing) already gives.
+    onset = scalars["bn_wd.onset_step"] if math.isfinite(scalars["bn_wd.onset_step"]) else 0.0
+    at = {c["arm"].iloc[0]: log_interp(np.array([onset]), c["step"].to_numpy(float),
+                                       c["spherical_sharpness"].to_numpy())[0] for c in curves[:2]}
+    scalars["sph_ratio_null_at_onset"] = float(at["bn_wd"] / at["bn_no_wd"])
     scalars["test_acc_wd_minus_no_wd"] = scalars["bn_wd.test_acc_final"] - scalars["bn_no_wd.test_acc_final"]
     scalars["test_acc_bn_minus_plain"] = scalars["bn_wd.test_acc_final"] - scalars["plain_wd.test_acc_final"]
     table = pd.concat(curves, ignore_index=True)
