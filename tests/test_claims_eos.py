@@ -37,7 +37,7 @@ def test_eos_claims_share_the_bn_wd_run(smoke_summary):
     by_id = {c["id"]: c for c in summary["claims"]}
     assert by_id["eos-scale-invariant"]["seeds"][0]["key"] != by_id["eos-scale-invariant-relu"]["seeds"][0]["key"]
     # 11 records for 1 seed: plain GD; BN+WD (shared by four claims); its wd = 0 twin (shared by two); ReLU;
-    # no-BN; c^2 = 0.5 and 2; the lr*wd x 2 null; the reduction, arms and collapse summaries.
+    # no-BN; c^2 = 0.5 and 3; the lr*wd x 2 null; the reduction, arms and collapse summaries.
     assert len(list((store.root / "cache").glob("*.json"))) == 11
 
 
