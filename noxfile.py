@@ -56,7 +56,7 @@ def _bench_args() -> list[str]:
 def bench(session):
     """Benchmarks (pytest-benchmark): HVP vs gradient, lambda_max, sharpness, optimizer steps, as ratios."""
     _install(session, "[test]")
-    session.run("pytest", *_bench_args(), *session.posargs)
+    session.run("pytest", *_bench_args(), *session.posargs, env={"OMP_NUM_THREADS": "1"})
     session.run("python", "-m", "harness", "perf", "--benchmarks", str(BENCH_STORE))
 
 
@@ -68,7 +68,7 @@ def nightly(session):
     """
     _install(session, "[test,notebooks]")
     session.run("python", "-m", "harness", "run", "--no-report", *session.posargs)
-    session.run("pytest", *_bench_args())
+    session.run("pytest", *_bench_args(), env={"OMP_NUM_THREADS": "1"})
     session.run("python", "-m", "harness", "report", "--benchmarks", str(BENCH_STORE))
     session.run("python", "-m", "harness", "gate", "--benchmarks", str(BENCH_STORE))
 

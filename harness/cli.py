@@ -163,9 +163,8 @@ def _setup_logging(args) -> None:
 
 
 def _dispatch(args) -> int:
-    from harness.store import ResultStore
-
     from harness.loader import load_all
+    from harness.store import ResultStore
 
     if args.command == "new-claim":
         from harness.scaffold import new_claim

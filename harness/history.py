@@ -10,7 +10,7 @@ hi < old lo). This is stricter than "the new estimate lies outside the old inter
 intervals never count, so one noisy seed does not raise an alarm; a one-seed run (an unbounded
 interval) can never move. A deterministic check (a zero-width interval) moves when its value changes.
 
-A *regression* (the gate's rule, GATE_RULE) is a claim that held in its baseline and now fails or
+A *regression* (the gate's rule, GATE_RULE) is a claim (or one of its checks) that held in its baseline and now fails or
 errors, or is inconclusive with a check whose value moved (its interval is disjoint from the
 baseline's). "held, now inconclusive" with overlapping intervals is noise, not a regression: the
 new seeds are consistent with the old value; more seeds would decide (see "needs ≈ N seeds").
@@ -26,9 +26,10 @@ import pandas as pd
 from harness.errors import HarnessError
 from harness.store import ResultStore
 
-GATE_RULE = ("A regression is a claim that held in its previous comparable complete run and now fails or errors, "
-             "or is inconclusive with a value that moved beyond both 95% confidence intervals (disjoint "
-             "intervals); held → inconclusive with overlapping intervals is noise, not a regression.")
+GATE_RULE = ("A regression is a claim, or one of its checks, that held in its previous comparable complete run "
+             "and now fails or errors, or is inconclusive with a value that moved beyond both 95% confidence "
+             "intervals (disjoint intervals); held → inconclusive with overlapping intervals is noise, not a "
+             "regression.")
 
 COLUMNS = ("run_id", "started", "status", "tier", "options_key", "commit", "claim", "claim_version",
            "config_hash", "claim_verdict", "metric", "label", "check_verdict", "value", "lo", "hi", "n",
@@ -132,6 +133,9 @@ class ClaimDiff:
     new_verdict: str
     moved: list[str] = field(default_factory=list)  # "metric: 2.01 [1.98, 2.04] → 2.31 [2.2, 2.4]"
     changed: list[str] = field(default_factory=list)  # claim version / config changed in between
+    # checks that held in the baseline and now fail/error, or are inconclusive and moved: a check-level
+    # regression counts even where the claim as a whole was undecided before (e.g. one check inconclusive)
+    checks_regressed: list[str] = field(default_factory=list)
 
     @property
     def verdict_changed(self) -> bool:
@@ -140,6 +144,8 @@ class ClaimDiff:
     @property
     def regressed(self) -> bool:
         """GATE_RULE: held before, and now fails/errors, or is inconclusive with a value that moved."""
+        if self.checks_regressed:
+            return True
         if self.old_verdict != "holds" or self.new_verdict == "holds":
             return False
         return self.new_verdict != "inconclusive" or bool(self.moved)
@@ -189,9 +195,14 @@ def diff_claim(old: dict | None, new: dict, baseline_run: str | None) -> ClaimDi
     old_checks = {k.get("metric"): k for k in old.get("checks", [])}
     for k in new.get("checks", []):
         prev = old_checks.get(k.get("metric"))
-        if prev and prev.get("estimate") and k.get("estimate") \
-                and intervals_disjoint(prev["estimate"], k["estimate"]):
+        moved = bool(prev and prev.get("estimate") and k.get("estimate")
+                     and intervals_disjoint(prev["estimate"], k["estimate"]))
+        if moved:
             out.moved.append(f"{k['metric']}: {_fmt(prev['estimate'])} → {_fmt(k['estimate'])}")
+        now = k.get("verdict", "error")
+        if prev and prev.get("verdict") == "holds" and (now in ("fails", "error")
+                                                         or (now == "inconclusive" and moved)):
+            out.checks_regressed.append(f"{k['metric']} held, now {now}")
     return out
 
 
@@ -235,8 +246,13 @@ def diff_against_history(store: ResultStore, run: dict) -> RunDiff:
 
 def regression_reasons(diff: RunDiff) -> list[str]:
     """One short reason per regressed claim, e.g. 'x held in run A (cpu tier), now fails'."""
-    return [f"{c.claim} held in run {c.baseline_run} ({diff.tier} tier), now {c.new_verdict}"
-            + (f" ({'; '.join(c.changed)})" if c.changed else "") for c in diff.regressions]
+    out = []
+    for c in diff.regressions:
+        what = (f"{c.claim} held in run {c.baseline_run} ({diff.tier} tier), now {c.new_verdict}"
+                if c.old_verdict == "holds" else
+                f"{c.claim} ({diff.tier} tier, baseline run {c.baseline_run}): {'; '.join(c.checks_regressed)}")
+        out.append(what + (f" ({'; '.join(c.changed)})" if c.changed else ""))
+    return out
 
 
 def format_diff(diff: RunDiff, against: str = "") -> str:

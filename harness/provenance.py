@@ -7,7 +7,7 @@ import hashlib
 import json
 import platform
 import subprocess
-from functools import lru_cache
+from functools import cache, lru_cache
 from importlib import metadata
 from pathlib import Path
 
@@ -125,7 +125,7 @@ def _excluded(module: str) -> bool:
     return module in NOT_MEASUREMENT or module.startswith("harness.report.")
 
 
-@lru_cache(maxsize=None)
+@cache
 def _module_closure_hash(module: str) -> str:
     import sys
 

@@ -13,7 +13,7 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from harness.errors import ConfigError, HarnessError, UnknownClaimError
+from harness.errors import ConfigError, UnknownClaimError
 from harness.expect import Expectation
 from harness.measurement import Measurement, RunContext
 

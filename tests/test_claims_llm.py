@@ -195,7 +195,7 @@ def test_smoke_tiers_run_through_the_runner(tmp_path):
     rows = {r["metric"]: r["estimate"]["per_seed"][0] for r in speed["checks"] + speed["reported"]}
     for m in ("speedup_paper_protocol", "speedup_fair", "speedup_paper_grad_evals", "speedup_curve_median"):
         assert f"{m}_null" in rows, m  # the null row is in the record, not only declared
-    for m, v in rows.items():  # a 0 (not reached) always has its bound apart
+    for m in rows:  # a 0 (not reached) always has its bound apart
         if m.startswith("speedup_") and m.replace("_protocol", "").endswith(("paper", "fair")):
             assert rows[m] <= rows[m.replace("_protocol", "") + "_upper"], m
     over = {r["metric"]: r["estimate"]["per_seed"][0] for r in overhead["checks"] + overhead["reported"]}

@@ -11,8 +11,8 @@ import time
 import zipfile
 
 import pytest
-
 from conftest import write_fake_cifar10
+
 from harness.data import download
 from harness.errors import DataError
 

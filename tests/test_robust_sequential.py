@@ -111,3 +111,21 @@ def test_robust_gate_tells_a_regression_from_noise(new, regressed):
     diff = compare_runs(_run("a", "holds", 1.9, 2.5), _run("b", *new))
     assert diff.claims[0].regressed is regressed
     assert "overlapping intervals is noise" in GATE_RULE
+
+
+def test_robust_gate_catches_a_check_that_held_inside_an_undecided_claim():
+    """A claim that was inconclusive as a whole (one check undecided) still regresses when a check that held
+    now fails: e.g. IRE's kappa planted at 0 makes 'IRE - base > 0' read exactly 0."""
+    def run(run_id, first):
+        est = {"value": 1.0, "lo": 0.8, "hi": 1.2, "n": 5}
+        zero = {"value": 0.0, "lo": 0.0, "hi": 0.0, "n": 5}
+        wide = {"value": 0.0, "lo": -0.4, "hi": 0.4, "n": 5}
+        return {"run_id": run_id, "tier": "cpu", "status": "complete", "options": {},
+                "claims": [{"id": "c", "version": 1, "config_hash": "h", "verdict": "inconclusive" if first else "fails",
+                            "checks": [{"metric": "gain", "verdict": "holds" if first else "fails",
+                                        "estimate": est if first else zero},
+                                       {"metric": "vs_control", "verdict": "inconclusive", "estimate": wide}]}]}
+    diff = compare_runs(run("a", True), run("b", False))
+    assert diff.claims[0].regressed and diff.claims[0].checks_regressed == ["gain held, now fails"]
+    again = compare_runs(run("a", True), run("b2", True))
+    assert not again.claims[0].regressed

@@ -75,6 +75,21 @@ class GDConfig:
             raise ConfigError(f"init_scale must be > 0, got {self.init_scale}")
         if self.dtype not in ("float32", "float64"):
             raise ConfigError(f"dtype must be float32 or float64, got {self.dtype!r}")
+        # Names and ranges checked here, when the config is built (before any seed), with the lists of what exists.
+        from harness.losses import LOSSES
+        from harness.models.factory import CLASSIFIERS
+        from harness.models.mlp import ACTIVATIONS
+
+        for key, value, known in (("model", self.model, CLASSIFIERS), ("activation", self.activation, ACTIVATIONS),
+                                  ("loss", self.loss, LOSSES)):
+            if value not in known:
+                raise ConfigError(f"unknown {key} '{value}'; {key}s are: {', '.join(known)}")
+        if self.n_train < 1 or self.n_test < 1:
+            raise ConfigError(f"n_train and n_test must be >= 1, got {self.n_train} and {self.n_test}")
+        if not 0 < self.tail_fraction <= 1:
+            raise ConfigError(f"tail_fraction must be in (0, 1], got {self.tail_fraction}")
+        if not self.weight_decay >= 0:
+            raise ConfigError(f"weight_decay must be >= 0, got {self.weight_decay}")
 
     @property
     def lr_wd(self) -> float:

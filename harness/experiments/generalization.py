@@ -220,7 +220,7 @@ def vision_arm(acfg: ArmConfig, ctx: RunContext) -> Measurement:
         if isinstance(opt, IRE) and opt.should_refresh_mask():
             if opt.mask_kind == "fisher":
                 model.eval()  # running statistics: the mask batch leaves no trace in BN buffers
-                opt.refresh_mask(lambda: _finite_logits(model(x_mask), arm, step))
+                opt.refresh_mask(lambda: _finite_logits(model(x_mask), arm, step))  # noqa: B023 (called at once)
                 model.train()
             else:
                 opt.refresh_mask()

@@ -29,7 +29,7 @@ import torch
 from torch.optim import Optimizer
 
 from harness.errors import ConfigError
-from harness.optim.ire import MASK_KINDS, IRE
+from harness.optim.ire import IRE, MASK_KINDS
 from harness.optim.projected import IREProjected
 from harness.optim.sam import SAM, SAMIRE
 
