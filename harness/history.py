@@ -10,9 +10,9 @@ hi < old lo). This is stricter than "the new estimate lies outside the old inter
 intervals never count, so one noisy seed does not raise an alarm; a one-seed run (an unbounded
 interval) can never move. A deterministic check (a zero-width interval) moves when its value changes.
 
-A *regression* (the gate's rule, GATE_RULE) is a claim (or one of its checks) that held in its baseline and now fails or
-errors, or is inconclusive with a check whose value moved (its interval is disjoint from the
-baseline's). "held, now inconclusive" with overlapping intervals is noise, not a regression: the
+A *regression* (the gate's rule, GATE_RULE) is a claim (or one of its checks) that held or was inconclusive in
+its baseline and now fails or errors, or that held and is now inconclusive with a check whose value moved (its
+interval is disjoint from the baseline's). "held, now inconclusive" with overlapping intervals is noise, not a regression: the
 new seeds are consistent with the old value; more seeds would decide (see "needs ≈ N seeds").
 """
 from __future__ import annotations
@@ -26,10 +26,10 @@ import pandas as pd
 from harness.errors import HarnessError
 from harness.store import ResultStore
 
-GATE_RULE = ("A regression is a claim, or one of its checks, that held in its previous comparable complete run "
-             "and now fails or errors, or is inconclusive with a value that moved beyond both 95% confidence "
-             "intervals (disjoint intervals); held → inconclusive with overlapping intervals is noise, not a "
-             "regression.")
+GATE_RULE = ("A regression is a claim, or one of its checks, that held or was inconclusive in its previous "
+             "comparable complete run and now fails or errors, or that held and is now inconclusive with a value "
+             "that moved beyond both 95% confidence intervals (disjoint intervals); held → inconclusive with "
+             "overlapping intervals is noise, not a regression, and a claim that already failed cannot regress.")
 
 COLUMNS = ("run_id", "started", "status", "tier", "options_key", "commit", "claim", "claim_version",
            "config_hash", "claim_verdict", "metric", "label", "check_verdict", "value", "lo", "hi", "n",
@@ -146,9 +146,9 @@ class ClaimDiff:
         """GATE_RULE: held before, and now fails/errors, or is inconclusive with a value that moved."""
         if self.checks_regressed:
             return True
-        if self.old_verdict != "holds" or self.new_verdict == "holds":
-            return False
-        return self.new_verdict != "inconclusive" or bool(self.moved)
+        if self.old_verdict in ("holds", "inconclusive") and self.new_verdict in ("fails", "error"):
+            return True
+        return self.old_verdict == "holds" and self.new_verdict == "inconclusive" and bool(self.moved)
 
 
 @dataclass
@@ -200,9 +200,11 @@ def diff_claim(old: dict | None, new: dict, baseline_run: str | None) -> ClaimDi
         if moved:
             out.moved.append(f"{k['metric']}: {_fmt(prev['estimate'])} → {_fmt(k['estimate'])}")
         now = k.get("verdict", "error")
-        if prev and prev.get("verdict") == "holds" and (now in ("fails", "error")
-                                                         or (now == "inconclusive" and moved)):
-            out.checks_regressed.append(f"{k['metric']} held, now {now}")
+        was = prev.get("verdict") if prev else None
+        if (was in ("holds", "inconclusive") and now in ("fails", "error")) or \
+                (was == "holds" and now == "inconclusive" and moved):
+            out.checks_regressed.append(f"{k['metric']} {'held' if was == 'holds' else 'was inconclusive'}, "
+                                        f"now {now}")
     return out
 
 
@@ -248,9 +250,13 @@ def regression_reasons(diff: RunDiff) -> list[str]:
     """One short reason per regressed claim, e.g. 'x held in run A (cpu tier), now fails'."""
     out = []
     for c in diff.regressions:
-        what = (f"{c.claim} held in run {c.baseline_run} ({diff.tier} tier), now {c.new_verdict}"
-                if c.old_verdict == "holds" else
-                f"{c.claim} ({diff.tier} tier, baseline run {c.baseline_run}): {'; '.join(c.checks_regressed)}")
+        claim_level = (c.old_verdict in ("holds", "inconclusive") and c.new_verdict in ("fails", "error")) or \
+            (c.old_verdict == "holds" and c.new_verdict == "inconclusive" and bool(c.moved))
+        if claim_level:
+            was = "held" if c.old_verdict == "holds" else f"was {c.old_verdict}"
+            what = f"{c.claim} {was} in run {c.baseline_run} ({diff.tier} tier), now {c.new_verdict}"
+        else:
+            what = f"{c.claim} ({diff.tier} tier, baseline run {c.baseline_run}): {'; '.join(c.checks_regressed)}"
         out.append(what + (f" ({'; '.join(c.changed)})" if c.changed else ""))
     return out
 

@@ -225,7 +225,7 @@ def test_gpu_tier_config_runs_two_steps_on_cpu(tmp_path):
 
 
 def test_gpu_and_paper_tiers_stop_early_without_data(tmp_path):
-    for claim in (SPEEDUP, OVERHEAD):
+    for claim in (SPEEDUP,):  # ire-overhead's gpu tier times random tokens: it needs no data
         with pytest.raises(DataError, match="WikiText-103"):
             run_claims([claim], RunOptions(tier="gpu", overrides={"data_root": str(tmp_path)}),
                        ResultStore(tmp_path))
@@ -245,12 +245,12 @@ def test_paper_tier_config_and_in_process_refusal(tmp_path):
 
 
 def test_overhead_gpu_tier_config_runs_capped_on_cpu(tmp_path):
-    """ire-overhead's gpu config (small-30m, seq 256) for the minimum of 2 timed blocks, batch 1."""
-    root = write_fake_wikitext(tmp_path / "wikitext-103-raw")
-    overrides = {"data_root": str(root), "tokenizer": "bytes", "batch_size": "1", "warmup_blocks": "0",
-                 "cache_dir": str(tmp_path / "cache")}
+    """ire-overhead's gpu config (the paper's wikitext-60m, seq 150, random GPT-2-vocabulary tokens, no download)
+    for the minimum of 2 timed blocks, batch 1 and a small random stream."""
+    overrides = {"batch_size": "1", "warmup_blocks": "0", "max_bytes": "20000", "cache_dir": str(tmp_path / "cache")}
     options = RunOptions(tier="gpu", seeds=1, max_steps=2, device="cpu", overrides=overrides)
     entry = run_claims([OVERHEAD], options, ResultStore(tmp_path / "results"))["claims"][0]
     _finite(entry)
     assert entry["measured_scale"]["timed_blocks"] == 2
-    assert entry["config"]["model"] == "small-30m" and entry["config"]["seq_len"] == 256
+    assert entry["config"]["model"] == "wikitext-60m" and entry["config"]["seq_len"] == 150
+    assert entry["config"]["data"] == "random"

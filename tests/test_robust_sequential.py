@@ -129,3 +129,10 @@ def test_robust_gate_catches_a_check_that_held_inside_an_undecided_claim():
     assert diff.claims[0].regressed and diff.claims[0].checks_regressed == ["gain held, now fails"]
     again = compare_runs(run("a", True), run("b2", True))
     assert not again.claims[0].regressed
+    # inconclusive -> fails is a regression too (the planted kappa = 0 against a baseline whose check was
+    # undecided); a claim that already failed cannot regress
+    undecided = run("u", True)
+    undecided["claims"][0]["checks"][0]["verdict"] = "inconclusive"
+    assert compare_runs(undecided, run("b3", False)).claims[0].regressed
+    failing = run("f", False)
+    assert not compare_runs(failing, run("b4", False)).claims[0].regressed

@@ -40,7 +40,7 @@ from harness.registry import experiment
 
 log = logging.getLogger(__name__)
 
-DATA_SOURCES = ("stdlib", "wikitext103")
+DATA_SOURCES = ("stdlib", "wikitext103", "random")
 LAUNCHES = ("inprocess", "torchrun")
 
 
@@ -49,7 +49,7 @@ class PretrainSetup:
     """Model, data, AdamW recipe, schedule and evaluation shared by every arm of a comparison."""
 
     model: str = "tiny-1m"           # a harness.models.llama preset; its vocabulary follows the tokenizer
-    data: str = "stdlib"             # stdlib | wikitext103
+    data: str = "stdlib"             # stdlib | wikitext103 | random (uniform GPT-2-vocabulary tokens: timing only)
     data_root: str = ""              # wikitext103: folder with wiki.train.raw and wiki.valid.raw
     cache_dir: str = "data_cache"    # token cache (relative to the working directory)
     max_bytes: int = 2_000_000       # stdlib corpus size cap
@@ -96,7 +96,8 @@ class PretrainSetup:
             from harness.data.text import check_wikitext103
 
             check_wikitext103(self.data_root)  # downloads into the cache on first use; else one-line DataError
-        get_tokenizer(self.tokenizer)  # HarnessError if gpt2 is asked for without tiktoken
+        if self.data != "random":  # random tokens need no tokenizer
+            get_tokenizer(self.tokenizer)  # HarnessError if gpt2 is asked for without tiktoken
 
 
 @dataclass(frozen=True)
@@ -146,6 +147,10 @@ def load_text_data(cfg: PretrainSetup, comm: Comm) -> TextData:
     def load() -> TextData:
         if cfg.data == "stdlib":
             return stdlib_corpus(cfg.cache_dir, max_bytes=cfg.max_bytes, tokenizer=cfg.tokenizer)
+        if cfg.data == "random":
+            from harness.data.random_tokens import random_tokens
+
+            return random_tokens(cfg.cache_dir, n_tokens=cfg.max_bytes)
         return wikitext103(cfg.data_root, cfg.cache_dir, tokenizer=cfg.tokenizer)
 
     data = load() if comm.rank == 0 else None
