@@ -31,7 +31,7 @@ from harness.measurement import Measurement, RunContext
 from harness.planning import pick_device, plan_claims, step_capped  # noqa: F401 (pick_device: public here too)
 from harness.registry import Claim
 from harness.store import ResultStore
-from harness.verdict import CONFIDENCE, ERROR, FAILS, INCONCLUSIVE, combine, decide, estimate
+from harness.verdict import CONFIDENCE, ERROR, FAILS, HOLDS, INCONCLUSIVE, combine, decide, estimate
 
 log = logging.getLogger(__name__)
 MAX_SEEDS = 10_000  # more is a typo, not a plan
@@ -357,7 +357,7 @@ def _evaluate_check(claim, metric, measurements, seeds, tier, check=None, label=
 
         out["verdict"] = decide(est, region)
         out["seeds_needed"] = None
-        if capped and out["verdict"] == FAILS:  # a capped run is not the tier's scale: it cannot fail
+        if capped and out["verdict"] in (FAILS, HOLDS):  # a capped run is not the tier's scale: it decides nothing
             out["verdict"], out["reason"] = INCONCLUSIVE, STEP_CAPPED
         elif out["verdict"] == INCONCLUSIVE and not claim.deterministic:
             out["seeds_needed"] = seeds_needed(values, region, confidence)

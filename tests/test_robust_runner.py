@@ -112,6 +112,11 @@ def test_robust_step_capped_fails_becomes_inconclusive(tmp_path):
     # a cap at or above the tier's steps cuts nothing: the verdict stands
     uncut = run_claims([claim], RunOptions(tier="smoke", max_steps=10), store)["claims"][0]
     assert not uncut["step_capped"] and uncut["verdict"] == "fails"
+    # nor can a capped run hold: it is not the tier's scale (issue 10: "a capped run can only be inconclusive")
+    good = toy_claim("test-robust-capped-good")
+    assert run_claims([good], RunOptions(tier="smoke"), store)["claims"][0]["verdict"] == "holds"
+    capped_good = run_claims([good], RunOptions(tier="smoke", max_steps=3), store)["claims"][0]
+    assert capped_good["verdict"] == "inconclusive" and capped_good["checks"][0]["reason"] == "step-capped run"
 
 
 def test_robust_seed_threads_are_fixed_and_recorded_whatever_the_parent_uses(tmp_path):
