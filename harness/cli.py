@@ -37,14 +37,19 @@ def default_jobs(tier: str, device: str | None) -> int:
     return 1 if on_cuda else max(1, min(os.cpu_count() or 1, 4))
 
 
-def _positive_int(text: str) -> int:
+def _int_at_least(text: str, least: int, what: str) -> int:
+    """int(text) if it is >= least, else a one-line ConfigError '<what>, got <text>'."""
     try:
         value = int(text)
     except ValueError:
-        raise ConfigError(f"expected a positive integer, got '{text}'") from None
-    if value < 1:
-        raise ConfigError(f"expected a positive integer, got '{text}'")
+        raise ConfigError(f"{what}, got '{text}'") from None
+    if value < least:
+        raise ConfigError(f"{what}, got '{text}'")
     return value
+
+
+def _positive_int(text: str) -> int:
+    return _int_at_least(text, 1, "expected a positive integer")
 
 
 def _overrides(pairs: list[str]) -> dict[str, str]:
@@ -297,13 +302,7 @@ def _notebook_timeout(args) -> float:
 
 
 def _non_negative_int(text: str, option: str) -> int:
-    try:
-        value = int(text)
-    except ValueError:
-        raise ConfigError(f"{option} expects a non-negative integer, got '{text}'") from None
-    if value < 0:
-        raise ConfigError(f"{option} expects a non-negative integer, got '{text}'")
-    return value
+    return _int_at_least(text, 0, f"{option} expects a non-negative integer")
 
 
 def _known_claim(claim_id: str, store) -> None:

@@ -27,14 +27,7 @@ class NumericalError(Exception):
     """
 
 
-# HarnessError subclasses that are *not* input errors but numerical failures raised by solvers
-# written before NumericalError existed (matched by class name so this module imports nothing).
-_NUMERICAL_BY_NAME = ("EigenNotConvergedError",)
-
-
 def is_input_error(exc: BaseException) -> bool:
     """True for an error the user fixes (bad config, data path, claim id): the run stops with one
     line. False for everything else, which is a seed's `error` (a crash or a numerical failure)."""
-    if isinstance(exc, NumericalError) or any(c.__name__ in _NUMERICAL_BY_NAME for c in type(exc).__mro__):
-        return False
-    return isinstance(exc, HarnessError)
+    return isinstance(exc, HarnessError) and not isinstance(exc, NumericalError)

@@ -144,8 +144,11 @@ class ClaimDiff:
     @property
     def regressed(self) -> bool:
         """GATE_RULE: held before, and now fails/errors, or is inconclusive with a value that moved."""
-        if self.checks_regressed:
-            return True
+        return self.claim_regressed or bool(self.checks_regressed)
+
+    @property
+    def claim_regressed(self) -> bool:
+        """The claim-level half of GATE_RULE (the check-level half is `checks_regressed`)."""
         if self.old_verdict in ("holds", "inconclusive") and self.new_verdict in ("fails", "error"):
             return True
         return self.old_verdict == "holds" and self.new_verdict == "inconclusive" and bool(self.moved)
@@ -250,9 +253,7 @@ def regression_reasons(diff: RunDiff) -> list[str]:
     """One short reason per regressed claim, e.g. 'x held in run A (cpu tier), now fails'."""
     out = []
     for c in diff.regressions:
-        claim_level = (c.old_verdict in ("holds", "inconclusive") and c.new_verdict in ("fails", "error")) or \
-            (c.old_verdict == "holds" and c.new_verdict == "inconclusive" and bool(c.moved))
-        if claim_level:
+        if c.claim_regressed:
             was = "held" if c.old_verdict == "holds" else f"was {c.old_verdict}"
             what = f"{c.claim} {was} in run {c.baseline_run} ({diff.tier} tier), now {c.new_verdict}"
         else:
