@@ -18,7 +18,7 @@ CLAIM = register(Claim(
     tiers={
         "smoke": Tier(seeds=1, config=replace(CPU, steps=60, n_train=200, measure_every=15),
                       scale="tanh MLP 64-64, 200 digits, 60 GD steps"),
-        "cpu": Tier(seeds=5, config=CPU, scale="tanh MLP 64-64, 1000 digits, 2000 GD steps, float64"),
+        "cpu": Tier(seeds=3, max_seeds=5, config=CPU, scale="tanh MLP 64-64, 1000 digits, 2000 GD steps, float64"),
         "gpu": Tier(seeds=3, config=replace(CPU, data="cifar10", data_root="data/cifar-10-batches-py",
                                             n_train=5000, n_test=1000, widths=(512, 512), lr=0.05,
                                             steps=6000, measure_every=51, dtype="float32"),
@@ -53,6 +53,16 @@ CLAIM = register(Claim(
                    "cpu runs had not been looked at when the bound was written (before: onset 0.327 holds, "
                    "in-band 1.0 holds). 5 seeds: project rule.",
                results_seen=True),
+        Change("2026-12-02",
+               what="cpu seeds: a fixed 5 -> a pilot of 3, then seeds chosen by power up to 5 (two looks at"
+                    " 97.5%).",
+               why="Issue 9 (seeds chosen by power, and the cpu tier's 10-minute budget): ~11.5 single-core"
+                   " seconds a seed, and the default run must fit 10 minutes on 2 cores. The extra look is "
+                   "paid for in the level: both looks use 97.5% intervals (Bonferroni, harness.sequential),"
+                   " so the verdict's error rate stays <= 5%. Seen before the change: all three checks held"
+                   " over 5 seeds, and over the first 3 at 97.5% (lr*lambda_max(0) 0.50 [0.28, 0.73], onset"
+                   " 0.33 [0.28, 0.38], in-band 1.0). Bands unchanged.",
+               results_seen=True),
     ),
-    version=2,
+    version=3,
 ))

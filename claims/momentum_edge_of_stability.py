@@ -2,7 +2,7 @@
 reaches their own stability threshold, (2 + 2b)/lr and (2 + 2b)/((1 + 2b) lr), then hover there."""
 from dataclasses import replace
 
-from harness import AtLeast, AtMost, Check, Claim, Plot, Tier, register
+from harness import AtLeast, AtMost, Change, Check, Claim, Plot, Tier, register
 from harness.experiments.eos import GDConfig
 from harness.experiments.gd_arms import GDArmsConfig, gd_arms
 from harness.optim import sgd_stability_threshold
@@ -54,7 +54,7 @@ CLAIM = register(Claim(
     tiers={
         "smoke": Tier(seeds=1, config=_tier(steps=60, n_train=200, measure_every=15),
                       scale="tanh MLP 64-64, 200 digits, 60 steps per arm"),
-        "cpu": Tier(seeds=3, config=_tier(),
+        "cpu": Tier(seeds=3, max_seeds=8, config=_tier(),
                     scale="tanh MLP 64-64, 1000 digits, 1500 steps per arm (heavy ball, Nesterov), beta 0.9, "
                           "float64"),
         "gpu": Tier(seeds=3, config=_tier(target=GPU_TARGET, data="cifar10", data_root="data/cifar-10-batches-py",
@@ -87,5 +87,17 @@ CLAIM = register(Claim(
           "(all six checks held) one reported row changed, no check, band or setup: 'onset step' had read "
           "plain GD's onset (lr * lambda_max >= 1.8), which Nesterov never reaches at its own threshold "
           "(lr * T = 1.36); it now reads the onset relative to T.",
-    version=1,
+    changes=(
+        Change("2026-12-02",
+               what="cpu seeds: a fixed 3 -> a pilot of 3, then seeds chosen by power up to 8 (two looks at"
+                    " 97.5%).",
+               why="Issue 9 (seeds chosen by power, and the cpu tier's 10-minute budget): 3 fixed seeds are"
+                   " too few to decide (the 95% t-interval is +-4.3 standard errors). The extra look is "
+                   "paid for in the level: both looks use 97.5% intervals (Bonferroni, harness.sequential),"
+                   " so the verdict's error rate stays <= 5%. Seen before the change: all six checks held "
+                   "over 3 seeds at 95%; at 97.5% the two in-band shares (0.859, 0.861 against >= 0.8) "
+                   "would need ~4 seeds. Band and setup unchanged.",
+               results_seen=True),
+    ),
+    version=2,
 ))

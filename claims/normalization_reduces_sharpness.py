@@ -13,7 +13,7 @@ CLAIM = register(Claim(
     experiment=normalization_arms,
     tiers={
         "smoke": Tier(seeds=1, config=ArmsConfig(base=SMOKE), scale="3 arms, 200 digits, 60 steps"),
-        "cpu": Tier(seeds=5, config=ArmsConfig(base=CPU),
+        "cpu": Tier(seeds=3, max_seeds=5, config=ArmsConfig(base=CPU),
                     scale="3 arms (BN+WD, BN wd=0, no-BN+WD) tanh 64-64 MLPs, 1000 digits, 2000 GD steps "
                           "(tau = 4 for the WD arms)"),
         "gpu": Tier(seeds=3, config=ArmsConfig(base=GPU, plain_model="plain_cnn"),
@@ -54,6 +54,16 @@ CLAIM = register(Claim(
                    "measurement and 'flatter' means a ratio below the no-effect value 1. The MLP was not the "
                    "CNN's twin. Before: 0.566 [0.378, 0.753] against <= 0.5, inconclusive (ReLU schedule).",
                results_seen=True),
+        Change("2026-12-02",
+               what="cpu seeds: a fixed 5 -> a pilot of 3, then seeds chosen by power up to 5 (two looks at"
+                    " 97.5%).",
+               why="Issue 9 (seeds chosen by power, and the cpu tier's 10-minute budget): the BN wd = 0 and"
+                   " no-BN arms are ~21 single-core seconds a seed beyond the shared BN+WD run. The extra "
+                   "look is paid for in the level: both looks use 97.5% intervals (Bonferroni, "
+                   "harness.sequential), so the verdict's error rate stays <= 5%. Seen before the change: "
+                   "sph_ratio_wd_over_no_wd 0.228 [0.192, 0.264] over 5 seeds (holds, band < 1); the first "
+                   "3 seeds read 0.236 [0.139, 0.333] at 97.5%. Band unchanged.",
+               results_seen=True),
     ),
-    version=2,
+    version=3,
 ))

@@ -198,7 +198,7 @@ def _dispatch(args) -> int:
 
 def _list(args) -> int:
     for claim in all_claims().values():
-        tiers = ", ".join(f"{t}({claim.tiers[t].seeds} seeds)" for t in TIERS if t in claim.tiers)
+        tiers = ", ".join(f"{t} ({claim.tiers[t].seeds_label})" for t in TIERS if t in claim.tiers)
         print(f"{claim.id:34s} {claim.source}\n{'':34s} tiers: {tiers}")
         if args.tier and args.tier in claim.tiers:
             print(f"{'':34s} {args.tier}: {claim.tiers[args.tier].scale}")

@@ -71,6 +71,13 @@ class Tier:
         if self.max_seeds is not None and (not isinstance(self.max_seeds, int) or self.max_seeds < self.seeds):
             raise ConfigError(f"Tier.max_seeds must be an integer >= seeds ({self.seeds}), got {self.max_seeds!r}")
 
+    @property
+    def seeds_label(self) -> str:
+        """'5 seeds', or '3-8 seeds (by power)' when seeds are added by power up to max_seeds."""
+        if self.max_seeds is not None and self.max_seeds > self.seeds:
+            return f"{self.seeds}-{self.max_seeds} seeds (by power)"
+        return f"{self.seeds} seed{'' if self.seeds == 1 else 's'}"
+
 
 @dataclass(frozen=True)
 class Check:
