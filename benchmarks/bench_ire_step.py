@@ -13,8 +13,8 @@ from dataclasses import replace
 import pytest
 import torch
 
-from harness.experiments.ddp import Comm
-from harness.experiments.llm import TimedArm
+from harness.distributed import Comm
+from harness.experiments.llm_overhead import TimedArm
 from harness.experiments.llm_train import load_text_data
 from harness.measurement import RunContext
 

@@ -2,7 +2,7 @@
 from dataclasses import replace
 
 from harness import AtMost, Change, Check, Claim, Plot, Tier, register
-from harness.experiments.llm import PAPER_STEP_TIME_RATIO, OverheadConfig, ire_step_overhead
+from harness.experiments.llm_overhead import PAPER_STEP_TIME_RATIO, OverheadConfig, ire_step_overhead
 
 CPU = OverheadConfig(model="tiny-1m", data="stdlib", max_bytes=2_000_000, tokenizer="bytes", seq_len=64,
                      batch_size=8, lr=1e-3, kappa=3.0, gamma=0.6, mask_every=10, warmup_blocks=1, blocks=6)

@@ -24,6 +24,7 @@ from dataclasses import dataclass, field
 import pandas as pd
 
 from harness.errors import HarnessError
+from harness.records import ClaimResult, RunSummary
 from harness.store import ResultStore
 
 GATE_RULE = ("A regression is a claim, or one of its checks, that held or was inconclusive in its previous "
@@ -36,10 +37,10 @@ COLUMNS = ("run_id", "started", "status", "tier", "options_key", "commit", "clai
            "region_lo", "region_hi", "expectation", "reason")
 
 
-def options_key(run: dict) -> str:
+def options_key(run: RunSummary) -> str:
     """What makes two runs of one tier comparable: the options that change what is measured."""
-    opts = run.get("options", {})
-    return json.dumps({"tier": run.get("tier"), "overrides": opts.get("overrides") or {},
+    opts = run.options
+    return json.dumps({"tier": run.tier, "overrides": opts.get("overrides") or {},
                        "max_steps": opts.get("max_steps"), "seeds": opts.get("seeds")}, sort_keys=True)
 
 
@@ -53,22 +54,27 @@ def _num(x) -> float:
 
 
 def run_rows(run: dict) -> list[dict]:
-    """One row per (claim, check) of a run summary, in the columns of COLUMNS."""
-    base = {"run_id": run["run_id"], "started": run.get("started") or "", "status": run.get("status", "?"),
-            "tier": run.get("tier", "?"), "options_key": options_key(run),
-            "commit": run.get("environment", {}).get("git", {}).get("commit", "unknown")}
+    """One row per (claim, check) of a run summary (as stored), in the columns of COLUMNS.
+
+    Raises:
+        HarnessError: the summary has no run id, or a claim without an id.
+    """
+    run = RunSummary.from_dict(run)
+    base = {"run_id": run.run_id, "started": run.started or "", "status": run.status,
+            "tier": run.tier, "options_key": options_key(run),
+            "commit": run.environment.get("git", {}).get("commit", "unknown")}
     rows = []
-    for c in run.get("claims", []):
-        claim = {"claim": c["id"], "claim_version": c.get("version"), "config_hash": c.get("config_hash", ""),
-                 "claim_verdict": c.get("verdict", "error")}
-        for k in c.get("checks", []):
-            est = k.get("estimate") or {}
-            region = k.get("region") or (None, None)
-            rows.append({**base, **claim, "metric": k.get("metric", "?"), "label": k.get("label", ""),
-                         "check_verdict": k.get("verdict", "error"), "value": _num(est.get("value")),
+    for c in run.claims:
+        claim = {"claim": c.id, "claim_version": c.version, "config_hash": c.config_hash,
+                 "claim_verdict": c.verdict}
+        for k in c.checks:
+            est = k.estimate or {}
+            region = k.region or (None, None)
+            rows.append({**base, **claim, "metric": k.metric, "label": k.label,
+                         "check_verdict": k.verdict or "error", "value": _num(est.get("value")),
                          "lo": _num(est.get("lo")), "hi": _num(est.get("hi")), "n": est.get("n", 0),
                          "region_lo": _num(region[0]), "region_hi": _num(region[1]),
-                         "expectation": k.get("expectation", ""), "reason": k.get("reason", "")})
+                         "expectation": k.expectation or "", "reason": k.reason or ""})
     return rows
 
 
@@ -106,11 +112,12 @@ def check_gateable(run: dict) -> None:
         HarnessError: the run was interrupted, aborted or is still running (a run killed before any
             claim finished would otherwise pass the gate with nothing checked).
     """
-    if run.get("status") != "complete":
-        reason = str(run.get("status_reason") or "").strip()
+    run = RunSummary.from_dict(run)
+    if run.status != "complete":
+        reason = str(run.status_reason or "").strip()
         why = f" ({reason.splitlines()[0]})" if reason else ""
-        raise HarnessError(f"run {run['run_id']} is {run.get('status')}{why}, with "
-                           f"{len(run.get('claims', []))} claim(s) finished: the gate needs a complete run")
+        raise HarnessError(f"run {run.run_id} is {run.status}{why}, with "
+                           f"{len(run.claims)} claim(s) finished: the gate needs a complete run")
 
 
 # --- diffs -----------------------------------------------------------------------------------------
@@ -186,67 +193,67 @@ def _fmt(est: dict | None) -> str:
     return f"{v:.4g}" if not (math.isfinite(lo) and math.isfinite(hi)) else f"{v:.4g} [{lo:.4g}, {hi:.4g}]"
 
 
-def diff_claim(old: dict | None, new: dict, baseline_run: str | None) -> ClaimDiff:
+def diff_claim(old: ClaimResult | None, new: ClaimResult, baseline_run: str | None) -> ClaimDiff:
     """One claim entry of a run summary against the same claim's entry in an earlier run."""
-    out = ClaimDiff(new["id"], baseline_run, old.get("verdict") if old else None, new.get("verdict", "error"))
+    out = ClaimDiff(new.id, baseline_run, old.verdict if old else None, new.verdict)
     if old is None:
         return out
-    if old.get("version") != new.get("version"):
-        out.changed.append(f"claim version {old.get('version')} → {new.get('version')}")
-    if old.get("config_hash") != new.get("config_hash"):
+    if old.version != new.version:
+        out.changed.append(f"claim version {old.version} → {new.version}")
+    if old.config_hash != new.config_hash:
         out.changed.append("config changed")
-    old_checks = {k.get("metric"): k for k in old.get("checks", [])}
-    for k in new.get("checks", []):
-        prev = old_checks.get(k.get("metric"))
-        moved = bool(prev and prev.get("estimate") and k.get("estimate")
-                     and intervals_disjoint(prev["estimate"], k["estimate"]))
+    old_checks = {k.metric: k for k in old.checks}
+    for k in new.checks:
+        prev = old_checks.get(k.metric)
+        moved = bool(prev and prev.estimate and k.estimate and intervals_disjoint(prev.estimate, k.estimate))
         if moved:
-            out.moved.append(f"{k['metric']}: {_fmt(prev['estimate'])} → {_fmt(k['estimate'])}")
-        now = k.get("verdict", "error")
-        was = prev.get("verdict") if prev else None
+            out.moved.append(f"{k.metric}: {_fmt(prev.estimate)} → {_fmt(k.estimate)}")
+        now = k.verdict or "error"
+        was = prev.verdict if prev else None
         if (was in ("holds", "inconclusive") and now in ("fails", "error")) or \
                 (was == "holds" and now == "inconclusive" and moved):
-            out.checks_regressed.append(f"{k['metric']} {'held' if was == 'holds' else 'was inconclusive'}, "
+            out.checks_regressed.append(f"{k.metric} {'held' if was == 'holds' else 'was inconclusive'}, "
                                         f"now {now}")
     return out
 
 
 def compare_runs(old: dict, new: dict) -> RunDiff:
-    """Run B against run A, claim by claim (claims only in A are ignored; only in B are 'new')."""
-    olds = {c["id"]: c for c in old.get("claims", [])}
-    return RunDiff(new["run_id"], new.get("tier", "?"),
-                   [diff_claim(olds.get(c["id"]), c, old["run_id"] if c["id"] in olds else None)
-                    for c in new.get("claims", [])])
+    """Run B against run A (run summaries as stored), claim by claim (claims only in A are ignored;
+    only in B are 'new')."""
+    old, new = RunSummary.from_dict(old), RunSummary.from_dict(new)
+    olds = {c.id: c for c in old.claims}
+    return RunDiff(new.run_id, new.tier,
+                   [diff_claim(olds.get(c.id), c, old.run_id if c.id in olds else None) for c in new.claims])
 
 
-def baselines(store: ResultStore, run: dict) -> dict[str, tuple[str, dict]]:
+def baselines(store: ResultStore, run: RunSummary) -> dict[str, tuple[str, ClaimResult]]:
     """claim id -> (run id, claim entry) of its latest earlier record in a comparable complete run."""
     key, found = options_key(run), {}
-    wanted = {c["id"] for c in run.get("claims", [])}
+    wanted = {c.id for c in run.claims}
     ids = store.run_ids()
-    earlier = ids[:ids.index(run["run_id"])] if run["run_id"] in ids else [i for i in ids if i < run["run_id"]]
+    earlier = ids[:ids.index(run.run_id)] if run.run_id in ids else [i for i in ids if i < run.run_id]
     for run_id in reversed(earlier):
         if not wanted - set(found):
             break
         try:
-            old = store.load_run(run_id)
+            old = RunSummary.from_dict(store.load_run(run_id))
         except (HarnessError, ValueError):
             continue
-        if old.get("status") != "complete" or options_key(old) != key:
+        if old.status != "complete" or options_key(old) != key:
             continue
-        for c in old.get("claims", []):
-            if c["id"] in wanted and c["id"] not in found:
-                found[c["id"]] = (run_id, c)
+        for c in old.claims:
+            if c.id in wanted and c.id not in found:
+                found[c.id] = (run_id, c)
     return found
 
 
 def diff_against_history(store: ResultStore, run: dict) -> RunDiff:
-    """A run against each claim's baseline (see the module docstring)."""
+    """A run (its summary as stored) against each claim's baseline (see the module docstring)."""
+    run = RunSummary.from_dict(run)
     base = baselines(store, run)
-    return RunDiff(run["run_id"], run.get("tier", "?"),
-                   [diff_claim(base[c["id"]][1] if c["id"] in base else None, c,
-                               base[c["id"]][0] if c["id"] in base else None)
-                    for c in run.get("claims", [])])
+    return RunDiff(run.run_id, run.tier,
+                   [diff_claim(base[c.id][1] if c.id in base else None, c, base[c.id][0] if c.id in base else None)
+                    for c in run.claims])
 
 
 def regression_reasons(diff: RunDiff) -> list[str]:

@@ -1,4 +1,4 @@
-"""Losses used by the claims, named so the config can choose them."""
+"""Losses used by the claims, named so the config can choose them (the LOSSES registry)."""
 from __future__ import annotations
 
 from collections.abc import Callable
@@ -6,9 +6,13 @@ from collections.abc import Callable
 import torch
 import torch.nn.functional as F
 
-from harness.errors import ConfigError
+from harness.components import Registry
+
+LossFn = Callable[[torch.Tensor, torch.Tensor], torch.Tensor]
+LOSSES: Registry[LossFn] = Registry("loss", "losses")
 
 
+@LOSSES.register("mse")
 def half_sum_squared_error(logits: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
     """0.5 * sum over classes of (logit - onehot)^2, averaged over examples.
 
@@ -19,20 +23,9 @@ def half_sum_squared_error(logits: torch.Tensor, y: torch.Tensor) -> torch.Tenso
     return 0.5 * (logits - target).pow(2).sum(dim=-1).mean()
 
 
+@LOSSES.register("ce")
 def cross_entropy(logits: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
     return F.cross_entropy(logits, y)
-
-
-LOSSES: dict[str, Callable[[torch.Tensor, torch.Tensor], torch.Tensor]] = {
-    "mse": half_sum_squared_error,
-    "ce": cross_entropy,
-}
-
-
-def get_loss(name: str):
-    if name not in LOSSES:
-        raise ConfigError(f"unknown loss '{name}'; losses are: {', '.join(LOSSES)}")
-    return LOSSES[name]
 
 
 def accuracy(logits: torch.Tensor, y: torch.Tensor) -> float:

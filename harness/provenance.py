@@ -40,7 +40,7 @@ def code_hashes(names) -> dict[str, str]:
 # (The seed -> RNG rule lives in measurement.py, which is not listed, so it does count.)
 NOT_MEASUREMENT = ("harness", "harness.__main__", "harness.cli", "harness.runner", "harness.history",
                    "harness.store", "harness.provenance", "harness.registry", "harness.progress",
-                   "harness.notebooks", "harness.perf", "harness.verdict", "harness.expect",
+                   "harness.atomic", "harness.perf", "harness.verdict", "harness.expect",
                    "harness.errors", "harness.sequential", "harness.outputs", "harness.report", "harness.experiments")
 
 
@@ -71,8 +71,8 @@ def code_hash() -> str:
 
 
 # What can change a measurement, as folders: the run-level provenance hash.
-MEASUREMENT_CODE = ("curvature", "data", "experiments", "models", "optim", "losses.py",
-                    "measurement.py", "train.py")
+MEASUREMENT_CODE = ("curvature", "data", "experiments", "models", "optim", "components.py", "distributed.py",
+                    "losses.py", "measurement.py", "train.py")
 
 
 @lru_cache(maxsize=1)

@@ -29,6 +29,7 @@ from harness import provenance
 from harness.errors import ConfigError, is_input_error
 from harness.measurement import Measurement, RunContext
 from harness.planning import pick_device, plan_claims, step_capped  # noqa: F401 (pick_device: public here too)
+from harness.records import CheckResult, ClaimResult, RunSummary, SeedEntry, SeedRecord
 from harness.registry import Claim
 from harness.store import ResultStore
 from harness.verdict import CONFIDENCE, ERROR, FAILS, HOLDS, INCONCLUSIVE, combine, decide, estimate
@@ -77,7 +78,7 @@ class Session:
     options: RunOptions
     device: torch.device
     store: ResultStore
-    run_id: str
+    run_id: str | None  # None: seeds stored outside a harness run (the torchrun launcher)
     progress: Callable[[str], None] | None = None
     lost: dict[str, str] = field(default_factory=dict)  # key -> why it has no record
 
@@ -95,19 +96,19 @@ def run_claims(claims: Sequence[Claim], options: RunOptions, store: ResultStore,
     plans = plan_claims(claims, options)
     store.check_writable()
     run_id = store.new_run_id()
-    summary = {
-        "run_id": run_id, "status": "running", "tier": options.tier,
-        "started": time.strftime("%Y-%m-%d %H:%M:%S"), "finished": None,
-        "options": {"seeds": options.seeds, "overrides": dict(options.overrides),
-                    "max_steps": options.max_steps, "device": str(device),
-                    "use_cache": options.use_cache, "jobs": options.jobs,
-                    "seed_offset": options.seed_offset, "threads": _seed_threads(device)},
-        "writer": {"pid": os.getpid(), "host": socket.gethostname()},
-        "environment": provenance.environment(device), "claims": [],
-    }
+    summary = RunSummary(
+        run_id=run_id, status="running", tier=options.tier,
+        started=time.strftime("%Y-%m-%d %H:%M:%S"), finished=None,
+        options={"seeds": options.seeds, "overrides": dict(options.overrides),
+                 "max_steps": options.max_steps, "device": str(device),
+                 "use_cache": options.use_cache, "jobs": options.jobs,
+                 "seed_offset": options.seed_offset, "threads": _seed_threads(device)},
+        writer={"pid": os.getpid(), "host": socket.gethostname()},
+        environment=provenance.environment(device), claims=[],
+    )
     session = Session(options, device, store, run_id, progress)
     with store.hold_run(run_id), _sigterm_as_interrupt():
-        store.save_run(run_id, summary)
+        store.save_run(run_id, summary.to_dict())
         log.info("run %s: %d claim(s) at tier %s on %s", run_id, len(plans), options.tier, device)
         try:
             if options.jobs > 1:
@@ -117,21 +118,21 @@ def run_claims(claims: Sequence[Claim], options: RunOptions, store: ResultStore,
             for i, (claim, tier, config) in enumerate(plans, 1):
                 log.info("[%d/%d] %s (%s tier)", i, len(plans), claim.id, options.tier)
                 entry = run_one_claim(claim, tier, config, session)
-                summary["claims"].append(entry)
-                store.save_run(run_id, summary)
-                log.info("[%d/%d] %s: %s", i, len(plans), claim.id, entry["verdict"])
-            summary["status"] = "complete"
+                summary.claims.append(entry)
+                store.save_run(run_id, summary.to_dict())
+                log.info("[%d/%d] %s: %s", i, len(plans), claim.id, entry.verdict)
+            summary.status = "complete"
         except KeyboardInterrupt:
-            summary["status"], summary["status_reason"] = "interrupted", "interrupted (Ctrl-C or SIGTERM)"
+            summary.status, summary.status_reason = "interrupted", "interrupted (Ctrl-C or SIGTERM)"
             raise
         except BaseException as e:
-            summary["status"] = "aborted"
-            summary["status_reason"] = f"{type(e).__name__}: {str(e).strip().splitlines()[0] if str(e).strip() else ''}"
+            summary.status = "aborted"
+            summary.status_reason = f"{type(e).__name__}: {str(e).strip().splitlines()[0] if str(e).strip() else ''}"
             raise
         finally:
-            summary["finished"] = time.strftime("%Y-%m-%d %H:%M:%S")
-            store.save_run(run_id, summary)
-    return summary
+            summary.finished = time.strftime("%Y-%m-%d %H:%M:%S")
+            store.save_run(run_id, summary.to_dict())
+    return summary.to_dict()
 
 
 @contextlib.contextmanager
@@ -165,7 +166,7 @@ def _seed_threads(device: torch.device) -> int:
     return provenance.SEED_THREADS if device.type == "cpu" else 0
 
 
-def run_one_claim(claim: Claim, tier, config, session: Session) -> dict:
+def run_one_claim(claim: Claim, tier, config, session: Session) -> ClaimResult:
     """Run (or reuse) a claim's seeds and decide its checks; seeds chosen by power when the tier
     declares max_seeds (harness.sequential: a pilot, then at most one second look)."""
     from harness.sequential import look_confidence, second_look_size
@@ -182,19 +183,21 @@ def run_one_claim(claim: Claim, tier, config, session: Session) -> dict:
     def add(numbers: range, total: int) -> None:
         for seed in numbers:
             record, key, cached = cached_seed(exp, config, seed, session, claim.id)
-            seeds.append({"seed": seed, "key": key, "cached": cached, "wall_time_s": record["wall_time_s"],
-                          "error": record["error"], "notes": (record.get("measurement") or {}).get("notes", [])})
+            notes = (record.get("measurement") or {}).get("notes", [])
+            seeds.append(SeedEntry(seed=seed, key=key, cached=cached, wall_time_s=record["wall_time_s"],
+                                   error=record["error"], notes=notes))
             measurements.append(None if record["error"] else Measurement.from_dict(record["measurement"]))
             log.info("  seed %d/%d %s in %.1fs%s", len(seeds), total, "reused" if cached else "ran",
                      record["wall_time_s"], f" ERROR: {record['error']}" if record["error"] else "")
 
-    def decide_checks() -> list[dict]:
+    def decide_checks() -> list[CheckResult]:
         return [_evaluate_check(claim, c.metric, measurements, seeds, options.tier, c, capped=capped,
                                 confidence=confidence) for c in claim.checks]
 
     add(numbers, len(numbers))
     checks, looks = decide_checks(), 1
-    total = second_look_size(checks, len(numbers), max_seeds) if adaptive and not capped else None
+    total = second_look_size([c.to_dict() for c in checks], len(numbers), max_seeds) \
+        if adaptive and not capped else None
     if total:
         log.info("  %s: the pilot of %d seeds is inconclusive; adding %d seed(s) (second look)",
                  claim.id, len(numbers), total - len(numbers))
@@ -203,22 +206,22 @@ def run_one_claim(claim: Claim, tier, config, session: Session) -> dict:
     reported = [_evaluate_check(claim, m, measurements, seeds, options.tier, None, label, confidence=confidence)
                 for m, label in claim.reported]
     first_ok = next((m for m in measurements if m is not None), None)
-    return {
-        "id": claim.id, "version": claim.version, "source": claim.source, "statement": claim.statement,
-        "paper_value": claim.paper_value, "tuning": claim.tuning, "notes": claim.notes,
-        "changes": [asdict(c) for c in claim.changes],
-        "tier": options.tier, "scale": tier.scale, "measured_scale": first_ok.scale if first_ok else {},
-        "experiment": exp.experiment_name, "config": provenance.config_dict(config),
-        "config_hash": provenance.config_hash(config), "deterministic": claim.deterministic,
-        "code_hash": provenance.experiment_code_hash(exp.experiment_name),  # the code its seeds are keyed on
-        "step_capped": capped,
-        "sampling": {"adaptive": adaptive, "looks": looks, "pilot_seeds": len(numbers), "max_seeds": max_seeds,
-                     "confidence": confidence},
-        "seeds": seeds, "checks": checks, "reported": reported,
-        "verdict": combine([c["verdict"] for c in checks]),
-        "wall_time_s": sum(s["wall_time_s"] for s in seeds),
-        "plots": [asdict(p) for p in claim.plots],
-    }
+    return ClaimResult(
+        id=claim.id, version=claim.version, source=claim.source, statement=claim.statement,
+        paper_value=claim.paper_value, tuning=claim.tuning, notes=claim.notes,
+        changes=[asdict(c) for c in claim.changes],
+        tier=options.tier, scale=tier.scale, measured_scale=first_ok.scale if first_ok else {},
+        experiment=exp.experiment_name, config=provenance.config_dict(config),
+        config_hash=provenance.config_hash(config), deterministic=claim.deterministic,
+        code_hash=provenance.experiment_code_hash(exp.experiment_name),  # the code its seeds are keyed on
+        step_capped=capped,
+        sampling={"adaptive": adaptive, "looks": looks, "pilot_seeds": len(numbers), "max_seeds": max_seeds,
+                  "confidence": confidence},
+        seeds=seeds, checks=checks, reported=reported,
+        verdict=combine([c.verdict for c in checks]),
+        wall_time_s=sum(s.wall_time_s for s in seeds),
+        plots=[asdict(p) for p in claim.plots],
+    )
 
 
 def cached_seed(exp, config, seed: int, session: Session, label: str) -> tuple[dict, str, bool]:
@@ -260,9 +263,9 @@ def _usable(record: dict | None, session: Session) -> dict | None:
 
 
 def _lost_record(exp, config, seed, session: Session, reason: str) -> dict:
-    return {"experiment": exp.experiment_name, "config": provenance.config_dict(config), "seed": seed,
-            "tier": session.options.tier, "device": str(session.device), "max_steps": session.options.max_steps,
-            "wall_time_s": 0.0, "error": reason, "measurement": None, "run": session.run_id}
+    return SeedRecord(experiment=exp.experiment_name, config=provenance.config_dict(config), seed=seed,
+                      tier=session.options.tier, device=str(session.device), max_steps=session.options.max_steps,
+                      wall_time_s=0.0, error=reason, measurement=None, run=session.run_id).to_dict()
 
 
 def _run_seed(label, exp, config, seed, session: Session) -> dict:
@@ -296,14 +299,34 @@ def _run_seed(label, exp, config, seed, session: Session) -> dict:
                 raise  # bad input (config, data path): the user fixes it; nothing is recorded
             error = f"{type(e).__name__}: {e}"
             log.warning("%s seed %d crashed:\n%s", label, seed, traceback.format_exc())
-    return {
-        "experiment": exp.experiment_name, "config": provenance.config_dict(config), "seed": seed,
-        "tier": options.tier, "device": str(device), "max_steps": options.max_steps, "threads": threads,
-        "wall_time_s": time.perf_counter() - start, "error": error,
-        "measurement": measurement.to_dict() if measurement else None,
-        "environment": provenance.environment(device), "run": session.run_id,
-        "recorded": time.strftime("%Y-%m-%d %H:%M:%S"),
-    }
+    return seed_record(exp, config, seed, session, threads=threads, wall_time_s=time.perf_counter() - start,
+                       error=error, measurement=measurement)
+
+
+def seed_record(exp, config, seed: int, session: Session, *, threads: int, wall_time_s: float,
+                error: str | None, measurement: Measurement | None) -> dict:
+    """The record stored for one computed seed (the runner's, and the torchrun launcher's).
+
+    Args:
+        exp, config, seed: what was run.
+        session: the run it belongs to (tier, step cap, device, run id).
+        threads: the intra-op thread count it ran with.
+        wall_time_s: its wall-clock seconds.
+        error: why it has no usable measurement (a crash, a divergence), else None.
+        measurement: what it measured (None after a crash).
+
+    Returns:
+        the record, as ResultStore.save_seed stores it (without schema, key and digest).
+    """
+    options, device = session.options, session.device
+    return SeedRecord(
+        experiment=exp.experiment_name, config=provenance.config_dict(config), seed=seed,
+        tier=options.tier, device=str(device), max_steps=options.max_steps, threads=threads,
+        wall_time_s=wall_time_s, error=error,
+        measurement=measurement.to_dict() if measurement else None,
+        environment=provenance.environment(device), run=session.run_id,
+        recorded=time.strftime("%Y-%m-%d %H:%M:%S"),
+    ).to_dict()
 
 
 def diverged(m: Measurement) -> str | None:
@@ -329,36 +352,34 @@ def _fixed_threads(device: torch.device):
 
 
 def _evaluate_check(claim, metric, measurements, seeds, tier, check=None, label="", capped=False,
-                    confidence: float = CONFIDENCE) -> dict:
-    out = {"metric": metric, "label": check.label if check else label}
+                    confidence: float = CONFIDENCE) -> CheckResult:
+    row = {"metric": metric, "label": check.label if check else label}
     if check is not None:
         region = check.expect.region(tier)
-        out.update(expectation=check.expect.describe(tier), region=[region.lo, region.hi])
-    errors = [f"seed {s['seed']}: {s['error']}" for s in seeds if s["error"]]
+        row.update(expectation=check.expect.describe(tier), region=[region.lo, region.hi])
+    errors = [f"seed {s.seed}: {s.error}" for s in seeds if s.error]
     values, ses = [], []
     for s, m in zip(seeds, measurements):
         if m is None:
             continue
         v = m.scalars.get(metric)
         if v is None:
-            errors.append(f"seed {s['seed']}: metric '{metric}' missing from the measurement")
+            errors.append(f"seed {s.seed}: metric '{metric}' missing from the measurement")
         elif not isinstance(v, (int, float)) or isinstance(v, bool) or not math.isfinite(v):
-            errors.append(f"seed {s['seed']}: metric '{metric}' is {v}")
+            errors.append(f"seed {s.seed}: metric '{metric}' is {v}")
         else:
             values.append(v)
             ses.append(m.standard_errors.get(metric))
     if errors or not values:
-        out.update(verdict=ERROR, estimate=None, reason="; ".join(errors) or "no values")
-        return out
+        return CheckResult(**row, verdict=ERROR, estimate=None, reason="; ".join(errors) or "no values")
     est = estimate(values, ses, deterministic=claim.deterministic, confidence=confidence)
-    out["estimate"] = est.as_dict()
-    if check is not None:
-        from harness.sequential import seeds_needed
+    if check is None:
+        return CheckResult(**row, estimate=est.as_dict())
+    from harness.sequential import seeds_needed
 
-        out["verdict"] = decide(est, region)
-        out["seeds_needed"] = None
-        if capped and out["verdict"] in (FAILS, HOLDS):  # a capped run is not the tier's scale: it decides nothing
-            out["verdict"], out["reason"] = INCONCLUSIVE, STEP_CAPPED
-        elif out["verdict"] == INCONCLUSIVE and not claim.deterministic:
-            out["seeds_needed"] = seeds_needed(values, region, confidence)
-    return out
+    verdict, reason, needed = decide(est, region), None, None
+    if capped and verdict in (FAILS, HOLDS):  # a capped run is not the tier's scale: it decides nothing
+        verdict, reason = INCONCLUSIVE, STEP_CAPPED
+    elif verdict == INCONCLUSIVE and not claim.deterministic:
+        needed = seeds_needed(values, region, confidence)
+    return CheckResult(**row, estimate=est.as_dict(), verdict=verdict, seeds_needed=needed, reason=reason)

@@ -23,10 +23,10 @@ import logging
 import os
 import re
 import socket
-import tempfile
 import time
 from pathlib import Path
 
+from harness.atomic import atomic_write_text
 from harness.errors import HarnessError
 
 SCHEMA = 2  # 2: records carry a digest; keys hash each experiment's own code and the thread count
@@ -59,28 +59,15 @@ def check_claim_id(claim_id: object) -> str:
 
 
 def atomic_write_json(path: Path, payload: dict) -> None:
-    """Write JSON to a temporary file and rename it into place.
+    """Write JSON to a temporary file, fsync it and rename it into place (harness.atomic).
 
     Raises:
         HarnessError: the folder cannot be written (read-only, a file in the way, disk full).
     """
     try:
-        path.parent.mkdir(parents=True, exist_ok=True)
-        fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+        atomic_write_text(path, json.dumps(payload, indent=1, default=str), fsync=True)
     except OSError as e:
         raise HarnessError(f"cannot write {path}: {e.strerror or e}") from None
-    try:
-        with os.fdopen(fd, "w") as f:
-            json.dump(payload, f, indent=1, default=str)
-            f.flush()
-            os.fsync(f.fileno())
-        os.replace(tmp, path)
-    except BaseException as e:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
-        if isinstance(e, OSError):
-            raise HarnessError(f"cannot write {path}: {e.strerror or e}") from None
-        raise
 
 
 def record_digest(record: dict) -> str:

@@ -246,8 +246,10 @@ def test_paper_tier_config_and_in_process_refusal(tmp_path):
 
 def test_overhead_gpu_tier_config_runs_capped_on_cpu(tmp_path):
     """ire-overhead's gpu config (the paper's wikitext-60m, seq 150, random GPT-2-vocabulary tokens, no download)
-    for the minimum of 2 timed blocks, batch 1 and a small random stream."""
-    overrides = {"batch_size": "1", "warmup_blocks": "0", "max_bytes": "20000", "cache_dir": str(tmp_path / "cache")}
+    for the minimum of 2 timed blocks, batch 1, blocks of one step (mask_every = 1: a 60M-parameter step takes
+    ~1.6 s on one core, and the step cap bounds the block count, not a block's length) and a small random stream."""
+    overrides = {"batch_size": "1", "warmup_blocks": "0", "max_bytes": "20000", "mask_every": "1",
+                 "cache_dir": str(tmp_path / "cache")}
     options = RunOptions(tier="gpu", seeds=1, max_steps=2, device="cpu", overrides=overrides)
     entry = run_claims([OVERHEAD], options, ResultStore(tmp_path / "results"))["claims"][0]
     _finite(entry)

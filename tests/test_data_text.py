@@ -1,4 +1,5 @@
-"""Tests for harness.data.text: tokenizers, token streams, the cached sources and their provenance."""
+"""Tests for harness.data.text and harness.data.token_streams: tokenizers, token streams, the cached sources
+and their provenance."""
 
 import importlib.util
 import json
@@ -12,7 +13,6 @@ import torch
 from harness.data import tokenizers
 from harness.data.text import (
     ByteTokenizer,
-    TokenStream,
     get_tokenizer,
     hf_dataset_text,
     local_text_files,
@@ -20,6 +20,7 @@ from harness.data.text import (
     stdlib_corpus,
     wikitext103,
 )
+from harness.data.token_streams import TokenStream
 from harness.errors import ConfigError, DataError, HarnessError
 
 HAVE_TIKTOKEN = importlib.util.find_spec("tiktoken") is not None

@@ -3,12 +3,17 @@ import json
 import os
 import subprocess
 import sys
+import textwrap
 from pathlib import Path
 
 import pytest
+import torch
 
+from harness import loader, registry
 from harness.data.text import stdlib_corpus
-from harness.errors import ConfigError
+from harness.distributed import Comm
+from harness.errors import ConfigError, UnknownClaimError
+from harness.experiments import ddp
 from harness.experiments.llm import speedup_arms
 from harness.registry import apply_overrides, load_claims
 from harness.runner import RunOptions, run_claims
@@ -121,3 +126,69 @@ def test_ddp_paper_tier_arm_runs_two_steps(paper_arm):
     assert m["scale"]["model"] == "wikitext-60m" and m["scale"]["seq_len"] == 150 and m["scale"]["horizon"] == 50_000
     assert m["scalars"]["steps"] == 2 and m["scalars"]["diverged"] == 0
     assert all(isinstance(v, float) for v in m["curves"]["val"]["val_loss"])
+
+
+TOY_CLAIM = textwrap.dedent('''
+    from dataclasses import dataclass
+
+    from harness import AtLeast, Check, Claim, Measurement, Tier, experiment, register
+
+
+    @dataclass(frozen=True)
+    class DdpToyConfig:
+        offset: float = 1.0
+
+
+    @experiment("ddp_toy", DdpToyConfig)
+    def ddp_toy(cfg, ctx):
+        return Measurement(scalars={"x": cfg.offset + 0.01 * ctx.seed})
+
+
+    CLAIM = register(Claim(id="ddp-toy", source="test", statement="x is at least 0.5", paper_value="1",
+                           experiment=ddp_toy,
+                           tiers={"smoke": Tier(1, DdpToyConfig()), "cpu": Tier(1, DdpToyConfig())},
+                           checks=(Check("x", AtLeast(0.5)),)))
+''')
+
+
+@pytest.fixture
+def isolated(monkeypatch, tmp_path):
+    """A registry, loader, sys.path and module table that loading claims from tmp_path leaves as found."""
+    load_claims()
+    monkeypatch.setattr(registry, "_CLAIMS", dict(registry._CLAIMS))
+    monkeypatch.setattr(registry, "_EXPERIMENTS", dict(registry._EXPERIMENTS))
+    monkeypatch.setattr(loader, "_SOURCES", list(loader._SOURCES))
+    monkeypatch.setattr(sys, "path", list(sys.path))
+    yield
+    for name, module in list(sys.modules.items()):
+        path = getattr(module, "__file__", None)
+        if path is not None and Path(path).resolve().is_relative_to(tmp_path.resolve()):
+            del sys.modules[name]
+
+
+def test_ddp_claims_path_is_repeatable():
+    base = ["--claim", "c", "--seed", "0"]
+    args = ddp.build_parser().parse_args([*base, "--claims-path", "a", "--claims-path", "b"])
+    assert args.claims_path == ["a", "b"]
+    assert ddp.build_parser().parse_args(base).claims_path == []
+
+
+def test_ddp_claims_path_claim_is_stored_with_the_runners_key_and_record(tmp_path, isolated):
+    folder = tmp_path / "my_claims"
+    folder.mkdir()
+    (folder / "ddp_toy_claim.py").write_text(TOY_CLAIM)
+    results = tmp_path / "results"
+    argv = ["--claim", "ddp-toy", "--tier", "smoke", "--seed", "0", "--results", str(results),
+            "--claims-path", str(folder)]
+    with pytest.raises(UnknownClaimError):  # without the folder the claim does not exist
+        ddp.run_seed(ddp.build_parser().parse_args(argv[:-2]), Comm(), torch.device("cpu"))
+    # one rank in process: the launcher's own code path, without a process group
+    assert ddp.run_seed(ddp.build_parser().parse_args(argv), Comm(), torch.device("cpu")) == 0
+    claim = registry.get_claim("ddp-toy")
+    entry = run_claims([claim], RunOptions(tier="smoke", device="cpu"), ResultStore(results))["claims"][0]
+    assert entry["seeds"][0]["cached"] and entry["verdict"] != "error"  # the runner's key found it
+    launched = ResultStore(results).load_seed(entry["seeds"][0]["key"])
+    fresh = run_claims([claim], RunOptions(tier="smoke", device="cpu"), ResultStore(tmp_path / "runner"))
+    computed = ResultStore(tmp_path / "runner").load_seed(fresh["claims"][0]["seeds"][0]["key"])
+    assert set(launched) == set(computed) | {"world_size"} and launched["world_size"] == 1
+    assert launched["run"] is None and launched["measurement"] == computed["measurement"]

@@ -6,9 +6,9 @@ import numpy as np
 import pytest
 import torch
 
-from harness.data.text import TokenStream
-from harness.experiments.ddp import Comm
-from harness.experiments.llm import cpu_clock
+from harness.data.token_streams import TokenStream
+from harness.distributed import Comm
+from harness.experiments.llm_overhead import cpu_clock
 from harness.experiments.llm_train import ArmConfig, build_optimizer, refresh_mask
 from harness.optim import IRE, flat_mask_from_scores, sampled_fisher_scores
 from harness.optim.mask import sampled_label_gradients

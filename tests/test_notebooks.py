@@ -10,7 +10,7 @@ import dataclasses
 import pytest
 
 from harness import Check, Claim, Measurement, Tier, Within, experiment, register
-from harness import notebooks as nbs
+from harness.report import notebooks as nbs
 from harness.report import render_report
 from harness.runner import RunOptions, run_claims
 from harness.store import ResultStore

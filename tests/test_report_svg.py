@@ -5,7 +5,8 @@ import xml.etree.ElementTree as ET
 
 import pytest
 
-from harness.report.svg import HBand, HLine, Series, bar_plot, line_plot, nice_ticks, scatter_plot
+from harness.report.svg import HBand, HLine, Series, bar_plot, line_plot, scatter_plot
+from harness.report.svg_axes import nice_ticks
 
 NS = "{http://www.w3.org/2000/svg}"
 NAN = float("nan")

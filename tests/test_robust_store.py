@@ -115,10 +115,10 @@ def test_robust_results_and_reports_must_be_writable_folders(tmp_path, monkeypat
 
 
 def test_robust_a_failed_write_is_one_line_not_a_traceback(tmp_path, monkeypatch):
-    from harness import store as store_mod
+    from harness import atomic
 
     def no_space(*a, **k):
         raise OSError(28, "No space left on device")
-    monkeypatch.setattr(store_mod.tempfile, "mkstemp", no_space)
+    monkeypatch.setattr(atomic.tempfile, "mkstemp", no_space)
     with pytest.raises(HarnessError, match="cannot write .*No space left"):
         ResultStore(tmp_path).save_run("r1", {"run_id": "r1"})

@@ -22,7 +22,6 @@ import logging
 import os
 import shutil
 import sys
-import tempfile
 import time
 import urllib.error
 import urllib.request
@@ -31,6 +30,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TextIO
 
+from harness.atomic import atomic_path
 from harness.errors import DataError
 
 log = logging.getLogger(__name__)
@@ -257,23 +257,19 @@ def _fetch_locked(remote: Remote, final: Path, part: Path, timeout: float, attem
 
 def _extract_wikitext(archive: Path, target: Path) -> None:
     """wiki.*.raw out of the zip into `target`, through a temporary folder renamed when complete."""
-    tmp = Path(tempfile.mkdtemp(dir=target.parent, prefix=target.name + ".", suffix=".tmp"))
     try:
-        with zipfile.ZipFile(archive) as z:
-            for member in z.infolist():
-                name = Path(member.filename).name
-                if name in _WIKI_FILES and not member.is_dir():  # by base name: no path from the zip is used
-                    with z.open(member) as src, open(tmp / name, "wb") as dst:
-                        shutil.copyfileobj(src, dst, CHUNK)
-        missing = [n for n in _WIKI_FILES[:2] if not (tmp / n).is_file()]
-        if missing:
-            raise DataError(f"{archive} holds no {', '.join(missing)}: not the WikiText-103 raw archive")
-        os.replace(tmp, target)
+        with atomic_path(target, directory=True) as tmp:
+            with zipfile.ZipFile(archive) as z:
+                for member in z.infolist():
+                    name = Path(member.filename).name  # by base name: no path from the zip is used
+                    if name in _WIKI_FILES and not member.is_dir():
+                        with z.open(member) as src, open(tmp / name, "wb") as dst:
+                            shutil.copyfileobj(src, dst, CHUNK)
+            missing = [n for n in _WIKI_FILES[:2] if not (tmp / n).is_file()]
+            if missing:
+                raise DataError(f"{archive} holds no {', '.join(missing)}: not the WikiText-103 raw archive")
     except (zipfile.BadZipFile, OSError) as e:
         raise DataError(f"cannot extract {archive}: {e}") from e
-    finally:
-        if tmp.exists():
-            shutil.rmtree(tmp, ignore_errors=True)
 
 
 def ensure(dataset: str, dest: str | os.PathLike | None = None, **fetch_options) -> Path:

@@ -11,7 +11,7 @@ from pathlib import Path
 
 import numpy as np
 
-from harness.data.text import TextData, TokenStream, _write_bin
+from harness.data.token_streams import TextData, TokenStream, _write_bin
 
 GPT2_VOCAB = 50257
 

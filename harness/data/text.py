@@ -1,9 +1,5 @@
-"""Token streams for language-model pre-training, the nanoGPT way: uint16 `.bin` files read by memory map.
-
-Each source writes `train.bin`, `val.bin` (little-endian uint16 tokens) and `meta.json` (provenance: source,
-files, bytes, sha256 of the content, tokenizer, split rule, token counts, sha256 of the tokens) into
-`cache_dir/<source>-<content hash[:12]>-<tokenizer>/`. Files go through a temp file and `os.replace`; a folder
-whose sidecar matches the source's content hash, tokenizer and split rule is reused without tokenizing.
+"""Text sources for language-model pre-training, each tokenized once into a cached folder of token streams
+(`harness.data.token_streams`: the `.bin` format, its provenance sidecar and when a folder is reused).
 
 Sources: `stdlib_corpus` (the Python standard library's `.py` files, always present), `local_text_files`,
 `wikitext103` (raw WikiText-103 files) and `hf_dataset_text` (MiniPile, OpenWebText from a local Hugging Face
@@ -13,215 +9,22 @@ cache). `prepare_text_dataset` picks one by name for the CLI. Tokenizers: `harne
 import difflib
 import hashlib
 import json
-import logging
 import os
 import sys
 import sysconfig
-import tempfile
-import time
-from collections.abc import Callable, Iterable, Iterator, Sequence
-from dataclasses import dataclass
+from collections.abc import Iterator, Sequence
 from pathlib import Path
 
 import numpy as np
-import torch
 
 # WikiText-103's data_root is resolved (and downloaded on first use) in harness.data.download; the tokenizers
 # live in harness.data.tokenizers. The `as` imports re-export them for existing callers.
 from harness.data.download import check_wikitext103 as check_wikitext103
-from harness.data.tokenizers import TOKEN_DTYPE, Tokenizer, get_tokenizer
+from harness.data.token_streams import PathLike, TextData, _build, _tokens
 from harness.data.tokenizers import ByteTokenizer as ByteTokenizer
 from harness.data.tokenizers import GPT2Tokenizer as GPT2Tokenizer
+from harness.data.tokenizers import get_tokenizer
 from harness.errors import ConfigError, DataError, HarnessError
-
-log = logging.getLogger(__name__)
-
-FORMAT_VERSION = 1
-PathLike = str | os.PathLike
-
-
-class TokenStream:
-    """A read-only memory-mapped `.bin` file of little-endian uint16 tokens.
-
-    Raises:
-        DataError: the file is missing, unreadable, shorter than 2 tokens or has an odd byte count.
-    """
-
-    def __init__(self, path: PathLike):
-        self.path = Path(path)
-        try:
-            size = self.path.stat().st_size
-        except OSError as e:
-            raise DataError(f"token file {self.path} cannot be read: {e}") from e
-        if size < 4 or size % 2:
-            raise DataError(f"token file {self.path} has {size} bytes; expected uint16 tokens (even, >= 4)")
-        self.data = np.memmap(self.path, dtype=TOKEN_DTYPE, mode="r")  # (N,)
-
-    def __len__(self) -> int:
-        return len(self.data)
-
-    def _check(self, batch_size: int, seq_len: int) -> None:
-        for name, v in (("batch_size", batch_size), ("seq_len", seq_len)):
-            if not isinstance(v, int) or isinstance(v, bool) or v <= 0:
-                raise ValueError(f"{name} must be a positive int, got {v!r}")
-        if len(self) < seq_len + 1:
-            raise DataError(
-                f"token stream {self.path} has {len(self)} tokens; seq_len={seq_len} needs at least "
-                f"{seq_len + 1} (inputs plus the shifted targets). Use a shorter seq_len or more data."
-            )
-
-    def _windows(self, starts: np.ndarray, seq_len: int) -> tuple[torch.Tensor, torch.Tensor]:
-        rows = self.data[starts[:, None] + np.arange(seq_len + 1)]  # (B, T+1)
-        chunk = torch.from_numpy(rows.astype(np.int64))
-        return chunk[:, :-1].contiguous(), chunk[:, 1:].contiguous()  # (B, T), (B, T)
-
-    def get_batch(
-        self, batch_size: int, seq_len: int, generator: torch.Generator, device: str | torch.device = "cpu"
-    ) -> tuple[torch.Tensor, torch.Tensor]:
-        """B random windows x = tokens[i : i+T], y = tokens[i+1 : i+T+1] with uniform starts i.
-
-        Args:
-            batch_size, seq_len: B and T.
-            generator: a CPU torch.Generator, the only source of randomness.
-            device: where the batch goes (pinned, non-blocking copy for CUDA).
-
-        Returns:
-            x, y: int64 tensors (B, T).
-
-        Raises:
-            TypeError: not a torch.Generator. ValueError: non-positive sizes.
-            DataError: fewer than T + 1 tokens.
-        """
-        if not isinstance(generator, torch.Generator):
-            raise TypeError(f"generator must be a torch.Generator, got {type(generator).__name__}")
-        self._check(batch_size, seq_len)
-        starts = torch.randint(len(self) - seq_len, (batch_size,), generator=generator).numpy()  # (B,)
-        x, y = self._windows(starts, seq_len)
-        if torch.device(device).type == "cuda":
-            x, y = x.pin_memory(), y.pin_memory()
-        return x.to(device, non_blocking=True), y.to(device, non_blocking=True)
-
-    def sequential_batches(
-        self, batch_size: int, seq_len: int, max_windows: int | None = None
-    ) -> Iterator[tuple[torch.Tensor, torch.Tensor]]:
-        """Non-overlapping windows from the start, in order (deterministic validation).
-
-        Args:
-            batch_size, seq_len: windows per batch (the last batch may be smaller) and T.
-            max_windows: stop after this many windows; None covers the whole stream.
-
-        Yields:
-            x, y: int64 tensors (b, T), b <= batch_size. Raises as `get_batch`.
-        """
-        self._check(batch_size, seq_len)
-        n = (len(self) - 1) // seq_len
-        if max_windows is not None:
-            if not isinstance(max_windows, int) or max_windows <= 0:
-                raise ValueError(f"max_windows must be a positive int or None, got {max_windows!r}")
-            n = min(n, max_windows)
-        for first in range(0, n, batch_size):
-            yield self._windows(np.arange(first, min(first + batch_size, n)) * seq_len, seq_len)
-
-    def spread_batches(
-        self, batch_size: int, seq_len: int, n_windows: int
-    ) -> Iterator[tuple[torch.Tensor, torch.Tensor]]:
-        """`n_windows` fixed, non-overlapping windows spread evenly over the whole stream (deterministic
-        validation that samples every part of the split, not only its first file).
-
-        Of the (len - 1) // T tiled windows, those at indices floor(i * n_tiled / n), i < n, are taken;
-        n >= n_tiled gives every tiled window, as `sequential_batches(..., None)`.
-
-        Args:
-            batch_size, seq_len: windows per batch (the last batch may be smaller) and T.
-            n_windows: how many windows, a positive int.
-
-        Yields:
-            x, y: int64 tensors (b, T), b <= batch_size. Raises as `get_batch`; ValueError: n_windows <= 0.
-        """
-        self._check(batch_size, seq_len)
-        if not isinstance(n_windows, int) or isinstance(n_windows, bool) or n_windows <= 0:
-            raise ValueError(f"n_windows must be a positive int, got {n_windows!r}")
-        n_tiled = (len(self) - 1) // seq_len
-        n = min(n_windows, n_tiled)
-        starts = (np.arange(n) * n_tiled // n) * seq_len  # (n,) increasing, >= T apart
-        for first in range(0, n, batch_size):
-            yield self._windows(starts[first:first + batch_size], seq_len)
-
-
-@dataclass(frozen=True)
-class TextData:
-    """Train and validation token streams, their vocabulary size and the provenance sidecar's content."""
-
-    train: TokenStream
-    val: TokenStream
-    vocab_size: int
-    provenance: dict
-
-
-def _tokens(docs: Iterable[bytes], tok: Tokenizer, eot: bool = True, batch: int = 64) -> Iterator[np.ndarray]:
-    """Tokens of each document, each followed by end-of-text when `eot` and the tokenizer has one."""
-    end = [np.array([tok.eot], dtype=TOKEN_DTYPE)] if eot and tok.eot is not None else []
-    docs = iter(docs)
-    while group := [d for _, d in zip(range(batch), docs)]:
-        for ids in tok.encode_batch(group):
-            yield from [ids, *end]
-
-
-def _write_bin(path: Path, chunks: Iterable[np.ndarray]) -> tuple[int, str]:
-    """Stream token chunks into `path` atomically; returns (token count, sha256 of the bytes)."""
-    digest, n = hashlib.sha256(), 0
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=path.name + ".", suffix=".tmp")
-    try:
-        with os.fdopen(fd, "wb") as f:
-            for chunk in chunks:
-                data = np.ascontiguousarray(chunk, dtype=TOKEN_DTYPE).tobytes()
-                f.write(data)
-                digest.update(data)
-                n += len(data) // 2
-        os.replace(tmp, path)
-    finally:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
-    return n, digest.hexdigest()
-
-
-def _build(cache_dir: PathLike, tok: Tokenizer, splits: dict[str, Callable[[], Iterable[np.ndarray]]],
-           provenance: dict) -> TextData:
-    """Reuse the cache folder if its sidecar's key matches; else write train.bin, val.bin, then meta.json."""
-    key = {"format": FORMAT_VERSION, "tokenizer": tok.name,
-           **{k: provenance[k] for k in ("source", "content_sha256", "split_rule")}}
-    out = Path(cache_dir) / f"{key['source']}-{key['content_sha256'][:12]}-{tok.name}"
-    meta_path = out / "meta.json"
-    try:
-        meta = json.loads(meta_path.read_text())
-        sizes_match = all((out / f"{s}.bin").stat().st_size == 2 * meta[f"{s}_tokens"] for s in splits)
-        if meta["key"] == key and sizes_match:
-            log.info("reusing token cache %s", out)
-            train, val = TokenStream(out / "train.bin"), TokenStream(out / "val.bin")
-            return TextData(train, val, tok.vocab_size, meta)
-        log.info("token cache %s does not match its source; rebuilding", out)
-    except (OSError, ValueError, KeyError, TypeError):
-        pass  # no cache yet, or a partial one: (re)built below
-    try:
-        out.mkdir(parents=True, exist_ok=True)
-    except OSError as e:
-        raise DataError(f"cannot create cache directory {out}: {e}") from e
-    t0 = time.perf_counter()
-    meta = {"key": key, **provenance, "tokenizer": tok.name, "vocab_size": tok.vocab_size}
-    for split, chunks in splits.items():
-        n, sha = _write_bin(out / f"{split}.bin", chunks())
-        if n < 2:
-            raise DataError(f"{key['source']}: the {split} split has {n} tokens ({key['split_rule']}); "
-                            "add data")
-        meta[f"{split}_tokens"], meta[f"{split}_tokens_sha256"] = n, sha
-    meta["seconds_to_tokenize"], meta["created_unix"] = round(time.perf_counter() - t0, 3), time.time()
-    fd, tmp = tempfile.mkstemp(dir=out, prefix="meta.json.", suffix=".tmp")
-    with os.fdopen(fd, "w") as f:
-        json.dump(meta, f, indent=1)
-    os.replace(tmp, meta_path)
-    log.info("tokenized %s into %s: %d train, %d val tokens", key["source"], out, meta["train_tokens"],
-             meta["val_tokens"])
-    return TextData(TokenStream(out / "train.bin"), TokenStream(out / "val.bin"), tok.vocab_size, meta)
 
 
 def _hash_files(files: Sequence[tuple[str, bytes]]) -> str:

@@ -1,4 +1,4 @@
-"""Tokenizers for the token streams of `harness.data.text`: UTF-8 bytes, or GPT-2 BPE through tiktoken.
+"""Tokenizers for the token streams of `harness.data.token_streams`: UTF-8 bytes, or GPT-2 BPE through tiktoken.
 
 Each has `name`, `vocab_size`, `eot` (end-of-text id or None), `encode`, `decode` and `encode_batch`, which
 turns raw documents into uint16 token arrays. `get_tokenizer` picks one by name.

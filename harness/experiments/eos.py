@@ -19,11 +19,14 @@ import pandas as pd
 import torch
 from scipy import stats
 
-from harness.data.datasets import check_data_source, load_dataset
+from harness.components import check_choice
+from harness.data.datasets import DATASETS, check_data_source, load_dataset
 from harness.errors import ConfigError
-from harness.losses import get_loss
+from harness.losses import LOSSES
 from harness.measurement import Measurement, RunContext
-from harness.models.factory import IMAGE_CLASSIFIERS, build_classifier
+from harness.models.cnn import POOLS
+from harness.models.factory import CLASSIFIERS, build_classifier, takes_images
+from harness.models.mlp import ACTIVATIONS
 from harness.optim import OptimizerSpec
 from harness.registry import experiment
 from harness.train import GDResult, train_full_batch_gd
@@ -75,21 +78,19 @@ class GDConfig:
             raise ConfigError(f"init_scale must be > 0, got {self.init_scale}")
         if self.dtype not in ("float32", "float64"):
             raise ConfigError(f"dtype must be float32 or float64, got {self.dtype!r}")
-        # Names and ranges checked here, when the config is built (before any seed), with the lists of what exists.
-        from harness.losses import LOSSES
-        from harness.models.factory import CLASSIFIERS
-        from harness.models.mlp import ACTIVATIONS
-
-        for key, value, known in (("model", self.model, CLASSIFIERS), ("activation", self.activation, ACTIVATIONS),
-                                  ("loss", self.loss, LOSSES)):
-            if value not in known:
-                raise ConfigError(f"unknown {key} '{value}'; {key}s are: {', '.join(known)}")
+        # Names checked through their registries when the config is built (before any seed): did you mean.
+        CLASSIFIERS.check(self.model)
+        DATASETS.check(self.data)
+        LOSSES.check(self.loss)
+        check_choice("activation", self.activation, ACTIVATIONS)
+        check_choice("pool", self.pool, POOLS)
         if self.n_train < 1 or self.n_test < 1:
             raise ConfigError(f"n_train and n_test must be >= 1, got {self.n_train} and {self.n_test}")
         if not 0 < self.tail_fraction <= 1:
             raise ConfigError(f"tail_fraction must be in (0, 1], got {self.tail_fraction}")
         if not self.weight_decay >= 0:
             raise ConfigError(f"weight_decay must be >= 0, got {self.weight_decay}")
+        _optimizer_spec(self)  # the optimizer's name (did you mean) and the fields it reads
 
     @property
     def lr_wd(self) -> float:
@@ -108,10 +109,10 @@ def _optimizer_spec(cfg: GDConfig) -> OptimizerSpec:
 
 
 def _run_arm(cfg: GDConfig, ctx: RunContext) -> tuple[GDResult, dict]:
-    spec = _optimizer_spec(cfg)  # an unknown optimizer fails here, before data and model are built
+    spec = _optimizer_spec(cfg)
     dtype = getattr(torch, cfg.dtype)
     split = load_dataset(cfg.data, n_train=cfg.n_train, n_test=cfg.n_test, root=cfg.data_root,
-                         dtype=dtype, images=cfg.model in IMAGE_CLASSIFIERS)
+                         dtype=dtype, images=takes_images(cfg.model))
     model = build_classifier(cfg.model, split, widths=cfg.widths, activation=cfg.activation,
                              bn_eps=cfg.bn_eps, seed=ctx.seed, pool=cfg.pool).to(dtype=dtype, device=ctx.device)
     if cfg.init_scale != 1.0:
@@ -123,7 +124,7 @@ def _run_arm(cfg: GDConfig, ctx: RunContext) -> tuple[GDResult, dict]:
     optimizer = spec.build([p for p in model.parameters() if p.requires_grad],
                            seed=ctx.generator("mask").initial_seed() % (1 << 62))
     result = train_full_batch_gd(
-        model, get_loss(cfg.loss), split.x_train.to(dev), split.y_train.to(dev),
+        model, LOSSES.get(cfg.loss), split.x_train.to(dev), split.y_train.to(dev),
         optimizer=optimizer, steps=ctx.steps(cfg.steps),
         measure_every=cfg.measure_every, x_test=split.x_test.to(dev), y_test=split.y_test.to(dev),
         lanczos_tol=cfg.lanczos_tol, bn_mode="full-batch", progress=ctx.progress)
@@ -320,6 +321,9 @@ class ArmsConfig:
     plain_model: str = "plain_mlp"
     # The two comparison arms need only their end state, so they measure curvature less often.
     other_arms_measure_every: int = 199
+
+    def __post_init__(self):
+        CLASSIFIERS.check(self.plain_model)
 
     def preflight(self) -> None:
         self.base.preflight()

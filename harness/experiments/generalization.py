@@ -17,15 +17,17 @@ from __future__ import annotations
 
 import copy
 import math
+from collections.abc import Callable
 from dataclasses import dataclass
 
 import pandas as pd
 import torch
 import torch.nn.functional as F
 
+from harness.components import Registry, check_choice
 from harness.curvature import HessianOperator, hutchinson_trace
 from harness.data import augment_batch, with_label_noise
-from harness.data.datasets import check_data_source, load_dataset
+from harness.data.datasets import DATASETS, check_data_source, load_dataset
 from harness.errors import ConfigError, NumericalError
 from harness.losses import accuracy
 from harness.measurement import Measurement, RunContext
@@ -36,6 +38,20 @@ from harness.registry import experiment
 BASES = ("sgd", "sam")
 VARIANTS = ("", "_ire", "_ire_random", "_lr_boost", "_null")  # base, IRE, two controls, null
 ARMS = tuple(base + v for base in BASES for v in VARIANTS)
+
+
+# The recipe's nets, 10 classes: builder(cfg, in_channels, seed).
+VISION_MODELS: Registry[Callable[[VisionConfig, int, int], torch.nn.Module]] = Registry("vision model")
+
+
+@VISION_MODELS.register("small_cnn")
+def _small_cnn(cfg: VisionConfig, in_channels: int, seed: int) -> torch.nn.Module:
+    return SmallCNN(in_channels, 10, width=cfg.width, seed=seed)
+
+
+@VISION_MODELS.register("resnet20")
+def _resnet20(cfg: VisionConfig, in_channels: int, seed: int) -> torch.nn.Module:
+    return resnet20(10, seed=seed)
 
 
 @dataclass(frozen=True)
@@ -69,8 +85,8 @@ class VisionConfig:
     eval_batch: int = 1000
 
     def __post_init__(self):
-        if self.model not in ("small_cnn", "resnet20"):
-            raise ConfigError(f"model must be small_cnn or resnet20, got {self.model!r}")
+        VISION_MODELS.check(self.model)
+        DATASETS.check(self.data)
         if not 0.0 <= self.ire_start < 1.0 or not 0.0 <= self.label_noise < 1.0:
             raise ConfigError("ire_start and label_noise must lie in [0, 1)")
         if self.epochs < 1 or self.batch_size < 1 or self.lr <= 0 or self.rho <= 0 or self.kappa < 0:
@@ -89,8 +105,7 @@ class ArmConfig:
     arm: str = "sgd"
 
     def __post_init__(self):
-        if self.arm not in ARMS:
-            raise ConfigError(f"arm must be one of {ARMS}, got {self.arm!r}")
+        check_choice("arm", self.arm, ARMS)
 
     def preflight(self) -> None:
         self.train.preflight()
@@ -99,12 +114,6 @@ class ArmConfig:
 def cosine_lr(lr: float, step: int, total: int) -> float:
     """lr · (1 + cos(π step / total)) / 2."""
     return lr * 0.5 * (1 + math.cos(math.pi * step / max(total, 1)))
-
-
-def _build_model(cfg: VisionConfig, in_channels: int, seed: int) -> torch.nn.Module:
-    if cfg.model == "resnet20":
-        return resnet20(10, seed=seed)
-    return SmallCNN(in_channels, 10, width=cfg.width, seed=seed)
 
 
 def _build_optimizer(cfg: VisionConfig, arm: str, model: torch.nn.Module, ire_step: int, mask_seed: int):
@@ -183,7 +192,8 @@ def vision_arm(acfg: ArmConfig, ctx: RunContext) -> Measurement:
     if cfg.label_noise > 0:
         y_train = with_label_noise(split.y_train, cfg.label_noise, ctx.generator("label_noise")).to(dev)
     n = len(y_train)
-    model = _build_model(cfg, x_train.shape[1], ctx.generator("init").initial_seed() % (2**62)).to(dev)
+    model = VISION_MODELS.get(cfg.model)(cfg, x_train.shape[1],
+                                         ctx.generator("init").initial_seed() % (2**62)).to(dev)
     batch = min(cfg.batch_size, n)
     per_epoch = n // batch
     total = ctx.steps(cfg.epochs * per_epoch)

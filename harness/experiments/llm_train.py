@@ -10,7 +10,7 @@ whole validation split.
 Counting: a step is one update on `batch_size` x `seq_len` tokens; a gradient evaluation is one
 forward/backward over a batch of that size, so an IRE step with a Fisher refresh costs two.
 
-Data-parallel (a `Comm` with world > 1, see harness.experiments.ddp): the global batch is split over
+Data-parallel (a `Comm` with world > 1, see harness.distributed): the global batch is split over
 ranks (each rank draws the same global batch and keeps its rows, so the updates match the single-process
 run up to reduction order); for the mask, each rank's sampled-label gradient on its shard of the mask batch
 is averaged over the ranks and the average is squared (as DDP's all-reduced .grad in the authors' code; the
@@ -29,9 +29,11 @@ from pathlib import Path
 import pandas as pd
 import torch
 
-from harness.data.text import TextData, get_tokenizer, stdlib_corpus, wikitext103
+from harness.data.text import stdlib_corpus, wikitext103
+from harness.data.token_streams import TextData
+from harness.data.tokenizers import get_tokenizer
+from harness.distributed import Checkpointing, Comm, StopTraining, load_checkpoint, save_checkpoint
 from harness.errors import ConfigError
-from harness.experiments.ddp import Checkpointing, Comm, StopTraining, load_checkpoint, save_checkpoint
 from harness.measurement import Measurement, RunContext, stream_seed
 from harness.models.llama import Llama, count_parameters, preset
 from harness.optim import IRE, flat_mask_from_scores

@@ -15,6 +15,7 @@ from harness.optim.mask import (
 from harness.optim.projected import IREProjected
 from harness.optim.sam import SAM, SAMIRE
 from harness.optim.spec import (
+    OPTIMIZERS,
     OptimizerKind,
     OptimizerSpec,
     optimizer_kind,
@@ -27,6 +28,7 @@ from harness.optim.spec import (
 __all__ = [
     "IRE",
     "IREProjected",
+    "OPTIMIZERS",
     "OptimizerKind",
     "OptimizerSpec",
     "SAM",

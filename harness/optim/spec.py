@@ -20,7 +20,6 @@ alone, as the papers state it (the difference, wd, is tiny next to 2/η).
 from __future__ import annotations
 
 import dataclasses
-import difflib
 import math
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
@@ -28,6 +27,7 @@ from dataclasses import dataclass
 import torch
 from torch.optim import Optimizer
 
+from harness.components import Registry, check_choice
 from harness.errors import ConfigError
 from harness.optim.ire import IRE, MASK_KINDS
 from harness.optim.projected import IREProjected
@@ -107,10 +107,7 @@ class OptimizerSpec:
             raise ConfigError("nesterov=True needs momentum > 0 (torch's rule); set momentum, e.g. 0.9")
         if self.mask not in MASK_KINDS:
             raise ConfigError(f"mask must be one of {MASK_KINDS}, got {self.mask!r}")
-        if self.schedule not in SCHEDULES:
-            close = difflib.get_close_matches(str(self.schedule), SCHEDULES, n=2)
-            hint = f"; did you mean {', '.join(close)}?" if close else ""
-            raise ConfigError(f"unknown schedule {self.schedule!r}{hint} (schedules: {', '.join(SCHEDULES)})")
+        check_choice("schedule", self.schedule, SCHEDULES)
         if "rho" in kind.uses and self.rho == 0:
             raise ConfigError(f"optimizer {self.name!r} needs a SAM radius rho > 0")
         if "gamma" in kind.uses and self.gamma == 0:
@@ -122,7 +119,7 @@ class OptimizerSpec:
         for field, default in defaults.items():
             if field in COMMON_FIELDS or field in kind.uses or getattr(self, field) == default:
                 continue
-            users = sorted(k.name for k in _KINDS.values() if field in k.uses)
+            users = [name for name, k in OPTIMIZERS.items() if field in k.uses]
             raise ConfigError(f"optimizer {self.name!r} does not read {field}={getattr(self, field)!r} "
                               f"(leave it at {default!r}, or use one of: {', '.join(users)})")
 
@@ -188,22 +185,19 @@ class OptimizerKind:
     summary: str = ""
 
 
-_KINDS: dict[str, OptimizerKind] = {}
+OPTIMIZERS: Registry[OptimizerKind] = Registry("optimizer")
 
 
 def register_optimizer(kind: OptimizerKind) -> OptimizerKind:
-    """Add an optimizer kind to the registry.
+    """Add an optimizer kind to the registry (OPTIMIZERS), after checking the fields it reads.
 
     Raises:
         ValueError: a name already registered, or `uses` naming a field OptimizerSpec does not have.
     """
-    if kind.name in _KINDS:
-        raise ValueError(f"optimizer {kind.name!r} is registered twice")
     unknown = set(kind.uses) - {f.name for f in dataclasses.fields(OptimizerSpec)}
     if unknown:
         raise ValueError(f"optimizer {kind.name!r} uses unknown spec fields {sorted(unknown)}")
-    _KINDS[kind.name] = kind
-    return kind
+    return OPTIMIZERS.add(kind.name, kind)
 
 
 def optimizer_kind(name: str) -> OptimizerKind:
@@ -212,16 +206,12 @@ def optimizer_kind(name: str) -> OptimizerKind:
     Raises:
         ConfigError: unknown name, with the closest names and the list of all.
     """
-    if name in _KINDS:
-        return _KINDS[name]
-    close = difflib.get_close_matches(str(name), _KINDS, n=3, cutoff=0.5)
-    hint = f"; did you mean {', '.join(close)}?" if close else ""
-    raise ConfigError(f"unknown optimizer {name!r}{hint} (optimizers: {', '.join(optimizer_names())})")
+    return OPTIMIZERS.get(name)
 
 
 def optimizer_names() -> list[str]:
     """Every registered optimizer name, sorted."""
-    return sorted(_KINDS)
+    return OPTIMIZERS.names()
 
 
 def _check_number(name, value, low, high=math.inf, *, open_low=False, closed_high=False):

@@ -10,6 +10,7 @@ import logging
 import math
 from dataclasses import dataclass, field
 
+from harness.records import CheckResult, ClaimResult, SeedRecord
 from harness.report.svg import PALETTE, HBand, HLine, Series, line_plot
 
 log = logging.getLogger(__name__)
@@ -40,21 +41,33 @@ def claim_figures(claim: dict, records: list[dict | None]) -> Figures:
     """Curve plots from claim["plots"] and one forest plot per check with an estimate.
 
     Args:
-        claim: one entry of run["claims"] (as written by the runner).
-        records: the seed records of claim["seeds"], in the same order; None where missing.
+        claim: one entry of run["claims"] (as stored).
+        records: the seed records of claim["seeds"] (as stored), in the same order; None where missing.
+    Raises:
+        HarnessError: the claim entry has no id (harness.records.ClaimResult.from_dict).
+    """
+    return result_figures(ClaimResult.from_dict(claim),
+                          [None if r is None else SeedRecord.from_dict(r) for r in records])
+
+
+def result_figures(claim: ClaimResult, records: list[SeedRecord | None]) -> Figures:
+    """claim_figures on records already read (the report reads each run summary once).
+
+    Args:
+        claim: one claim of a run.
+        records: the seed records of claim.seeds, in the same order; None where missing.
     """
     figs = Figures()
-    measured = [(s["seed"], r["measurement"]) for s, r in zip(claim.get("seeds", []), records)
-                if r is not None and r.get("measurement")]
-    unplotted = [str(s["seed"]) for s, r in zip(claim.get("seeds", []), records)
-                 if r is None or not r.get("measurement")]
-    if unplotted and claim.get("plots"):
+    measured = [(s.seed, r.measurement) for s, r in zip(claim.seeds, records)
+                if r is not None and r.measurement]
+    unplotted = [str(s.seed) for s, r in zip(claim.seeds, records) if r is None or not r.measurement]
+    if unplotted and claim.plots:
         figs.notes.append(f"seed(s) {', '.join(unplotted)} not plotted: no measurement (errored or missing)")
-    for spec in claim.get("plots", []):
+    for spec in claim.plots:
         _add(figs, spec.get("title", "plot"), lambda spec=spec: curve_plot(spec, measured))
-    for check in claim.get("checks", []):
-        if check.get("estimate"):
-            _add(figs, f"check {check.get('metric')}", lambda check=check: forest_plot(check))
+    for check in claim.checks:
+        if check.estimate:
+            _add(figs, f"check {check.metric}", lambda check=check: forest_plot(check))
     return figs
 
 
@@ -123,13 +136,13 @@ def _hlines(spec: dict, first: dict) -> tuple[list[HLine], list[str]]:
     return out, notes
 
 
-def forest_plot(check: dict) -> tuple[str, list[str]]:
+def forest_plot(check: CheckResult) -> tuple[str, list[str]]:
     """Per-seed values of a check, the mean with its interval, and the accepted region as a band.
 
     Seeds sit at x = 0..n-1 (coloured as in the curve plots); the mean sits apart at x = n+1 with its
     interval as an error bar (the larger side for an asymmetric range).
     """
-    est = check["estimate"]
+    est = check.estimate
     values = [to_float(v) for v in est.get("per_seed", [])]
     mean, lo, hi = to_float(est["value"]), to_float(est["lo"]), to_float(est["hi"])
     series = [Series(f"seed {i}", [i], [v], style="markers") for i, v in enumerate(values)]
@@ -137,13 +150,13 @@ def forest_plot(check: dict) -> tuple[str, list[str]]:
     label = "mean ± CI" if has_ci else ("mean (zero-width CI)" if lo == hi else "mean (no interval)")
     series.append(Series(label, [len(values) + 1], [mean], style="markers", color="#000000",
                          y_err=[max(mean - lo, hi - mean)] if has_ci else None))
-    region = [to_float(v) for v in check.get("region") or (math.nan, math.nan)]
+    region = [to_float(v) for v in check.region or (math.nan, math.nan)]
     shown = [v for v in values + [mean] + ([lo, hi] if has_ci else []) if math.isfinite(v)]
     band = _visible_region(shown, region)
-    bands = [HBand(*band, f"accepted {check.get('expectation', '')}", color=ACCEPTED_COLOR)] if band else []
-    name = check.get("label") or check["metric"]
-    svg = line_plot(series, title=f"{check['metric']}: per seed → {check.get('verdict', '')}",
-                    xlabel="seed (right: mean ± 95% CI)", ylabel=name if len(name) <= 40 else check["metric"],
+    bands = [HBand(*band, f"accepted {check.expectation or ''}", color=ACCEPTED_COLOR)] if band else []
+    name = check.label or check.metric
+    svg = line_plot(series, title=f"{check.metric}: per seed → {check.verdict or ''}",
+                    xlabel="seed (right: mean ± 95% CI)", ylabel=name if len(name) <= 40 else check.metric,
                     bands=bands, width=560, height=280)
     return svg, []
 

@@ -13,6 +13,7 @@ import pandas as pd
 from markupsafe import Markup
 
 from harness.history import diff_against_history, load_history, options_key
+from harness.records import RunSummary
 from harness.report.figures import ACCEPTED_COLOR, _visible_region
 from harness.report.svg import HBand, Series, line_plot
 from harness.store import ResultStore
@@ -21,15 +22,20 @@ MAX_TIMELINE_RUNS = 30
 
 
 def history_view(store: ResultStore, run: dict) -> dict:
-    """Display data for history.html: the diff, the timeline and one plot per (claim, check)."""
-    df = load_history(store, tier=run.get("tier"))
-    df = df[(df["options_key"] == options_key(run)) & (df["run_id"] <= run["run_id"])]
-    df = df[(df["status"] == "complete") | (df["run_id"] == run["run_id"])]
+    """Display data for history.html: the diff, the timeline and one plot per (claim, check).
+
+    Args:
+        store: the results store. run: the report's run summary, as stored.
+    """
+    summary = RunSummary.from_dict(run)
+    df = load_history(store, tier=summary.tier)
+    df = df[(df["options_key"] == options_key(summary)) & (df["run_id"] <= summary.run_id)]
+    df = df[(df["status"] == "complete") | (df["run_id"] == summary.run_id)]
     runs = list(dict.fromkeys(df["run_id"]))[-MAX_TIMELINE_RUNS:]
     df = df[df["run_id"].isin(runs)]
     number = {r: i + 1 for i, r in enumerate(runs)}
-    return {"tier": run.get("tier", "?"), "options": describe_options(run),
-            "runs": [{"n": number[r], "id": r, "label": lab, "current": r == run["run_id"]}
+    return {"tier": summary.tier, "options": describe_options(summary),
+            "runs": [{"n": number[r], "id": r, "label": lab, "current": r == summary.run_id}
                      for r, lab in run_labels(runs).items()],
             "diff": diff_view(store, run), "timeline": timeline(df, runs),
             "plots": [Markup(svg) for svg in metric_plots(df, number, run_labels(runs))],
@@ -46,8 +52,8 @@ def gate_rule() -> str:
     return str(GATE_RULE)
 
 
-def describe_options(run: dict) -> str:
-    opts = run.get("options", {})
+def describe_options(run: RunSummary) -> str:
+    opts = run.options
     overrides = ", ".join(f"{k}={v}" for k, v in (opts.get("overrides") or {}).items()) or "none"
     seeds = opts.get("seeds") or "the tier's own"
     steps = opts.get("max_steps") or "none"

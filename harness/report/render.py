@@ -10,16 +10,17 @@ from __future__ import annotations
 
 import logging
 import math
-import os
 import re
-import tempfile
 import time
 from pathlib import Path
 
 import jinja2
 from markupsafe import Markup
 
-from harness.report.figures import claim_figures, to_float
+from harness.atomic import atomic_write_text
+from harness.records import CheckResult, ClaimResult, RunSummary, SeedEntry, SeedRecord
+from harness.report import notebooks as nbs
+from harness.report.figures import result_figures, to_float
 from harness.store import ResultStore
 from harness.verdict import VERDICTS
 
@@ -49,7 +50,6 @@ def render_report(store: ResultStore, run_id: str, out_root: Path, *, notebooks:
     Raises:
         HarnessError: no such run in the store.
     """
-    from harness import notebooks as nbs
     from harness.report.history_page import history_view
     from harness.report.perf_page import perf_view
 
@@ -61,33 +61,38 @@ def render_report(store: ResultStore, run_id: str, out_root: Path, *, notebooks:
     elif notebooks:
         books = nbs.render_notebooks(store, run, report_dir, notebooks_dir, notebook_timeout_s,
                                      notebook_kernel)
-    claims = [claim_view(c, [store.load_seed(s["key"]) if s.get("key") else None
-                             for s in c.get("seeds", [])]) for c in run.get("claims", [])]
+        for book in books.values():
+            if book.body is not None:
+                _write_notebook_page(report_dir / book.html, run, book)
+    summary = RunSummary.from_dict(run)
+    claims = [claim_view(c, [_seed_record(store, s.key) for s in c.seeds]) for c in summary.claims]
     for c in claims:
         c["notebook"] = vars(books[c["id"]]) if c["id"] in books else None
-    common = {"run": run_view(run), "rendered": time.strftime("%Y-%m-%d %H:%M:%S"), "base": ""}
+    common = {"run": run_view(summary), "rendered": time.strftime("%Y-%m-%d %H:%M:%S"), "base": ""}
     env = _environment()
     perf = perf_view(benchmarks)
     page = {**common, "current": "index", "counts": verdict_counts(claims), "claims": claims,
-            "provenance": provenance_view(run), "notebook_note": note,
+            "provenance": provenance_view(summary), "notebook_note": note,
             "bench_note": "" if perf.get("runs") else BENCH_NOTE}
     out = report_dir / "index.html"
-    _atomic_write_text(out, env.get_template("index.html.j2").render(page=page))
-    _atomic_write_text(report_dir / "history.html", env.get_template("history.html.j2").render(
+    atomic_write_text(out, env.get_template("index.html.j2").render(page=page))
+    atomic_write_text(report_dir / "history.html", env.get_template("history.html.j2").render(
         page={**common, "current": "history", "history": history_view(store, run)}))
-    _atomic_write_text(report_dir / "perf.html", env.get_template("perf.html.j2").render(
+    atomic_write_text(report_dir / "perf.html", env.get_template("perf.html.j2").render(
         page={**common, "current": "perf", "perf": perf}))
     log.info("report for run %s: %s", run["run_id"], out)
     return out
 
 
-def write_notebook_page(path: Path, run: dict, claim_id: str, result, body: str) -> None:
+def _write_notebook_page(path: Path, run: dict, result: nbs.NotebookResult) -> None:
     """notebooks/<claim>.html: nbconvert's HTML fragment (no scripts) inside the report's page frame."""
-    nb = {"claim": claim_id, "anchor": anchor(claim_id), "source": result.source, "seconds": result.seconds,
-          "error": result.error, "body": Markup(body)}  # nbconvert escapes text outputs itself
-    page = {"run": run_view(run), "rendered": time.strftime("%Y-%m-%d %H:%M:%S"), "base": "../",
+    nb = {"claim": result.claim, "anchor": anchor(result.claim), "source": result.source,
+          "seconds": result.seconds, "error": result.error,
+          "body": Markup(result.body)}  # nbconvert escapes text outputs itself
+    page = {"run": run_view(RunSummary.from_dict(run)), "rendered": time.strftime("%Y-%m-%d %H:%M:%S"),
+            "base": "../",
             "current": "notebook", "notebook": nb}
-    _atomic_write_text(path, _environment().get_template("notebook.html.j2").render(page=page))
+    atomic_write_text(path, _environment().get_template("notebook.html.j2").render(page=page))
 
 
 def _environment() -> jinja2.Environment:
@@ -99,23 +104,15 @@ def _environment() -> jinja2.Environment:
     return env
 
 
-def _atomic_write_text(path: Path, text: str) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    try:
-        with os.fdopen(fd, "w", encoding="utf-8") as f:
-            f.write(text)
-        os.replace(tmp, path)
-    except BaseException:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
-        raise
-
-
 # --- view models: plain dicts of display strings, so the templates hold no logic ----------------
 
-def run_view(run: dict) -> dict:
-    status = run.get("status", "unknown")
+def _seed_record(store: ResultStore, key: str | None) -> SeedRecord | None:
+    record = store.load_seed(key) if key else None
+    return None if record is None else SeedRecord.from_dict(record)
+
+
+def run_view(run: RunSummary) -> dict:
+    status = run.status
     if status == "running":
         note = ("This run has not finished: it is still running, or was killed before it could "
                 "record its end. Only the claims finished so far are shown.")
@@ -125,55 +122,55 @@ def run_view(run: dict) -> dict:
         note = f"This run's status is '{status}'."
     else:
         note = ""
-    return {"id": run["run_id"], "tier": run.get("tier", "?"),
-            "device": run.get("options", {}).get("device", "?"), "started": run.get("started") or "—",
-            "finished": run.get("finished") or "—", "status": status, "status_note": note}
+    return {"id": run.run_id, "tier": run.tier, "device": run.options.get("device", "?"),
+            "started": run.started or "—", "finished": run.finished or "—", "status": status,
+            "status_note": note}
 
 
 def verdict_counts(claims: list[dict]) -> list[tuple[str, int]]:
     return [(v, sum(c["verdict"] == v for c in claims)) for v in VERDICTS]
 
 
-def claim_view(c: dict, records: list[dict | None]) -> dict:
-    """Display strings of one claim entry of a run summary, with its figures."""
-    seeds = [seed_view(s, r) for s, r in zip(c.get("seeds", []), records)]
-    figs = claim_figures(c, records)
+def claim_view(c: ClaimResult, records: list[SeedRecord | None]) -> dict:
+    """Display strings of one claim of a run, with its figures (records: its seeds' records, None
+    where missing)."""
+    seeds = [seed_view(s, r) for s, r in zip(c.seeds, records)]
+    figs = result_figures(c, records)
     return {
-        "id": c["id"], "anchor": anchor(c["id"]), "version": c.get("version", "?"),
-        "source": c.get("source", ""), "statement": c.get("statement", ""),
-        "paper_value": c.get("paper_value", ""), "tuning": c.get("tuning", ""), "notes": c.get("notes", ""),
-        "tier": c.get("tier", ""), "scale": c.get("scale", ""),
-        "scale_numbers": scale_numbers(c.get("measured_scale") or {}),
-        "measured_scale": flatten(c.get("measured_scale") or {}),
-        "experiment": c.get("experiment", ""), "config_hash": c.get("config_hash", ""),
-        "deterministic": bool(c.get("deterministic")), "config": flatten(c.get("config") or {}),
-        "verdict": verdict_word(c.get("verdict")),
-        "checks": [check_view(k) for k in c.get("checks", [])],
-        "reported": [check_view(k) for k in c.get("reported", [])],
+        "id": c.id, "anchor": anchor(c.id), "version": "?" if c.version is None else c.version,
+        "source": c.source, "statement": c.statement,
+        "paper_value": c.paper_value, "tuning": c.tuning, "notes": c.notes,
+        "tier": c.tier, "scale": c.scale,
+        "scale_numbers": scale_numbers(c.measured_scale), "measured_scale": flatten(c.measured_scale),
+        "experiment": c.experiment, "config_hash": c.config_hash,
+        "deterministic": bool(c.deterministic), "config": flatten(c.config),
+        "verdict": verdict_word(c.verdict),
+        "checks": [check_view(k) for k in c.checks],
+        "reported": [check_view(k) for k in c.reported],
         "seeds": seeds, "n_seeds": len(seeds), "n_cached": sum(s["cached"] for s in seeds),
-        "n_errors": sum(bool(s["error"]) for s in seeds), "wall_time_s": c.get("wall_time_s"),
-        "changes": [change_view(ch) for ch in c.get("changes") or [] if isinstance(ch, dict)],
+        "n_errors": sum(bool(s["error"]) for s in seeds), "wall_time_s": c.wall_time_s,
+        "changes": [change_view(ch) for ch in c.changes if isinstance(ch, dict)],
         "svgs": [Markup(svg) for svg in figs.svgs],  # svg.py escapes every text it draws
         "figure_notes": figs.notes,
     }
 
 
-def check_view(k: dict) -> dict:
-    est = k.get("estimate")
-    return {"metric": k.get("metric", "?"), "label": k.get("label", ""),
+def check_view(k: CheckResult) -> dict:
+    est = k.estimate
+    return {"metric": k.metric, "label": k.label,
             "value_ci": format_estimate(est), "method": est.get("method", "") if est else "",
             "n": est.get("n", "") if est else "",
             "per_seed": ", ".join(fmt_num(v) for v in est.get("per_seed", [])) if est else "",
-            "expectation": k.get("expectation", ""),
-            "verdict": verdict_word(k["verdict"]) if "verdict" in k else "",
-            "reason": k.get("reason", ""), "null": "null" in str(k.get("metric", "")),
+            "expectation": k.expectation or "",
+            "verdict": "" if k.verdict is None else verdict_word(k.verdict),
+            "reason": k.reason or "", "null": "null" in str(k.metric),
             "seeds_needed": seeds_needed_text(k)}
 
 
-def seeds_needed_text(k: dict) -> str:
+def seeds_needed_text(k: CheckResult) -> str:
     """'needs ≈ N seeds to decide' beside an inconclusive check whose entry carries `seeds_needed`."""
-    n = k.get("seeds_needed")
-    if k.get("verdict") != "inconclusive" or isinstance(n, bool) or not isinstance(n, (int, float)):
+    n = k.seeds_needed
+    if k.verdict != "inconclusive" or isinstance(n, bool) or not isinstance(n, (int, float)):
         return ""
     return f"needs ≈ {fmt_num(int(n))} seeds to decide"
 
@@ -185,16 +182,16 @@ def change_view(c: dict) -> dict:
             "results_seen": "yes" if seen is True else "no" if seen is False else "unknown"}
 
 
-def seed_view(s: dict, record: dict | None) -> dict:
-    notes = list(s.get("notes") or [])
+def seed_view(s: SeedEntry, record: SeedRecord | None) -> dict:
+    notes = list(s.notes)
     if record is None:
         notes.append("seed record missing from the cache: its curves are not shown")
-    return {"seed": s.get("seed", "?"), "wall_time_s": s.get("wall_time_s"), "cached": bool(s.get("cached")),
-            "error": s.get("error") or "", "notes": notes, "key": s.get("key", "")}
+    return {"seed": "?" if s.seed is None else s.seed, "wall_time_s": s.wall_time_s, "cached": bool(s.cached),
+            "error": s.error or "", "notes": notes, "key": s.key or ""}
 
 
-def provenance_view(run: dict) -> dict:
-    env, opts = run.get("environment", {}), run.get("options", {})
+def provenance_view(run: RunSummary) -> dict:
+    env, opts = run.environment, run.options
     git = env.get("git", {})
     dirty = {True: " (uncommitted changes)", False: "", None: " (dirty state unknown)"}.get(git.get("dirty"), "")
     device = ", ".join(f"{k}={fmt_num(env[k])}" for k in ("device", "name", "threads", "cuda") if k in env)

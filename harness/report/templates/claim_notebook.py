@@ -1,5 +1,5 @@
 # ruff: noqa: E402, B018
-# The analysis notebook template (not a module): harness/notebooks.py turns each "# %%" block into a cell.
+# The analysis notebook template (not a module): harness/report/notebooks.py turns each "# %%" block into a cell.
 # %% [markdown]
 # # Claim analysis
 #

@@ -1,6 +1,8 @@
-"""Analysis notebooks: one per claim of a run, executed (nbclient) and rendered to HTML (nbconvert).
+"""Analysis notebooks: one per claim of a run, executed (nbclient) and converted to an HTML body (nbconvert).
 
-Each claim gets the template `harness/report/templates/claim_notebook.py` (cells split at `# %%`),
+This module produces each notebook's executed `.ipynb` and its HTML fragment; `harness.report.render` puts
+the fragment inside the report's page frame. Each claim gets the template
+`harness/report/templates/claim_notebook.py` (cells split at `# %%`),
 or its own `<notebooks_dir>/<claim-id>.ipynb` when one exists; either way a cell setting STORE,
 RUN_ID and CLAIM_ID is injected after the cell tagged "parameters" (papermill's convention).
 
@@ -20,14 +22,14 @@ import os
 import re
 import subprocess
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 log = logging.getLogger(__name__)
 _QUIET = logging.getLogger(f"{__name__}.jupyter")  # nbclient/nbconvert chatter (e.g. SVG alt text): errors only
 _QUIET.setLevel(logging.ERROR)
 
-TEMPLATE = Path(__file__).resolve().parent / "report" / "templates" / "claim_notebook.py"
+TEMPLATE = Path(__file__).resolve().parent / "templates" / "claim_notebook.py"
 INSTALL_HINT = "notebooks not rendered: pip install claim-harness[notebooks]"
 REQUIRED = ("nbformat", "nbclient", "nbconvert", "ipykernel")
 DEFAULT_TIMEOUT_S = 120.0
@@ -36,7 +38,11 @@ _CELL = re.compile(r"^# %%(?P<md> \[markdown\])?(?:\s+tags=(?P<tags>\[.*\]))?\s*
 
 @dataclass
 class NotebookResult:
-    """What happened to one claim's notebook; paths are relative to the report folder."""
+    """What happened to one claim's notebook; paths are relative to the report folder.
+
+    `body` is the executed notebook as an HTML fragment, for the page the report writes at `html`
+    (None: the notebook was not executed, so there is no page).
+    """
 
     claim: str
     status: str  # "ok" or "error"
@@ -45,6 +51,7 @@ class NotebookResult:
     error: str = ""
     seconds: float = 0.0
     source: str = "template"  # "template" or the custom notebook's path
+    body: str | None = field(default=None, repr=False)
 
 
 def missing_modules() -> list[str]:
@@ -99,7 +106,7 @@ def build_notebook(claim_id: str, run_id: str, store_root: Path, custom: Path | 
 
 def _kernel_env() -> dict:
     """The kernel imports this harness even when it is not installed (run from a checkout)."""
-    root = str(Path(__file__).resolve().parent.parent)
+    root = str(Path(__file__).resolve().parents[2])  # the folder holding harness/
     env = dict(os.environ)
     env["PYTHONPATH"] = os.pathsep.join([root, *filter(None, [env.get("PYTHONPATH")])])
     return env
@@ -204,7 +211,7 @@ def defang(html: str) -> str:
 
 def render_notebooks(store, run: dict, report_dir: Path, notebooks_dir: Path | None = None,
                      timeout_s: float = DEFAULT_TIMEOUT_S, kernel_name: str = "python3") -> dict[str, NotebookResult]:
-    """Execute and render one notebook per claim of a run into report_dir/notebooks/.
+    """Execute one notebook per claim of a run; write each executed .ipynb into report_dir/notebooks/.
 
     Args:
         store: the results store (its root is passed to the notebooks as STORE).
@@ -214,7 +221,8 @@ def render_notebooks(store, run: dict, report_dir: Path, notebooks_dir: Path | N
         timeout_s: time limit per cell.
         kernel_name: Jupyter kernel name.
     Returns:
-        claim id -> NotebookResult. Empty when the notebooks extra is missing (see missing_modules).
+        claim id -> NotebookResult, with the HTML body of each executed notebook (the caller writes its
+        page at `html`). Empty when the notebooks extra is missing (see missing_modules).
     """
     if missing_modules() or not run.get("claims"):
         return {}
@@ -232,8 +240,6 @@ def render_notebooks(store, run: dict, report_dir: Path, notebooks_dir: Path | N
 def _one(store, run: dict, cid: str, out_dir: Path, notebooks_dir: Path | None, timeout_s: float,
          km) -> NotebookResult:
     import nbformat
-
-    from harness.report.render import write_notebook_page  # the page frame lives with the templates
 
     start = time.perf_counter()
     custom = Path(notebooks_dir) / f"{cid}.ipynb" if notebooks_dir else None
@@ -254,7 +260,6 @@ def _one(store, run: dict, cid: str, out_dir: Path, notebooks_dir: Path | None, 
         res.error = res.error or f"nbconvert failed: {type(e).__name__}: {e}"
         body = ""
     res.status = "error" if res.error else "ok"
-    write_notebook_page(out_dir / f"{cid}.html", run, cid, res, body)
-    res.html = f"notebooks/{cid}.html"
+    res.body, res.html = body, f"notebooks/{cid}.html"
     log.info("notebook %s: %s in %.1f s%s", cid, res.status, res.seconds, f" ({res.error})" if res.error else "")
     return res
