@@ -43,8 +43,10 @@ class _Task:
     key: str
 
 
-def precompute(plans, session) -> None:
+def precompute(plans, session, seeds: range | None = None) -> None:
     """Compute every missing seed of `plans` in `session.options.jobs` processes.
+
+    `seeds` replaces the tier's seed numbers (a second look's added seeds).
 
     Seeds lost to a worker that died twice end up in session.lost (key -> reason).
 
@@ -56,7 +58,7 @@ def precompute(plans, session) -> None:
     tasks, seen = [], set()
     for claim, tier, config in plans:
         exp = claim.experiment
-        for seed in seed_numbers(tier, session.options):
+        for seed in seed_numbers(tier, session.options) if seeds is None else seeds:
             key = seed_key(exp, config, seed, session)
             if key in seen or _usable(session.store.load_seed(key), session) is not None:
                 continue

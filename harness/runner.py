@@ -201,7 +201,12 @@ def run_one_claim(claim: Claim, tier, config, session: Session) -> ClaimResult:
     if total:
         log.info("  %s: the pilot of %d seeds is inconclusive; adding %d seed(s) (second look)",
                  claim.id, len(numbers), total - len(numbers))
-        add(range(numbers.stop, numbers.start + total), total)
+        extra = range(numbers.stop, numbers.start + total)
+        if options.jobs > 1 and len(extra) > 1:  # the added seeds in the pool too, not one by one
+            from harness.parallel import precompute
+
+            precompute([(claim, tier, config)], session, extra)
+        add(extra, total)
         checks, looks = decide_checks(), 2
     reported = [_evaluate_check(claim, m, measurements, seeds, options.tier, None, label, confidence=confidence)
                 for m, label in claim.reported]

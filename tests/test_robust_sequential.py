@@ -63,6 +63,17 @@ def test_robust_adaptive_tier_adds_seeds_in_a_second_look_and_decides(tmp_path):
     assert "97.5%" in check["estimate"]["method"]
 
 
+def test_robust_second_look_runs_its_added_seeds_in_the_pool_with_the_same_numbers(tmp_path):
+    SEEN.clear()
+    pooled = run_claims([_claim("test-robust-adaptive-pool", max_seeds=8)], RunOptions(tier="smoke", jobs=2),
+                        ResultStore(tmp_path / "pool"))["claims"][0]
+    assert SEEN == []  # pilot and second look both ran in worker processes
+    serial = run_claims([_claim("test-robust-adaptive-serial", max_seeds=8)], RunOptions(tier="smoke"),
+                        ResultStore(tmp_path / "serial"))["claims"][0]
+    assert [s["seed"] for s in pooled["seeds"]] == [0, 1, 2, 3, 4] and pooled["sampling"]["looks"] == 2
+    assert pooled["checks"][0]["estimate"] == serial["checks"][0]["estimate"]
+
+
 def test_robust_adaptive_tier_does_not_add_seeds_that_would_not_decide(tmp_path):
     entry = run_claims([_claim("test-robust-adaptive-cap", max_seeds=4)], RunOptions(tier="smoke"),
                        ResultStore(tmp_path))["claims"][0]
