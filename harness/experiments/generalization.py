@@ -32,7 +32,7 @@ from harness.errors import ConfigError, NumericalError
 from harness.losses import accuracy
 from harness.measurement import Measurement, RunContext
 from harness.models import SmallCNN, resnet20
-from harness.optim import IRE, SAM, SAMIRE
+from harness.optim import IRE, SAM, SAMIRE, OptimizerSpec
 from harness.registry import experiment
 
 BASES = ("sgd", "sam")
@@ -116,22 +116,22 @@ def cosine_lr(lr: float, step: int, total: int) -> float:
     return lr * 0.5 * (1 + math.cos(math.pi * step / max(total, 1)))
 
 
-def _build_optimizer(cfg: VisionConfig, arm: str, model: torch.nn.Module, ire_step: int, mask_seed: int):
-    base = torch.optim.SGD(model.parameters(), lr=cfg.lr, momentum=cfg.momentum,
-                           weight_decay=cfg.weight_decay)
-    ire = dict(kappa=cfg.kappa, gamma=cfg.gamma, mask_every=cfg.mask_every, warmup_steps=ire_step,
-               seed=mask_seed)
-    if arm == "sgd_ire":
-        return IRE(base, mask="fisher", **ire)
-    if arm == "sgd_ire_random":
-        return IRE(base, mask="random", **ire)
-    if arm == "sam_ire":
-        return SAMIRE(base, rho=cfg.rho, mask="fisher", **ire)
-    if arm == "sam_ire_random":
-        return SAMIRE(base, rho=cfg.rho, mask="random", **ire)
+def _optimizer_spec(cfg: VisionConfig, arm: str, ire_step: int) -> OptimizerSpec:
+    """The arm's optimizer: SGD (momentum, coupled WD) under SAM and/or IRE (on from ire_step)."""
+    sgd = dict(lr=cfg.lr, momentum=cfg.momentum, weight_decay=cfg.weight_decay)
+    if arm.endswith(("_ire", "_ire_random")):
+        ire = dict(kappa=cfg.kappa, gamma=cfg.gamma, mask_every=cfg.mask_every, warmup_steps=ire_step,
+                   mask="random" if arm.endswith("_random") else "fisher")
+        if arm.startswith("sam"):
+            return OptimizerSpec("sam_ire", rho=cfg.rho, **sgd, **ire)  # sam_ire, sam_ire_random
+        return OptimizerSpec("ire", **sgd, **ire)  # sgd_ire, sgd_ire_random
     if arm.startswith("sam"):
-        return SAM(base, rho=cfg.rho)  # sam, sam_lr_boost, sam_null
-    return base  # sgd, sgd_lr_boost, sgd_null
+        return OptimizerSpec("sam", rho=cfg.rho, **sgd)  # sam, sam_lr_boost, sam_null
+    return OptimizerSpec("sgd", **sgd)  # sgd, sgd_lr_boost, sgd_null
+
+
+def _build_optimizer(cfg: VisionConfig, arm: str, model: torch.nn.Module, ire_step: int, mask_seed: int):
+    return _optimizer_spec(cfg, arm, ire_step).build(model.parameters(), seed=mask_seed)
 
 
 @torch.no_grad()

@@ -36,7 +36,7 @@ from harness.distributed import Checkpointing, Comm, StopTraining, load_checkpoi
 from harness.errors import ConfigError
 from harness.measurement import Measurement, RunContext, stream_seed
 from harness.models.llama import Llama, count_parameters, preset
-from harness.optim import IRE, flat_mask_from_scores
+from harness.optim import IRE, OptimizerSpec, flat_mask_from_scores
 from harness.optim.mask import sampled_label_gradients
 from harness.registry import experiment
 
@@ -167,16 +167,18 @@ def build_model(cfg: PretrainSetup, vocab_size: int, generator: torch.Generator,
     return Llama(config, generator=generator).to(device)
 
 
+def optimizer_spec(cfg: ArmConfig) -> OptimizerSpec:
+    """AdamW (β1, β2, ε, decoupled weight decay), or for an ire arm IRE over it ("adamw_ire": κ constant,
+    γ, a fisher|random mask refreshed every K steps, switched on after the LR warm-up)."""
+    ire = dict(kappa=cfg.kappa, gamma=cfg.gamma, mask=cfg.mask, mask_every=cfg.mask_every,
+               warmup_steps=cfg.warmup_steps) if cfg.optimizer == "ire" else {}
+    return OptimizerSpec("adamw_ire" if ire else "adamw", lr=cfg.lr, betas=(cfg.beta1, cfg.beta2),
+                         eps=cfg.eps, weight_decay=cfg.weight_decay, **ire)
+
+
 def build_optimizer(cfg: ArmConfig, model: torch.nn.Module, seed: int) -> torch.optim.Optimizer:
-    """AdamW with decoupled weight decay on every parameter (norm gains included, as the authors' code:
-    AdamW over model.parameters()), wrapped in IRE for an ire arm."""
-    params = [p for p in model.parameters() if p.requires_grad]
-    adamw = torch.optim.AdamW(params, lr=cfg.lr, betas=(cfg.beta1, cfg.beta2), eps=cfg.eps,
-                              weight_decay=cfg.weight_decay)
-    if cfg.optimizer == "adamw":
-        return adamw
-    return IRE(adamw, kappa=cfg.kappa, gamma=cfg.gamma, mask_every=cfg.mask_every,
-               warmup_steps=cfg.warmup_steps, mask=cfg.mask, seed=seed)
+    """`optimizer_spec(cfg)` over all trainable params in one group (norm gains decayed too, as upstream)."""
+    return optimizer_spec(cfg).build([p for p in model.parameters() if p.requires_grad], seed=seed)
 
 
 def autocast_for(cfg: PretrainSetup, device: torch.device):

@@ -31,7 +31,7 @@ from harness.experiments.toy import loglog_slope
 from harness.measurement import Measurement, RunContext
 from harness.models.cnn import SmallCNN
 from harness.models.toys import Figure1Toy
-from harness.optim import SAM, SAMIRE, flat_mask_from_scores
+from harness.optim import OptimizerSpec, flat_mask_from_scores
 from harness.registry import experiment
 
 
@@ -110,13 +110,13 @@ def toy_steps_to_flat(rho: float, cfg: SamFlatConfig, arm: str, cap: int,
     if arm == "samire_fisher" and generator is None:
         raise ValueError("samire_fisher draws labels for its mask: pass a generator")
     toy = Figure1Toy(cfg.u0, cfg.v0)
-    sgd = torch.optim.SGD([toy.u, toy.v], lr=cfg.lr)
     kappa = 1.0 / rho if kappa is None else kappa
     refreshes, hits = 0, 0
     if arm == "sam":
-        opt = SAM(sgd, rho=rho)
+        opt = OptimizerSpec("sam", lr=cfg.lr, rho=rho).build([toy.u, toy.v])
     else:
-        opt = SAMIRE(sgd, rho=rho, kappa=kappa, gamma=0.5, mask_every=cfg.toy_mask_every)
+        opt = OptimizerSpec("sam_ire", lr=cfg.lr, rho=rho, kappa=kappa, gamma=0.5,
+                            mask_every=cfg.toy_mask_every).build([toy.u, toy.v], seed=0)
         if arm == "samire":  # the u axis is the valley's tangent: the exact flat projection here
             opt.set_mask([torch.tensor(True), torch.tensor(False)])
 
@@ -152,12 +152,12 @@ def _net_arm(cfg: SamFlatConfig, ctx: RunContext, split, x_mask: torch.Tensor,
     dev = ctx.device
     x, y = split.x_train.to(dev), split.y_train.to(dev)
     model = SmallCNN(x.shape[1], 10, width=cfg.net_width, seed=ctx.seed).to(dev)
-    base = torch.optim.SGD(model.parameters(), lr=cfg.net_lr)
     if ire:
-        opt = SAMIRE(base, rho=cfg.net_rho, kappa=cfg.net_kappa, gamma=cfg.net_gamma,
-                     mask_every=cfg.net_mask_every, seed=ctx.generator("mask").initial_seed() % (2**62))
+        spec = OptimizerSpec("sam_ire", lr=cfg.net_lr, rho=cfg.net_rho, kappa=cfg.net_kappa,
+                             gamma=cfg.net_gamma, mask_every=cfg.net_mask_every)
+        opt = spec.build(model.parameters(), seed=ctx.generator("mask").initial_seed() % (2**62))
     else:
-        opt = SAM(base, rho=cfg.net_rho)
+        opt = OptimizerSpec("sam", lr=cfg.net_lr, rho=cfg.net_rho).build(model.parameters())
     probes = ctx.generator("trace")  # the same probe stream for both arms: a paired comparison
     model.train()  # BatchNorm on full-batch statistics, in training and in the Hessian alike
 

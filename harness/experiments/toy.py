@@ -24,7 +24,7 @@ from scipy import stats
 from harness.errors import ConfigError, NumericalError
 from harness.measurement import Measurement, RunContext
 from harness.models.toys import Figure1Toy, RotatedToy
-from harness.optim import IRE, IREProjected, flat_mask_from_scores
+from harness.optim import OptimizerSpec, flat_mask_from_scores
 from harness.registry import experiment
 
 # ---------------------------------------------------------------- metric helpers
@@ -124,11 +124,11 @@ def run_toy(model: torch.nn.Module, opt: torch.optim.Optimizer, steps: int, cap:
 def _figure1_arm(cfg: ToyConfig, lr: float, kappa: float | None) -> tuple[pd.DataFrame, int | None]:
     """GD (kappa None) or ideal IRE with P onto the u axis, from (u0, v0)."""
     toy = Figure1Toy(cfg.u0, cfg.v0)
-    sgd = torch.optim.SGD([toy.u, toy.v], lr=lr)
+    params = [toy.u, toy.v]
     if kappa is None:
-        opt, refresh = sgd, (lambda: None)
+        opt, refresh = OptimizerSpec("sgd", lr=lr).build(params), (lambda: None)
     else:
-        opt = IREProjected(sgd, kappa=kappa, mask_every=1)
+        opt = OptimizerSpec("ire_projected", lr=lr, kappa=kappa, mask_every=1).build(params)
         basis = toy.flat_projection()[:, :1]  # (2, 1): e_u, the tangent of the valley v = 0
 
         def refresh():
@@ -142,12 +142,12 @@ def _rotated_arm(cfg: ToyConfig, seed: int, kind: str, kappa: float) -> tuple[pd
     """RotatedToy with GD ("gd"), exact-projection IRE ("exact") or diagonal-mask IRE ("mask")."""
     toy = RotatedToy(cfg.rotated_p, seed=seed, u0=cfg.u0, v0=cfg.v0)
     lr = cfg.rotated_lr_sharpness / toy.sharpness()
-    sgd = torch.optim.SGD([toy.u, toy.v], lr=lr)
+    params = [toy.u, toy.v]
     p = cfg.rotated_p
     if kind == "gd":
-        opt, refresh = sgd, (lambda: None)
+        opt, refresh = OptimizerSpec("sgd", lr=lr).build(params), (lambda: None)
     elif kind == "exact":
-        opt = IREProjected(sgd, kappa=kappa, mask_every=1)
+        opt = OptimizerSpec("ire_projected", lr=lr, kappa=kappa, mask_every=1).build(params)
         U = torch.linalg.eigh(toy.flat_projection()).eigenvectors[:, p:]  # (2p, p): eigenvalue-1 block
 
         def refresh():
@@ -155,7 +155,8 @@ def _rotated_arm(cfg: ToyConfig, seed: int, kind: str, kappa: float) -> tuple[pd
     elif kind == "mask":
         # The practical rule with the toy's exact Hessian diagonal as the score (the quantity the
         # paper's sampled Fisher diagonal estimates), refreshed every step like the projection.
-        opt = IRE(sgd, kappa=kappa, gamma=cfg.rotated_gamma, mask_every=1)
+        spec = OptimizerSpec("ire", lr=lr, kappa=kappa, gamma=cfg.rotated_gamma, mask_every=1)
+        opt = spec.build(params, seed=0)
 
         def refresh():
             d = torch.diagonal(toy.hessian())  # (2p,)
