@@ -174,3 +174,14 @@ def test_report_render_forest_band_shows_the_region_near_the_data():
     lo, hi = _visible_region([5.0, 6.0], [-inf, 1.0])
     assert hi == 1.0 and lo < 1.0
     assert _visible_region([1.0], [-inf, inf]) is None
+
+
+def test_report_render_says_the_level_and_the_seed_design_of_a_power_chosen_claim():
+    from harness.report.render import sampling_note
+
+    assert sampling_note({"adaptive": True, "looks": 2, "pilot_seeds": 3, "max_seeds": 8,
+                          "confidence": 0.975}) == "pilot 3, cap 8; 2 looks at 97.5%"
+    assert sampling_note({"adaptive": True, "looks": 1, "pilot_seeds": 3, "max_seeds": 5,
+                          "confidence": 0.975}) == "pilot 3, cap 5; 1 look at 97.5%"
+    assert sampling_note({"adaptive": False, "looks": 1, "pilot_seeds": 5, "max_seeds": 5}) == ""
+    assert sampling_note({}) == ""

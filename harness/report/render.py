@@ -148,11 +148,22 @@ def claim_view(c: ClaimResult, records: list[SeedRecord | None]) -> dict:
         "checks": [check_view(k) for k in c.checks],
         "reported": [check_view(k) for k in c.reported],
         "seeds": seeds, "n_seeds": len(seeds), "n_cached": sum(s["cached"] for s in seeds),
+        "sampling_note": sampling_note(c.sampling),
         "n_errors": sum(bool(s["error"]) for s in seeds), "wall_time_s": c.wall_time_s,
         "changes": [change_view(ch) for ch in c.changes if isinstance(ch, dict)],
         "svgs": [Markup(svg) for svg in figs.svgs],  # svg.py escapes every text it draws
         "figure_notes": figs.notes,
     }
+
+
+def sampling_note(sampling: dict) -> str:
+    """'pilot 3, cap 5, 2 looks at 97.5%' for seeds chosen by power; '' for a fixed count at 95%."""
+    if not sampling or not sampling.get("adaptive"):
+        return ""
+    level = 100 * float(sampling.get("confidence", 0.975))
+    looks = sampling.get("looks", 1)
+    return (f"pilot {sampling.get('pilot_seeds', '?')}, cap {sampling.get('max_seeds', '?')}; "
+            f"{looks} look{'s' if looks != 1 else ''} at {level:g}%")
 
 
 def check_view(k: CheckResult) -> dict:
