@@ -15,11 +15,14 @@ nox.options.reuse_existing_virtualenvs = True
 TORCH = os.environ.get("HARNESS_TORCH", "torch==2.13.0")
 
 
-def _install(session, extras: str = "") -> None:
-    # --no-compile: byte-compiling all of torch at install costs ~25 s of a fresh clone's `nox -s claims`;
-    # Python compiles the modules it imports on first use instead.
-    session.install("--no-compile", TORCH)
-    session.install("--no-compile", "-e", f".{extras}")
+def _install(session, extras: str = "", compile_now: bool = False) -> None:
+    # Without compile_now (--no-compile): byte-compiling all of torch at install costs ~25 s of a fresh
+    # clone's `nox -s claims`, a run of few processes. The test suite starts many Python processes (worker
+    # pools, CLI subprocesses, notebook kernels); where PYTHONDONTWRITEBYTECODE is set each of them would
+    # compile torch's sources again, so the tests session compiles once at install.
+    flags = [] if compile_now else ["--no-compile"]
+    session.install(*flags, TORCH)
+    session.install(*flags, "-e", f".{extras}")
 
 
 @nox.session
@@ -34,7 +37,7 @@ def claims(session):
 @nox.session
 def tests(session):
     """Run the test suite (CPU, a few minutes), notebook tests included."""
-    _install(session, "[test,notebooks]")
+    _install(session, "[test,notebooks]", compile_now=True)
     # Tiny tensors gain nothing from a second thread and slow down badly when cores are shared.
     session.run("pytest", "-q", "--benchmark-skip", *session.posargs, env={"OMP_NUM_THREADS": "1"})
 
