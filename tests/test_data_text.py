@@ -12,8 +12,6 @@ import torch
 
 from harness.data import tokenizers
 from harness.data.text import (
-    ByteTokenizer,
-    get_tokenizer,
     hf_dataset_text,
     local_text_files,
     prepare_text_dataset,
@@ -21,6 +19,7 @@ from harness.data.text import (
     wikitext103,
 )
 from harness.data.token_streams import TokenStream
+from harness.data.tokenizers import ByteTokenizer, get_tokenizer
 from harness.errors import ConfigError, DataError, HarnessError
 
 HAVE_TIKTOKEN = importlib.util.find_spec("tiktoken") is not None

@@ -220,7 +220,8 @@ def test_wikitext_zip_downloads_extracts_and_tokenizes(tmp_path, cache, monkeypa
     content = _fake_wikitext_zip()
     with _Server({"wikitext-103-raw-v1.zip": content}) as server:
         _point(monkeypatch, "wikitext103", server.url, content)
-        from harness.data.text import check_wikitext103, wikitext103
+        from harness.data.download import check_wikitext103
+        from harness.data.text import wikitext103
 
         root = check_wikitext103("data/wikitext-103-raw")
         assert root == cache / "wikitext-103-raw"

@@ -17,12 +17,9 @@ from pathlib import Path
 
 import numpy as np
 
-# WikiText-103's data_root is resolved (and downloaded on first use) in harness.data.download; the tokenizers
-# live in harness.data.tokenizers. The `as` imports re-export them for existing callers.
-from harness.data.download import check_wikitext103 as check_wikitext103
+# WikiText-103's data_root is resolved (and downloaded on first use) in harness.data.download.
+from harness.data.download import check_wikitext103
 from harness.data.token_streams import PathLike, TextData, _build, _tokens
-from harness.data.tokenizers import ByteTokenizer as ByteTokenizer
-from harness.data.tokenizers import GPT2Tokenizer as GPT2Tokenizer
 from harness.data.tokenizers import get_tokenizer
 from harness.errors import ConfigError, DataError, HarnessError
 

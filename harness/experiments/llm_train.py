@@ -95,7 +95,7 @@ class PretrainSetup:
     def preflight(self) -> None:
         """Fail before any seed runs: missing WikiText-103 files, or a tokenizer that cannot load."""
         if self.data == "wikitext103":
-            from harness.data.text import check_wikitext103
+            from harness.data.download import check_wikitext103
 
             check_wikitext103(self.data_root)  # downloads into the cache on first use; else one-line DataError
         if self.data != "random":  # random tokens need no tokenizer
