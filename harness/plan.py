@@ -103,8 +103,8 @@ def plan_claims(claims, tier: str, *, device: str | None = None, overrides: dict
     Raises:
         ConfigError: bad probe steps, tier or override (before anything runs).
     """
+    from harness.config import apply_overrides
     from harness.errors import ConfigError, HarnessError
-    from harness.registry import apply_overrides
     from harness.runner import RunOptions, run_claims
     from harness.store import ResultStore
 

@@ -11,8 +11,9 @@ from typing import TYPE_CHECKING
 
 import torch
 
+from harness.config import apply_overrides
 from harness.errors import ConfigError
-from harness.registry import Claim, apply_overrides
+from harness.registry import Claim
 
 if TYPE_CHECKING:
     from harness.runner import RunOptions

@@ -2,6 +2,7 @@
 import pytest
 
 from harness.components import Registry, check_choice
+from harness.config import apply_overrides
 from harness.data.datasets import DATASETS
 from harness.errors import ConfigError
 from harness.experiments.eos import ArmsConfig, GDConfig
@@ -9,7 +10,6 @@ from harness.experiments.generalization import VISION_MODELS, ArmConfig, VisionC
 from harness.losses import LOSSES
 from harness.models.factory import CLASSIFIERS
 from harness.optim import OPTIMIZERS
-from harness.registry import apply_overrides
 
 
 def test_registry_get_returns_what_was_registered():

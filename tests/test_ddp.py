@@ -10,12 +10,13 @@ import pytest
 import torch
 
 from harness import loader, registry
+from harness.config import apply_overrides
 from harness.data.text import stdlib_corpus
 from harness.distributed import Comm
 from harness.errors import ConfigError, UnknownClaimError
 from harness.experiments import ddp
 from harness.experiments.llm import speedup_arms
-from harness.registry import apply_overrides, load_claims
+from harness.registry import load_claims
 from harness.runner import RunOptions, run_claims
 from harness.store import ResultStore
 

@@ -3,8 +3,9 @@ from dataclasses import dataclass
 import pytest
 
 from harness import AtLeast, Check, Claim, Measurement, Tier, experiment, register
+from harness.config import apply_overrides
 from harness.errors import ConfigError, UnknownClaimError
-from harness.registry import apply_overrides, get_claim, load_claims
+from harness.registry import get_claim, load_claims
 
 
 @dataclass(frozen=True)

@@ -30,10 +30,11 @@ import time
 
 import torch
 
+from harness.config import apply_overrides
 from harness.distributed import Checkpointing, Comm, StopTraining, process_group
 from harness.errors import ConfigError, HarnessError
 from harness.measurement import Measurement, RunContext
-from harness.registry import Claim, apply_overrides, get_claim
+from harness.registry import Claim, get_claim
 from harness.runner import RunOptions, Session, seed_key, seed_record
 from harness.store import ResultStore
 

@@ -123,6 +123,25 @@ class OptimizerSpec:
             raise ConfigError(f"optimizer {self.name!r} does not read {field}={getattr(self, field)!r} "
                               f"(leave it at {default!r}, or use one of: {', '.join(users)})")
 
+    def as_kind(self, name: str, **changes) -> OptimizerSpec:
+        """This spec as optimizer `name`: the fields `name` does not read back at their defaults.
+
+        An experiment with several arms holds one spec with every hyper-parameter (e.g. a "sam_ire"
+        spec: lr, momentum, weight decay, ρ, κ, γ, K) and derives each arm's optimizer from it:
+        `spec.as_kind("sgd")` keeps lr, momentum and weight decay and drops ρ, κ, γ, K.
+
+        Args:
+            name: a registered kind; changes: further field values (they win over this spec's).
+
+        Raises:
+            ConfigError: an unknown name, or a value the kind rejects.
+        """
+        kind = optimizer_kind(name)
+        keep = COMMON_FIELDS | kind.uses
+        values = {f.name: (getattr(self, f.name) if f.name in keep else f.default)
+                  for f in dataclasses.fields(self) if f.name != "name"}
+        return OptimizerSpec(name, **{**values, **changes})
+
     def build(self, params: Iterable[torch.Tensor] | Iterable[dict], *, seed: int = 0) -> Optimizer:
         """The torch optimizer this spec describes, over `params`.
 
