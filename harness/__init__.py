@@ -2,6 +2,7 @@
 
 Claims (in the top-level `claims` package) use only these public names.
 """
+from harness.config import derive
 from harness.errors import ConfigError, DataError, HarnessError, UnknownClaimError
 from harness.expect import Above, AtLeast, AtMost, Below, Between, Region, Within
 from harness.measurement import Measurement, RunContext
@@ -10,5 +11,5 @@ from harness.registry import Change, Check, Claim, Plot, Tier, experiment, regis
 __all__ = [
     "Above", "AtLeast", "AtMost", "Below", "Between", "Change", "Check", "Claim", "ConfigError", "DataError", "HarnessError",
     "Measurement", "Plot", "Region", "RunContext", "Tier", "UnknownClaimError", "Within",
-    "experiment", "register",
+    "derive", "experiment", "register",
 ]

@@ -123,6 +123,10 @@ def build_parser() -> argparse.ArgumentParser:
     plan.add_argument("--device", default=None, help="cpu, cuda, cuda:1 (default: by tier and hardware)")
     plan.add_argument("--probe-steps", default="3,12", help="the two step caps timed per claim (default: 3,12)")
     plan.add_argument("--download", action="store_true", help="fetch missing data first, so those claims are timed")
+    cfg = sub.add_parser("config", help="every config path of a claim's tier and its value (what --set can change)")
+    cfg.add_argument("claim", help="claim id")
+    cfg.add_argument("--tier", default="cpu", help="the tier whose config to show (default: cpu)")
+    cfg.add_argument("--set", action="append", default=[], metavar="KEY=VALUE", help="as for run: show the result")
     new = sub.add_parser("new-claim", help="write a claim file and its smoke test from a template")
     from harness.scaffold import add_arguments
 
@@ -189,6 +193,8 @@ def _dispatch(args) -> int:
         raise HarnessError("the claims package registered no claims: nothing to list or run")
     if args.command == "list":
         return _list(args)
+    if args.command == "config":
+        return _config(args)
     if args.command == "plan":
         from harness.plan import plan_command
 
@@ -202,6 +208,18 @@ def _list(args) -> int:
         print(f"{claim.id:34s} {claim.source}\n{'':34s} tiers: {tiers}")
         if args.tier and args.tier in claim.tiers:
             print(f"{'':34s} {args.tier}: {claim.tiers[args.tier].scale}")
+    return 0
+
+
+def _config(args) -> int:
+    from harness.config import apply_overrides, config_paths
+
+    claim = get_claim(args.claim)
+    tier = claim.tier(args.tier)
+    config = apply_overrides(tier.config, _overrides(args.set))
+    print(f"{claim.id} ({args.tier} tier): {type(config).__name__}; set any line as --set PATH=VALUE")
+    for path, value in config_paths(config):
+        print(f"  {path} = {value!r}")
     return 0
 
 

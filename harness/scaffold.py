@@ -113,11 +113,18 @@ def _render(config, imports: dict[str, set[str]]) -> str:
 
 
 def _render_replace(name: str, base, config, imports: dict[str, set[str]]) -> str:
-    if type(config) is not type(base):
+    """`derive(NAME, {"group.field": value}, field=value)`: the paths where `config` differs from `base`."""
+    from harness.config import config_paths
+
+    old, new = dict(config_paths(base)), dict(config_paths(config))
+    if type(config) is not type(base) or old.keys() != new.keys():
         return _render(config, imports)
-    changed = [f"{f.name}={_value(getattr(config, f.name), imports)}" for f in dataclasses.fields(config)
-               if getattr(config, f.name) != getattr(base, f.name)]
-    return f"replace({', '.join([name, *changed])})"
+    imports.setdefault("harness.config", set()).add("derive")
+    changed = {path: _value(value, imports) for path, value in new.items() if value != old[path]}
+    nested = [f'"{path}": {text}' for path, text in changed.items() if "." in path]
+    args = [name, *(["{" + ", ".join(nested) + "}"] if nested else []),
+            *(f"{path}={text}" for path, text in changed.items() if "." not in path)]
+    return f"derive({', '.join(args)})"
 
 
 def _value(value, imports: dict[str, set[str]]) -> str:

@@ -42,3 +42,43 @@ def test_cli_module_entry_point_exits_nonzero_on_bad_claim(tmp_path):
     assert proc.returncode == 2
     assert proc.stderr.startswith("harness: error: unknown claim 'nope'")
     assert "Traceback" not in proc.stderr
+
+
+def test_cli_config_lists_paths_and_applies_set(capsys):
+    assert main(["config", "gd-edge-of-stability", "--tier", "smoke"]) == 0
+    before = capsys.readouterr().out
+    assert "gd-edge-of-stability (smoke tier)" in before and "  steps = 60" in before
+    assert main(["config", "gd-edge-of-stability", "--tier", "smoke", "--set", "steps=7"]) == 0
+    assert "  steps = 7" in capsys.readouterr().out
+
+
+@pytest.mark.parametrize("argv,needle", [
+    (["config", "gd-edge-of-stabilty"], "did you mean gd-edge-of-stability"),
+    (["config", "gd-edge-of-stability", "--tier", "gpuu"], "unknown tier 'gpuu'"),
+    (["config", "gd-edge-of-stability", "--set", "stepz=3"], "did you mean steps"),
+])
+def test_cli_config_bad_input_is_one_line(capsys, argv, needle):
+    assert main(argv) == 2
+    err = capsys.readouterr().err.strip()
+    assert needle in err and len(err.splitlines()) == 1
+
+
+def _as_text(value):
+    return ",".join(str(v) for v in value) if isinstance(value, tuple) else str(value)
+
+
+def test_cli_every_scalar_config_path_of_every_claim_round_trips_through_set():
+    """What `harness config` prints is what `--set` accepts: each scalar path, set to its own value as text,
+    gives back the same config (so every field of every tier is reachable from the command line)."""
+    from harness.config import apply_overrides, config_paths
+    from harness.registry import all_claims
+
+    checked = 0
+    for claim in all_claims().values():
+        for tier in claim.tiers.values():
+            for path, value in config_paths(tier.config):
+                flat = isinstance(value, tuple) and value and all(isinstance(v, (int, float, str)) for v in value)
+                if isinstance(value, (bool, int, float, str)) or flat:
+                    assert apply_overrides(tier.config, {path: _as_text(value)}) == tier.config, (claim.id, path)
+                    checked += 1
+    assert checked > 500

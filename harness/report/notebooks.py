@@ -25,6 +25,8 @@ import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from harness.atomic import atomic_write_text
+
 log = logging.getLogger(__name__)
 _QUIET = logging.getLogger(f"{__name__}.jupyter")  # nbclient/nbconvert chatter (e.g. SVG alt text): errors only
 _QUIET.setLevel(logging.ERROR)
@@ -252,7 +254,7 @@ def _one(store, run: dict, cid: str, out_dir: Path, notebooks_dir: Path | None, 
         return res
     res.error = execute(nb, timeout_s, km)
     res.seconds = time.perf_counter() - start
-    nbformat.write(nb, out_dir / f"{cid}.ipynb")
+    atomic_write_text(out_dir / f"{cid}.ipynb", nbformat.writes(nb) + "\n")  # never a half-written notebook
     res.ipynb = f"notebooks/{cid}.ipynb"
     try:
         body = to_html_body(nb)
