@@ -1,9 +1,9 @@
 """Lyu, Li, Arora (NeurIPS 2022): the direction's trajectory depends on (lr, wd) only through lr*wd and lr/||w0||^2."""
 import math
-from dataclasses import replace
 
 from claims.eos_scale_invariant import CPU, GPU, SMOKE
 from harness import AtMost, Change, Check, Claim, Plot, Tier, register
+from harness.config import derive
 from harness.experiments.eos_collapse import CollapseConfig, eos_intrinsic_time_collapse
 
 # Post-onset margin on window means of log S_sph (derivation in the version-4 change entry).
@@ -24,7 +24,7 @@ CLAIM = register(Claim(
         "cpu": Tier(seeds=3, max_seeds=5, config=CollapseConfig(base=CPU),
                     scale="tanh BN MLP 64-64, 1000 digits; c^2 in (0.5, 1, 3) at lr*wd = 2e-3, 2000 steps "
                           "(tau = 4), all measured every 25 steps; null: lr*wd x 2, 1000 steps every 13"),
-        "gpu": Tier(seeds=3, config=CollapseConfig(base=replace(GPU, bn_eps=0.0)),
+        "gpu": Tier(seeds=3, config=CollapseConfig(base=derive(GPU, bn_eps=0.0)),
                     scale="tanh/avg-pool CNN (bn_eps 0), 5000 CIFAR-10 images, 3 settings, 4000 steps (tau = 8)"),
     },
     checks=(

@@ -1,19 +1,20 @@
 """Lyu, Li, Arora (NeurIPS 2022): GD + WD on a scale-invariant net enters the Edge of Stability."""
-from dataclasses import replace
-
 from harness import Between, Change, Check, Claim, Plot, Tier, register
+from harness.config import derive
 from harness.experiments.eos import GDConfig, gd_sharpness_trajectory
+from harness.optim import OptimizerSpec
 
 # The theorem's setting: a smooth scale-invariant net (tanh after BN) with a smooth loss. Shared with
 # sharpness-reduction, normalization-reduces-sharpness and eos-intrinsic-time-collapse (same experiment
 # and config: computed once, cached). lr * wd = 2e-3: 2000 steps are tau = lr*wd*t = 4.
-CPU = GDConfig(model="si_mlp", activation="tanh", loss="ce", lr=0.1, weight_decay=2e-2,
-               steps=2000, measure_every=25, n_train=1000)
-SMOKE = replace(CPU, steps=60, n_train=200, measure_every=15)
+CPU = GDConfig(model="si_mlp", activation="tanh", loss="ce",
+               optim=OptimizerSpec("sgd", lr=0.1, weight_decay=2e-2), steps=2000, measure_every=25,
+               n_train=1000)
+SMOKE = derive(CPU, steps=60, n_train=200, measure_every=15)
 # Smooth conv net: tanh and average pooling (max-pool is not smooth).
-GPU = replace(CPU, model="si_cnn", pool="avg", widths=(32, 64, 128), data="cifar10",
-              data_root="data/cifar-10-batches-py", n_train=5000, n_test=1000, steps=4000,
-              measure_every=51, dtype="float32", bn_eps=1e-5)
+GPU = derive(CPU, model="si_cnn", pool="avg", widths=(32, 64, 128), data="cifar10",
+             data_root="data/cifar-10-batches-py", n_train=5000, n_test=1000, steps=4000,
+             measure_every=51, dtype="float32", bn_eps=1e-5)
 
 CLAIM = register(Claim(
     id="eos-scale-invariant",

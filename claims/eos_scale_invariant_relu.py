@@ -1,8 +1,7 @@
 """Lyu, Li, Arora (NeurIPS 2022) read on a non-smooth (ReLU) scale-invariant net, as their VGG/ResNet runs are."""
-from dataclasses import replace
-
 from claims.eos_scale_invariant import CPU, GPU, SMOKE
 from harness import Between, Change, Check, Claim, Plot, Tier, register
+from harness.config import derive
 from harness.experiments.eos import gd_sharpness_trajectory
 
 CLAIM = register(Claim(
@@ -16,11 +15,11 @@ CLAIM = register(Claim(
                 "push it to ~3.6 between loss spikes in small probes",
     experiment=gd_sharpness_trajectory,
     tiers={
-        "smoke": Tier(seeds=1, config=replace(SMOKE, activation="relu"),
+        "smoke": Tier(seeds=1, config=derive(SMOKE, activation="relu"),
                       scale="ReLU BN MLP 64-64, 200 digits, 60 steps"),
-        "cpu": Tier(seeds=5, config=replace(CPU, activation="relu"),
+        "cpu": Tier(seeds=5, config=derive(CPU, activation="relu"),
                     scale="ReLU BN MLP 64-64 (fixed last layer), 1000 digits, 2000 GD steps (tau = 4), float64"),
-        "gpu": Tier(seeds=3, config=replace(GPU, activation="relu", pool="max"),
+        "gpu": Tier(seeds=3, config=derive(GPU, activation="relu", pool="max"),
                     scale="scale-invariant ReLU/max-pool CNN, 5000 CIFAR-10 images, 4000 GD steps (tau = 8)"),
     },
     checks=(

@@ -1,11 +1,11 @@
 """Cohen et al. (ICLR 2021): plain full-batch GD's sharpness rises to 2/eta and hovers there."""
-from dataclasses import replace
-
 from harness import AtLeast, AtMost, Change, Check, Claim, Plot, Tier, register
+from harness.config import derive
 from harness.experiments.eos import GDConfig, gd_sharpness_trajectory
+from harness.optim import OptimizerSpec
 
 # A non-normalized tanh MLP with Cohen's MSE (0.5 * sum over classes); no weight decay.
-CPU = GDConfig(model="plain_mlp", activation="tanh", loss="mse", lr=0.2, weight_decay=0.0,
+CPU = GDConfig(model="plain_mlp", activation="tanh", loss="mse", optim=OptimizerSpec("sgd", lr=0.2),
                steps=2000, measure_every=49, n_train=1000)
 
 CLAIM = register(Claim(
@@ -16,12 +16,12 @@ CLAIM = register(Claim(
     paper_value="lr * lambda_max rises to 2 and stays within a few % above 2 (CIFAR-10 subsets, many nets)",
     experiment=gd_sharpness_trajectory,
     tiers={
-        "smoke": Tier(seeds=1, config=replace(CPU, steps=60, n_train=200, measure_every=15),
+        "smoke": Tier(seeds=1, config=derive(CPU, steps=60, n_train=200, measure_every=15),
                       scale="tanh MLP 64-64, 200 digits, 60 GD steps"),
         "cpu": Tier(seeds=3, max_seeds=5, config=CPU, scale="tanh MLP 64-64, 1000 digits, 2000 GD steps, float64"),
-        "gpu": Tier(seeds=3, config=replace(CPU, data="cifar10", data_root="data/cifar-10-batches-py",
-                                            n_train=5000, n_test=1000, widths=(512, 512), lr=0.05,
-                                            steps=6000, measure_every=51, dtype="float32"),
+        "gpu": Tier(seeds=3, config=derive(CPU, {"optim.lr": 0.05}, data="cifar10",
+                                           data_root="data/cifar-10-batches-py", n_train=5000, n_test=1000,
+                                           widths=(512, 512), steps=6000, measure_every=51, dtype="float32"),
                     scale="tanh MLP 512-512, 5000 CIFAR-10 images, 6000 GD steps, float32"),
     },
     checks=(

@@ -1,22 +1,22 @@
 """Cohen et al. (ICLR 2021), momentum: full-batch heavy-ball and Nesterov GD sharpen until lambda_max
 reaches their own stability threshold, (2 + 2b)/lr and (2 + 2b)/((1 + 2b) lr), then hover there."""
-from dataclasses import replace
-
 from harness import AtLeast, AtMost, Change, Check, Claim, Plot, Tier, register
+from harness.config import derive
 from harness.experiments.eos import GDConfig
 from harness.experiments.gd_arms import GDArmsConfig, gd_arms
-from harness.optim import sgd_stability_threshold
+from harness.optim import OptimizerSpec, sgd_stability_threshold
 
 BETA = 0.9
 # gd-edge-of-stability's net, data and loss (tanh MLP 64-64, digits, 0.5 * sum MSE, no weight decay); only
 # the optimizer changes. Each arm's lr puts its threshold T where plain GD's is in that claim (2/0.2 = 10),
 # so the net has to sharpen to the same lambda_max: heavy ball lr = 3.8/10 = 0.38, Nesterov 1.357/10.
 TARGET = sgd_stability_threshold(0.2)
-NET = GDConfig(model="plain_mlp", activation="tanh", loss="mse", lr=0.2, weight_decay=0.0,
+NET = GDConfig(model="plain_mlp", activation="tanh", loss="mse", optim=OptimizerSpec("sgd", lr=0.2),
                steps=1500, measure_every=29, n_train=1000)
-ARMS = (("heavy_ball", replace(NET, lr=sgd_stability_threshold(1.0, BETA) / TARGET, momentum=BETA)),
-        ("nesterov", replace(NET, lr=sgd_stability_threshold(1.0, BETA, nesterov=True) / TARGET,
-                             momentum=BETA, nesterov=True)))
+ARMS = (("heavy_ball", derive(NET, optim={"lr": sgd_stability_threshold(1.0, BETA) / TARGET,
+                                          "momentum": BETA})),
+        ("nesterov", derive(NET, optim={"lr": sgd_stability_threshold(1.0, BETA, nesterov=True) / TARGET,
+                                        "momentum": BETA, "nesterov": True})))
 # gpu: gd-edge-of-stability's gpu net (512-512 tanh MLP, 5000 CIFAR-10 images, float32), T = 2/0.05 = 40.
 GPU_TARGET = sgd_stability_threshold(0.05)
 
@@ -26,8 +26,8 @@ def _tier(**changes) -> GDArmsConfig:
     target = changes.pop("target", None)
     arms = []
     for name, arm in ARMS:
-        lr = arm.lr if target is None else arm.lr * TARGET / target
-        arms.append((name, replace(arm, lr=lr, **changes)))
+        lr = arm.optim.lr if target is None else arm.optim.lr * TARGET / target
+        arms.append((name, derive(arm, {"optim.lr": lr}, **changes)))
     return GDArmsConfig(arms=tuple(arms))
 
 

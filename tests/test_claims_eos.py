@@ -5,8 +5,13 @@ import math
 import numpy as np
 import pandas as pd
 import pytest
+import torch
 
+import harness.experiments.eos as eos
+from harness.config import apply_overrides
 from harness.experiments.eos import GDConfig, trajectory_metrics
+from harness.measurement import RunContext
+from harness.optim import OptimizerSpec
 from harness.registry import get_claim, load_claims
 from harness.runner import RunOptions, run_claims
 from harness.store import ResultStore
@@ -45,7 +50,7 @@ def test_eos_trajectory_records_consistent_sharpness(smoke_summary):
     summary, store = smoke_summary
     entry = next(c for c in summary["claims"] if c["id"] == "eos-scale-invariant")
     curve = pd.DataFrame(store.load_seed(entry["seeds"][0]["key"])["measurement"]["curves"]["trajectory"])
-    lr = entry["config"]["lr"]
+    lr = entry["config"]["optim"]["lr"]
     np.testing.assert_allclose(curve["lr_lambda_max"], lr * curve["lambda_max"], rtol=1e-12)
     np.testing.assert_allclose(curve["spherical_sharpness"], curve["sq_norm"] * curve["lambda_max"], rtol=1e-12)
     assert (curve["lambda_residual"] <= 1e-2 * curve["lambda_max"].abs()).all()
@@ -78,7 +83,7 @@ def _table(products, sph, lr=0.1, every=10):
 def test_trajectory_metrics_find_onset_band_and_reduction():
     products = [0.5, 1.0, 1.5, 1.9, 2.0, 2.1, 2.0, 2.6, 2.05, 2.0]
     sph = [100, 120, 150, 200, 180, 150, 125, 110, 100, 90]
-    cfg = GDConfig(lr=0.1, weight_decay=1e-3, steps=90, tail_fraction=0.3)
+    cfg = GDConfig(optim=OptimizerSpec("sgd", lr=0.1, weight_decay=1e-3), steps=90, tail_fraction=0.3)
     s, se = trajectory_metrics(_table(products, sph), cfg, angles=[0.01] * 90)
     assert s["onset_step"] == 30 and s["onset_fraction"] == pytest.approx(30 / 90)
     assert s["tau_onset"] == pytest.approx(30 * 1e-4) and s["tau_after_onset"] == pytest.approx(60 * 1e-4)
@@ -93,7 +98,7 @@ def test_trajectory_metrics_post_onset_peak_ignores_pre_onset_values():
     """A large step-0 S_sph (ordinary early training) is neither the peak nor the slope's origin."""
     products = [0.5, 1.0, 1.9, 2.0, 2.0, 2.0, 2.0, 2.0]
     sph = [1000, 400, 100, 100, 100, 100, 100, 100]  # flat after onset: no reduction at all
-    cfg = GDConfig(lr=0.1, weight_decay=1e-3, steps=70)
+    cfg = GDConfig(optim=OptimizerSpec("sgd", lr=0.1, weight_decay=1e-3), steps=70)
     s, _ = trajectory_metrics(_table(products, sph), cfg, angles=[])
     assert s["sph_peak"] == 100 and s["sph_final_over_peak"] == pytest.approx(1.0)
     assert s["sph_log_slope_per_tau"] == pytest.approx(0.0, abs=1e-9)
@@ -110,7 +115,7 @@ def test_trajectory_metrics_slope_is_per_unit_tau_from_onset():
     products = np.where(steps >= 500, 2.0, 1.0)
     onset_tau = lr * wd * 500
     sph = np.where(steps >= 500, 300 * np.exp(-0.5 * (tau - onset_tau)), 300 * (1 + tau))
-    cfg = GDConfig(lr=lr, weight_decay=wd, steps=int(steps[-1]))
+    cfg = GDConfig(optim=OptimizerSpec("sgd", lr=lr, weight_decay=wd), steps=int(steps[-1]))
     s, _ = trajectory_metrics(_table(products, sph, lr=lr, every=every), cfg, angles=[])
     assert s["sph_log_slope_per_tau"] == pytest.approx(-0.5, rel=1e-6)
     assert s["sph_peak"] == pytest.approx(300.0)
@@ -123,7 +128,7 @@ def test_norm_equilibrium_is_one_at_the_stationary_norm():
     g_theta_sq = np.linspace(1.0, 3.0, 10)
     t["sq_norm"] = math.sqrt(lr * g_theta_sq.mean() / (wd * (2 - lr * wd)))
     t["grad_sq_norm"] = g_theta_sq / t["sq_norm"]  # ||grad L(w)||^2 = ||grad L(theta)||^2 / ||w||^2
-    cfg = GDConfig(lr=lr, weight_decay=wd, steps=90, tail_fraction=1.0)
+    cfg = GDConfig(optim=OptimizerSpec("sgd", lr=lr, weight_decay=wd), steps=90, tail_fraction=1.0)
     s, _ = trajectory_metrics(t, cfg, angles=[])
     assert s["norm4_over_equilibrium"] == pytest.approx(1.0, rel=1e-12)
     t["sq_norm"] *= 2  # the same direction's gradients at twice the equilibrium ||w||^2: 4x on ||w||^4
@@ -160,3 +165,35 @@ def test_parallel_seeds_give_the_same_numbers_as_serial(tmp_path):
     assert not any(s["cached"] for s in a["seeds"])
     assert not any(s["cached"] for s in b["seeds"])  # computed by this run's workers, not reused
     assert a["checks"][0]["estimate"]["per_seed"] == b["checks"][0]["estimate"]["per_seed"]
+
+
+class _Built(Exception):
+    """Raised by the patched training loop once it has the optimizer the experiment built."""
+
+
+@pytest.mark.parametrize("claim_id,key,factor", [
+    ("eos-scale-invariant", "optim.lr", 1.0), ("gd-edge-of-stability", "optim.lr", 1.0),
+    ("eos-scale-invariant-relu", "optim.lr", 1.0), ("sharpness-reduction", "base.optim.lr", 1.0),
+    ("normalization-reduces-sharpness", "base.optim.lr", 1.0),
+    ("eos-intrinsic-time-collapse", "base.optim.lr", 0.5),  # its first run is the c^2 = 0.5 setting
+])
+def test_set_optim_lr_reaches_the_built_sgd(claim_id, key, factor, monkeypatch):
+    """--set optim.lr=0.3 (base.optim.lr for the composites) is the lr torch.optim.SGD is built with."""
+    built = []
+
+    def fake_train(*args, optimizer, **kwargs):
+        built.append(optimizer)
+        raise _Built
+
+    monkeypatch.setattr(eos, "train_full_batch_gd", fake_train)
+    load_claims()
+    claim = get_claim(claim_id)
+    cfg = apply_overrides(claim.tiers["smoke"].config, {key: "0.3"})
+    gd = cfg.base if key.startswith("base.") else cfg
+    assert gd.optim.lr == 0.3
+    with pytest.raises(_Built):
+        claim.experiment(cfg, RunContext(seed=0, tier="smoke"))
+    (opt,) = built
+    assert type(opt) is torch.optim.SGD
+    assert opt.param_groups[0]["lr"] == pytest.approx(0.3 * factor, rel=1e-15)
+    assert opt.param_groups[0]["weight_decay"] == pytest.approx(gd.optim.weight_decay / factor, rel=1e-15)

@@ -1,22 +1,23 @@
 """momentum-edge-of-stability: smoke tier end to end, gpu tier's config capped on CPU, the arms composer
 and the threshold-relative metrics of the trajectory experiment."""
 import math
-from dataclasses import replace
 
 import numpy as np
 import pandas as pd
 import pytest
 
+from harness.config import derive
 from harness.errors import ConfigError
 from harness.experiments.eos import GDConfig, gd_sharpness_trajectory
 from harness.experiments.gd_arms import GDArmsConfig, gd_arms
 from harness.measurement import RunContext
+from harness.optim import OptimizerSpec
 from harness.registry import get_claim, load_claims
 from harness.runner import RunOptions, run_claims
 from harness.store import ResultStore
 
-TINY = GDConfig(model="plain_mlp", activation="tanh", loss="mse", lr=0.1, weight_decay=0.0, steps=20,
-                measure_every=5, n_train=60, n_test=30)
+TINY = GDConfig(model="plain_mlp", activation="tanh", loss="mse", optim=OptimizerSpec("sgd", lr=0.1),
+                steps=20, measure_every=5, n_train=60, n_test=30)
 
 
 @pytest.fixture(scope="module")
@@ -51,19 +52,20 @@ def test_momentum_claim_gpu_tier_config_runs_capped_on_cpu(fake_cifar10, tmp_pat
     claim = get_claim("momentum-edge-of-stability")
     arms = dict(claim.tiers["gpu"].config.arms)
     # T = 2/0.05 = 40 for both arms: lr = 3.8/40 (heavy ball), (3.8/2.8)/40 (Nesterov).
-    assert arms["heavy_ball"].lr == pytest.approx(3.8 / 40) and arms["nesterov"].lr == pytest.approx(3.8 / 2.8 / 40)
-    assert {replace(a, lr=1.0, momentum=0.0, nesterov=False) for a in arms.values()} == {
-        replace(arms["heavy_ball"], lr=1.0, momentum=0.0)}  # the arms differ only in the optimizer
+    assert arms["heavy_ball"].optim.lr == pytest.approx(3.8 / 40)
+    assert arms["nesterov"].optim.lr == pytest.approx(3.8 / 2.8 / 40)
+    assert {derive(a, optim={"lr": 1.0, "momentum": 0.0, "nesterov": False}) for a in arms.values()} == {
+        derive(arms["heavy_ball"], optim={"lr": 1.0, "momentum": 0.0})}  # they differ only in the optimizer
     # --set cannot reach inside arms: the capped run uses a copy of the gpu config on the fake data set,
     # one arm (a 1.6M-parameter float32 net: each Lanczos call costs seconds on a CPU).
-    nesterov = replace(arms["nesterov"], data_root=str(fake_cifar10), n_train=64, n_test=20)
+    nesterov = derive(arms["nesterov"], data_root=str(fake_cifar10), n_train=64, n_test=20)
     m = gd_arms(GDArmsConfig(arms=(("nesterov", nesterov),)), RunContext(seed=0, tier="gpu", max_steps=1))
     assert m.scale["nesterov"]["steps"] == 1 and m.scale["nesterov"]["data"] == "cifar10"
     assert math.isfinite(m.scalars["nesterov.lambda_over_threshold_initial"])
 
 
 def test_gd_arms_prefixes_each_arms_outputs_and_matches_the_single_runs():
-    cfg = GDArmsConfig(arms=(("gd", TINY), ("hb", replace(TINY, momentum=0.5))))
+    cfg = GDArmsConfig(arms=(("gd", TINY), ("hb", derive(TINY, optim={"momentum": 0.5}))))
     m = gd_arms(cfg, RunContext(seed=0, tier="smoke"))
     single = gd_sharpness_trajectory(TINY, RunContext(seed=0, tier="smoke"))
     assert m.scalars["gd.lambda_max_final"] == single.scalars["lambda_max_final"]
@@ -86,7 +88,7 @@ def test_threshold_metrics_for_plain_gd_equal_the_lr_lambda_metrics():
     """For GD T = 2/lr, so lambda_max / T = lr * lambda_max / 2 row by row."""
     m = gd_sharpness_trajectory(TINY, RunContext(seed=1, tier="smoke"))
     s, table = m.scalars, m.curves["trajectory"]
-    assert s["stability_threshold"] == 2 / TINY.lr
+    assert s["stability_threshold"] == 2 / TINY.optim.lr
     assert s["lambda_over_threshold_tail_median"] == pytest.approx(s["lr_lambda_max_tail_median"] / 2, rel=1e-12)
     assert s["lambda_over_threshold_initial"] == pytest.approx(table["lr_lambda_max"].iloc[0] / 2, rel=1e-12)
     assert s["threshold_onset_fraction"] == s["onset_fraction"]
@@ -98,7 +100,7 @@ def test_threshold_metrics_find_onset_and_band_relative_to_the_momentum_threshol
     import harness.experiments.eos as eos
     from harness.train import GDResult
 
-    cfg = GDConfig(lr=0.1, weight_decay=0.0, momentum=0.9, steps=90, measure_every=10)
+    cfg = GDConfig(optim=OptimizerSpec("sgd", lr=0.1, momentum=0.9), steps=90, measure_every=10)
     T = 3.8 / 0.1
     rel = np.array([0.3, 0.5, 0.7, 0.95, 1.0, 1.1, 1.2, 1.05, 1.0, 0.98])  # lambda_max / T
     table = pd.DataFrame({"step": np.arange(10) * 10, "lambda_max": rel * T, "lr_lambda_max": rel * T * 0.1,
@@ -113,3 +115,27 @@ def test_threshold_metrics_find_onset_and_band_relative_to_the_momentum_threshol
     assert s["lambda_over_threshold_tail_median"] == pytest.approx(1.0)  # median of the last 3 rows
     # Read against plain GD's 2/lr (lr * lambda_max = 3.8 rel): onset at row 1, one in-band row of 9.
     assert s["onset_fraction"] == pytest.approx(10 / 90) and s["in_band_fraction"] == pytest.approx(1 / 9)
+
+
+def test_momentum_arms_build_sgd_with_their_lr_momentum_and_nesterov(monkeypatch):
+    """Each arm's optim (derived from the net's with derive) is what torch.optim.SGD is built with."""
+    import torch
+
+    import harness.experiments.eos as eos
+
+    built = []
+
+    def fake_train(*args, optimizer, steps, **kwargs):
+        built.append(optimizer)
+        raise RuntimeError("built")
+
+    monkeypatch.setattr(eos, "train_full_batch_gd", fake_train)
+    load_claims()
+    arms = dict(get_claim("momentum-edge-of-stability").tiers["smoke"].config.arms)
+    for name, nesterov in (("heavy_ball", False), ("nesterov", True)):
+        arm = derive(arms[name], {"optim.lr": 0.3})
+        with pytest.raises(RuntimeError, match="built"):
+            gd_sharpness_trajectory(arm, RunContext(seed=0, tier="smoke"))
+        group = built[-1].param_groups[0]
+        assert type(built[-1]) is torch.optim.SGD
+        assert (group["lr"], group["momentum"], group["nesterov"]) == (0.3, 0.9, nesterov)

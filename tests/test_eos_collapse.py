@@ -1,12 +1,12 @@
 """eos-intrinsic-time-collapse: the rescaled settings, the pre-onset spread and post-onset window metrics,
 and checks that fail on runs whose lr * wd differ."""
 import math
-from dataclasses import replace
 
 import numpy as np
 import pandas as pd
 import pytest
 
+from harness.config import derive
 from harness.errors import ConfigError
 from harness.experiments.eos import GDConfig, gd_sharpness_trajectory
 from harness.experiments.eos_collapse import (
@@ -18,10 +18,11 @@ from harness.experiments.eos_collapse import (
     window_means,
 )
 from harness.measurement import RunContext
+from harness.optim import OptimizerSpec
 from harness.registry import get_claim, load_claims
 
-TINY = GDConfig(activation="tanh", lr=0.1, weight_decay=2e-2, steps=40, n_train=120, n_test=40,
-                measure_every=5, widths=(16, 16))
+TINY = GDConfig(activation="tanh", optim=OptimizerSpec("sgd", lr=0.1, weight_decay=2e-2), steps=40, n_train=120,
+                n_test=40, measure_every=5, widths=(16, 16))
 
 
 def _curve(tau, sph):
@@ -37,8 +38,8 @@ def _region(metric):
 def test_setting_keeps_lr_wd_and_lr_over_init_norm():
     for c2 in (0.5, 2.0, 4.0):
         s = setting(TINY, c2, measure_every=15)
-        assert s.lr * s.weight_decay == pytest.approx(TINY.lr * TINY.weight_decay, rel=1e-15)
-        assert s.lr / s.init_scale**2 == pytest.approx(TINY.lr / TINY.init_scale**2, rel=1e-15)
+        assert s.lr_wd == pytest.approx(TINY.lr_wd, rel=1e-15)
+        assert s.optim.lr / s.init_scale**2 == pytest.approx(TINY.optim.lr / TINY.init_scale**2, rel=1e-15)
     assert setting(TINY, 1.0, measure_every=15) is TINY  # the base run itself: shared through the cache
 
 
@@ -57,7 +58,7 @@ def test_collapse_config_rejects_a_setup_that_cannot_collapse():
     with pytest.raises(ConfigError, match="1.0"):
         CollapseConfig(base=TINY, scales=(0.5, 2.0, 4.0))
     with pytest.raises(ConfigError, match="weight decay"):
-        CollapseConfig(base=replace(TINY, weight_decay=0.0))
+        CollapseConfig(base=derive(TINY, optim={"weight_decay": 0.0}))
     with pytest.raises(ConfigError, match="window_tau"):
         CollapseConfig(base=TINY, window_tau=0.0)
 
@@ -106,7 +107,7 @@ def test_pre_onset_check_holds_for_rescaled_runs_and_fails_when_lr_wd_differs():
     tau = base["tau"].to_numpy()
     same, _ = max_rel_spread([base, *rescaled], tau)
     assert region.contains(same) and same < 1e-6
-    faster = replace(TINY, weight_decay=2 * TINY.weight_decay)  # lr*wd x 2: a different clock
+    faster = derive(TINY, optim={"weight_decay": 2 * TINY.optim.weight_decay})  # lr*wd x 2: a different clock
     other = gd_sharpness_trajectory(faster, ctx).curves["trajectory"]
     differ, _ = max_rel_spread([base, other], tau)
     assert not region.contains(differ) and math.isfinite(differ)
@@ -117,7 +118,7 @@ def test_window_check_holds_for_rescaled_runs_at_eos_and_fails_when_lr_wd_differ
     settings pass the window check, a run with lr*wd x 4 does not (seed 0, deterministic on CPU)."""
     region = _region("log_sph_window_mean_max_diff")
     ctx = RunContext(seed=0, tier="smoke")
-    eos = replace(TINY, weight_decay=5e-2, steps=200)  # onset near step 70, tau_end = 1
+    eos = derive(TINY, optim={"weight_decay": 5e-2}, steps=200)  # onset near step 70, tau_end = 1
     run = gd_sharpness_trajectory(eos, ctx)
     assert math.isfinite(run.scalars["onset_step"])
     base = run.curves["trajectory"]
@@ -126,6 +127,7 @@ def test_window_check_holds_for_rescaled_runs_at_eos_and_fails_when_lr_wd_differ
                 for c2 in (0.5, 3.0)]
     same = max_window_diff([base, *rescaled], edges)
     assert region.contains(same)
-    faster = replace(eos, weight_decay=4 * eos.weight_decay, steps=eos.steps // 4, measure_every=1)
+    faster = derive(eos, optim={"weight_decay": 4 * eos.optim.weight_decay}, steps=eos.steps // 4,
+                    measure_every=1)
     differ = max_window_diff([base, gd_sharpness_trajectory(faster, ctx).curves["trajectory"]], edges)
     assert not region.contains(differ) and math.isfinite(differ)

@@ -12,7 +12,7 @@ The (lr, wd) collapse of the direction's trajectory is in harness.experiments.eo
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass, replace
+from dataclasses import dataclass
 
 import numpy as np
 import pandas as pd
@@ -20,6 +20,7 @@ import torch
 from scipy import stats
 
 from harness.components import check_choice
+from harness.config import derive
 from harness.data.datasets import DATASETS, check_data_source, load_dataset
 from harness.errors import ConfigError
 from harness.losses import LOSSES
@@ -46,8 +47,9 @@ class GDConfig:
     n_train: int = 1000
     n_test: int = 797
     loss: str = "ce"                 # ce | mse (0.5 * sum over classes, Cohen's convention)
-    lr: float = 0.1
-    weight_decay: float = 5e-3
+    # The optimizer (built by _run_arm): sgd (GD; heavy ball with momentum; Nesterov) | sam | ire | sam_ire,
+    # with its lr, weight decay and the fields its kind reads (a field it does not read keeps its default).
+    optim: OptimizerSpec = OptimizerSpec("sgd", lr=0.1, weight_decay=5e-3)
     init_scale: float = 1.0          # trainable weights multiplied by this at init (||w0|| -> c ||w0||)
     steps: int = 3000
     measure_every: int = 25          # odd, so period-2 oscillation is not aliased
@@ -56,15 +58,6 @@ class GDConfig:
     onset_threshold: float = 1.8     # EoS onset: first measurement with lr*lambda_max >= this
     band: tuple[float, float] = (1.8, 2.3)  # "near 2": lr*lambda_max in this band
     tail_fraction: float = 0.3       # metrics over the last 30% of measurements
-    # The optimizer: harness.optim.OptimizerSpec(optimizer, lr, weight_decay, ...) built by _run_arm; a
-    # field the named optimizer does not read must keep its default (ConfigError otherwise).
-    optimizer: str = "sgd"           # sgd (GD; heavy ball with momentum; Nesterov) | sam | ire | sam_ire
-    momentum: float = 0.0
-    nesterov: bool = False
-    rho: float = 0.0                 # sam, sam_ire: radius
-    kappa: float = 0.0               # ire, sam_ire: amplification
-    gamma: float = 0.0               # ire, sam_ire: flat fraction
-    mask_every: int = 10             # ire, sam_ire: mask refresh period (Fisher mask on the full batch)
     # EoS relative to the optimizer's own stability threshold T (2/lr for GD, (2+2b)/lr heavy ball,
     # (2+2b)/((1+2b)lr) Nesterov): onset at lambda_max/T >= threshold_onset, "at the threshold" within
     # threshold_band. For GD these are onset_threshold/2 and band/2.
@@ -72,8 +65,11 @@ class GDConfig:
     threshold_band: tuple[float, float] = (0.9, 1.15)
 
     def __post_init__(self):
-        if self.lr <= 0 or self.steps < 1 or self.measure_every < 1:
-            raise ConfigError("lr must be > 0, steps and measure_every >= 1")
+        # lr > 0, weight_decay >= 0, the optimizer's name (did you mean), the fields it reads: the spec's.
+        if not isinstance(self.optim, OptimizerSpec):
+            raise ConfigError(f"optim must be an OptimizerSpec, got {type(self.optim).__name__}")
+        if self.steps < 1 or self.measure_every < 1:
+            raise ConfigError("steps and measure_every must be >= 1")
         if not self.init_scale > 0:
             raise ConfigError(f"init_scale must be > 0, got {self.init_scale}")
         if self.dtype not in ("float32", "float64"):
@@ -88,28 +84,18 @@ class GDConfig:
             raise ConfigError(f"n_train and n_test must be >= 1, got {self.n_train} and {self.n_test}")
         if not 0 < self.tail_fraction <= 1:
             raise ConfigError(f"tail_fraction must be in (0, 1], got {self.tail_fraction}")
-        if not self.weight_decay >= 0:
-            raise ConfigError(f"weight_decay must be >= 0, got {self.weight_decay}")
-        _optimizer_spec(self)  # the optimizer's name (did you mean) and the fields it reads
 
     @property
     def lr_wd(self) -> float:
         """lr * wd: the rate of the theory's clock tau = lr * wd * step."""
-        return self.lr * self.weight_decay
+        return self.optim.lr * self.optim.weight_decay
 
     def preflight(self) -> None:
         """Fail fast on a missing data source, before any seed runs."""
         check_data_source(self.data, self.data_root)
 
 
-def _optimizer_spec(cfg: GDConfig) -> OptimizerSpec:
-    return OptimizerSpec(cfg.optimizer, lr=cfg.lr, weight_decay=cfg.weight_decay, momentum=cfg.momentum,
-                         nesterov=cfg.nesterov, rho=cfg.rho, kappa=cfg.kappa, gamma=cfg.gamma,
-                         mask_every=cfg.mask_every)
-
-
 def _run_arm(cfg: GDConfig, ctx: RunContext) -> tuple[GDResult, dict]:
-    spec = _optimizer_spec(cfg)
     dtype = getattr(torch, cfg.dtype)
     split = load_dataset(cfg.data, n_train=cfg.n_train, n_test=cfg.n_test, root=cfg.data_root,
                          dtype=dtype, images=takes_images(cfg.model))
@@ -121,7 +107,7 @@ def _run_arm(cfg: GDConfig, ctx: RunContext) -> tuple[GDResult, dict]:
                 if p.requires_grad:
                     p.mul_(cfg.init_scale)
     dev = ctx.device
-    optimizer = spec.build([p for p in model.parameters() if p.requires_grad],
+    optimizer = cfg.optim.build([p for p in model.parameters() if p.requires_grad],
                            seed=ctx.generator("mask").initial_seed() % (1 << 62))
     result = train_full_batch_gd(
         model, LOSSES.get(cfg.loss), split.x_train.to(dev), split.y_train.to(dev),
@@ -162,7 +148,7 @@ def trajectory_metrics(table: pd.DataFrame, cfg: GDConfig, angles: list[float]) 
     s["lr_lambda_max_tail_median"] = float(np.median(tail["lr_lambda_max"]))
     s["lr_lambda_max_initial"] = float(prod[0])
     s["lambda_max_final"] = float(tail["lambda_max"].median())
-    s["two_over_lr"] = 2.0 / cfg.lr
+    s["two_over_lr"] = 2.0 / cfg.optim.lr
     s["train_loss_final"] = float(table["loss"].iloc[-1])
     s["test_acc_final"] = float(table["test_acc"].iloc[-1]) if "test_acc" in table else math.nan
     s["max_lambda_residual_rel"] = float((table["lambda_residual"] / table["lambda_max"].abs()).max())
@@ -209,12 +195,13 @@ def equilibrium_metrics(tail: pd.DataFrame, cfg: GDConfig, angles: list[float]) 
         rms_angle_over_sqrt_2lr_wd (nan without wd).
     """
     out = {"norm4_over_equilibrium": math.nan, "rms_angle_over_sqrt_2lr_wd": math.nan}
-    if cfg.weight_decay <= 0:
+    lr, wd = cfg.optim.lr, cfg.optim.weight_decay
+    if wd <= 0:
         return out
     if "grad_sq_norm" in tail:
         sq = tail["sq_norm"].to_numpy()
         grad_theta_sq = sq * tail["grad_sq_norm"].to_numpy()  # ||grad L(theta)||^2 = ||w||^2 ||grad L(w)||^2
-        predicted = cfg.lr * np.mean(grad_theta_sq) / (cfg.weight_decay * (2 - cfg.lr_wd))
+        predicted = lr * np.mean(grad_theta_sq) / (wd * (2 - cfg.lr_wd))
         out["norm4_over_equilibrium"] = float(np.mean(sq**2) / predicted)
     if angles:
         tail_angles = np.asarray(angles[int(len(angles) * (1 - cfg.tail_fraction)):])
@@ -242,7 +229,7 @@ def gd_sharpness_trajectory(cfg: GDConfig, ctx: RunContext) -> Measurement:
     scalars, ses = trajectory_metrics(table, cfg, result.angles)
     if math.isnan(scalars["onset_step"]):
         notes.append(f"never reached lr*lambda_max >= {cfg.onset_threshold}")
-    threshold = _optimizer_spec(cfg).stability_threshold()
+    threshold = cfg.optim.stability_threshold()
     if threshold is not None:  # EoS relative to the optimizer's own threshold T (None: SAM, IRE)
         rel = result.table["lambda_max"].to_numpy() / threshold  # lambda_max / T per measurement
         at = result.table["step"].to_numpy()
@@ -280,7 +267,7 @@ class ReductionConfig:
 
 def no_wd_arm(base: GDConfig, measure_every: int) -> GDConfig:
     """The wd = 0 twin of a run (shared by sharpness-reduction and normalization-reduces-sharpness)."""
-    return replace(base, measure_every=measure_every, weight_decay=0.0)
+    return derive(base, {"optim.weight_decay": 0.0}, measure_every=measure_every)
 
 
 @experiment("sharpness_reduction_runs", ReductionConfig,
@@ -335,9 +322,9 @@ class ArmsConfig:
             curves={'arms': ('sph_bn_no_wd', 'sph_bn_wd', 'sph_plain_wd', 'step')})
 def normalization_arms(cfg: ArmsConfig, ctx: RunContext) -> Measurement:
     """Three GD runs through the runner's cache (the BN+WD arm is the eos-scale-invariant run)."""
-    sparse = replace(cfg.base, measure_every=cfg.other_arms_measure_every)
+    sparse = derive(cfg.base, measure_every=cfg.other_arms_measure_every)
     arms = {"bn_wd": cfg.base, "bn_no_wd": no_wd_arm(cfg.base, cfg.other_arms_measure_every),
-            "plain_wd": replace(sparse, model=cfg.plain_model)}
+            "plain_wd": derive(sparse, model=cfg.plain_model)}
     scalars, curves, scale = {}, [], {}
     for name, arm_cfg in arms.items():
         m = ctx.run(gd_sharpness_trajectory, arm_cfg)

@@ -21,11 +21,12 @@ from __future__ import annotations
 
 import itertools
 import math
-from dataclasses import dataclass, replace
+from dataclasses import dataclass
 
 import numpy as np
 import pandas as pd
 
+from harness.config import derive
 from harness.errors import ConfigError
 from harness.experiments.eos import GDConfig, gd_sharpness_trajectory, log_interp
 from harness.measurement import Measurement, RunContext
@@ -50,7 +51,7 @@ class CollapseConfig:
     def __post_init__(self):
         if len(self.scales) < 3 or 1.0 not in self.scales or any(not c > 0 for c in self.scales):
             raise ConfigError(f"scales needs >= 3 positive values including 1.0, got {self.scales}")
-        if self.base.weight_decay <= 0:
+        if self.base.optim.weight_decay <= 0:
             raise ConfigError("the collapse needs weight decay > 0 (tau = lr * wd * t)")
         if self.other_measure_factor < 1 or self.null_product_factor <= 0 or self.null_product_factor == 1:
             raise ConfigError("other_measure_factor must be >= 1 and null_product_factor > 0 and != 1")
@@ -65,8 +66,8 @@ def setting(base: GDConfig, c2: float, measure_every: int) -> GDConfig:
     """The run with lr * c2, wd / c2 and init scaled by sqrt(c2): same lr*wd and lr/||w0||^2."""
     if c2 == 1.0:
         return base
-    return replace(base, lr=base.lr * c2, weight_decay=base.weight_decay / c2,
-                   init_scale=base.init_scale * math.sqrt(c2), measure_every=measure_every)
+    return derive(base, optim={"lr": base.optim.lr * c2, "weight_decay": base.optim.weight_decay / c2},
+                  init_scale=base.init_scale * math.sqrt(c2), measure_every=measure_every)
 
 
 def max_rel_spread(curves: list[pd.DataFrame], tau: np.ndarray) -> tuple[float, np.ndarray]:
@@ -150,8 +151,9 @@ def eos_intrinsic_time_collapse(cfg: CollapseConfig, ctx: RunContext) -> Measure
     # Null: lr*wd scaled by the factor (wd scaled; lr and w0 kept), over the same tau range and with
     # the same measurements per unit tau.
     k = cfg.null_product_factor
-    null_cfg = replace(base, weight_decay=base.weight_decay * k, steps=max(1, round(base.steps / k)),
-                       measure_every=max(1, round(other_every / k)) | 1)  # odd; compared interpolated
+    null_cfg = derive(base, {"optim.weight_decay": base.optim.weight_decay * k},
+                      steps=max(1, round(base.steps / k)),
+                      measure_every=max(1, round(other_every / k)) | 1)  # odd; compared interpolated
     null = ctx.run(gd_sharpness_trajectory, null_cfg)
     base_curve, null_curve = runs[1.0].curves["trajectory"], null.curves["trajectory"]
     onset = runs[1.0].scalars["onset_step"]
@@ -185,9 +187,9 @@ def eos_intrinsic_time_collapse(cfg: CollapseConfig, ctx: RunContext) -> Measure
         wide[f"sph_c2_{c2:g}"] = log_interp(tau, t["tau"].to_numpy(float), t["spherical_sharpness"].to_numpy())
     wide["sph_null_product"] = log_interp(tau, null_curve["tau"].to_numpy(float),
                                           null_curve["spherical_sharpness"].to_numpy())
-    scale = {"settings": [f"lr={base.lr * c:g}, wd={base.weight_decay / c:g}, ||w0|| x {math.sqrt(c):.3g}"
-                          for c in cfg.scales],
-             "null": f"lr={base.lr:g}, wd={null_cfg.weight_decay:g} (lr*wd x {k:g}), {null_cfg.steps} steps",
+    lr, wd = base.optim.lr, base.optim.weight_decay
+    scale = {"settings": [f"lr={lr * c:g}, wd={wd / c:g}, ||w0|| x {math.sqrt(c):.3g}" for c in cfg.scales],
+             "null": f"lr={lr:g}, wd={null_cfg.optim.weight_decay:g} (lr*wd x {k:g}), {null_cfg.steps} steps",
              "windows": f"{len(edges) - 1} of tau width {edges[1] - edges[0]:.3g} from tau {start:.3g}",
              "lr_wd": base.lr_wd, "steps": runs[1.0].scale["steps"], "tau_end": runs[1.0].scale["tau_end"],
              **{key: runs[1.0].scale[key] for key in ("model", "activation", "data", "n_train", "dtype")}}
