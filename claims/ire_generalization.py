@@ -1,13 +1,12 @@
 """Wang et al. 2024 (IRE), Tables 1-4: IRE on top of SGD and SAM improves test accuracy in vision."""
-from dataclasses import replace
-
 from harness import Above, Change, Check, Claim, Tier, register
+from harness.config import derive
 from harness.experiments.generalization import VisionConfig, ire_generalization
 
 CPU = VisionConfig()  # SmallCNN width 8 + BN on digits, 1000 train / 797 test, 20 epochs, batch 128
-SMOKE = replace(CPU, n_train=200, n_test=100, epochs=1, batch_size=50, trace_examples=64, trace_probes=2)
-GPU = replace(CPU, model="resnet20", data="cifar10", data_root="data/cifar-10-batches-py", n_train=50000,
-              n_test=10000, augment=True, epochs=50, trace_examples=1024)
+SMOKE = derive(CPU, n_train=200, n_test=100, epochs=1, batch_size=50, trace_examples=64, trace_probes=2)
+GPU = derive(CPU, model="resnet20", data="cifar10", data_root="data/cifar-10-batches-py", n_train=50000,
+             n_test=10000, augment=True, epochs=50, trace_examples=1024)
 
 CLAIM = register(Claim(
     id="ire-generalization",

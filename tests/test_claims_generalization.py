@@ -6,14 +6,19 @@ from dataclasses import replace
 import pytest
 import torch
 
+from harness.config import apply_overrides, derive
+from harness.errors import ConfigError
 from harness.experiments.generalization import (
-    ArmConfig,
+    ARMS,
+    VisionArm,
     VisionConfig,
+    _optimizer_spec,
     _recompute_bn_stats,
     cosine_lr,
     vision_arm,
 )
 from harness.measurement import RunContext
+from harness.optim import OptimizerSpec
 from harness.registry import get_claim, load_claims
 from harness.runner import RunOptions, run_claims
 from harness.store import ResultStore
@@ -67,13 +72,13 @@ TINY = VisionConfig(n_train=100, n_test=60, epochs=2, batch_size=25, trace_examp
 def test_vision_arms_are_paired_until_ire_switches_on(base):
     ctx = RunContext(seed=3, tier="smoke")
     never = replace(TINY, ire_start=0.99)  # round(0.99 * 8) = 8 steps of warm-up: IRE never acts
-    ref = vision_arm(ArmConfig(never, base), ctx)
+    ref = vision_arm(VisionArm(never, base), ctx)
     for v in ("_ire", "_ire_random", "_null"):  # same init, batches, probes; the null reorders from step 8
-        assert vision_arm(ArmConfig(never, base + v), ctx).scalars == ref.scalars, v
-    no_boost = vision_arm(ArmConfig(replace(TINY, kappa=0.0), base + "_lr_boost"), ctx)
-    assert no_boost.scalars == vision_arm(ArmConfig(TINY, base), ctx).scalars  # lr x (1 + 0 * gamma)
+        assert vision_arm(VisionArm(never, base + v), ctx).scalars == ref.scalars, v
+    no_boost = vision_arm(VisionArm(derive(TINY, {"optim.kappa": 0.0}), base + "_lr_boost"), ctx)
+    assert no_boost.scalars == vision_arm(VisionArm(TINY, base), ctx).scalars  # lr x (1 + 0 * gamma)
     for v in ("_ire", "_ire_random", "_null"):  # the checks above could fail: each arm acts when on
-        active = vision_arm(ArmConfig(replace(TINY, ire_start=0.5, kappa=5.0), base + v), ctx)
+        active = vision_arm(VisionArm(derive(TINY, {"optim.kappa": 5.0}, ire_start=0.5), base + v), ctx)
         assert active.scalars["trace"] != ref.scalars["trace"], v
 
 
@@ -95,3 +100,29 @@ def test_recompute_bn_stats_gives_exact_data_statistics():
     # momentum None averages the per-batch unbiased variances (equal batches): the mean of the four
     per_batch = torch.stack([h[i:i + 10].var(dim=(0, 2, 3), unbiased=True) for i in range(0, 40, 10)])
     torch.testing.assert_close(bn.running_var, per_batch.mean(0))
+
+
+def test_set_optim_lr_reaches_every_arms_optimizer():
+    """`--set optim.lr=0.2` on the claim's tier: every arm's built optimizer starts from 0.2, and each arm's
+    spec is the one sam_ire spec reduced to its kind (momentum, WD, rho, kappa, gamma, K carried over)."""
+    load_claims()
+    cfg = apply_overrides(get_claim("ire-generalization").tiers["cpu"].config, {"optim.lr": "0.2"})
+    model = torch.nn.Linear(3, 2)
+    kinds = {}
+    for arm in ARMS:
+        spec = _optimizer_spec(cfg, arm, ire_step=5)
+        opt = spec.build(model.parameters(), seed=0)
+        groups = getattr(getattr(opt, "base_optimizer", opt), "param_groups", opt.param_groups)
+        assert {g["lr"] for g in groups} == {0.2}, arm
+        assert (spec.momentum, spec.weight_decay) == (0.9, 5e-4)
+        kinds[arm] = (spec.name, spec.mask if "ire" in spec.name else None)
+    assert kinds["sgd"] == ("sgd", None) and kinds["sam_null"] == ("sam", None)
+    assert kinds["sgd_lr_boost"] == ("sgd", None) and kinds["sam_ire_random"] == ("sam_ire", "random")
+    assert kinds["sgd_ire"] == ("ire", "fisher") and _optimizer_spec(cfg, "sgd_ire", 5).warmup_steps == 5
+
+
+def test_vision_config_rejects_a_spec_the_arms_cannot_derive_from():
+    with pytest.raises(ConfigError, match="'sam_ire' OptimizerSpec"):
+        derive(VisionConfig(), optim=OptimizerSpec("sgd", lr=0.1))
+    with pytest.raises(ConfigError, match="optim.schedule"):
+        derive(VisionConfig(), {"optim.schedule": "cosine"})

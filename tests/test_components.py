@@ -6,7 +6,7 @@ from harness.config import apply_overrides
 from harness.data.datasets import DATASETS
 from harness.errors import ConfigError
 from harness.experiments.eos import ArmsConfig, GDConfig
-from harness.experiments.generalization import VISION_MODELS, ArmConfig, VisionConfig
+from harness.experiments.generalization import VISION_MODELS, VisionArm, VisionConfig
 from harness.losses import LOSSES
 from harness.models.factory import CLASSIFIERS
 from harness.optim import OPTIMIZERS
@@ -75,7 +75,7 @@ def test_component_registries_suggest_the_closest(registry, miss, hint):
     (lambda: ArmsConfig(plain_model="plain_mpl"), "did you mean plain_mlp"),
     (lambda: VisionConfig(model="resnet2"), "unknown vision model 'resnet2'; did you mean resnet20"),
     (lambda: VisionConfig(data="cifar"), "did you mean cifar10"),
-    (lambda: ArmConfig(arm="sgd_iree"), "unknown arm 'sgd_iree'; did you mean sgd_ire"),
+    (lambda: VisionArm(arm="sgd_iree"), "unknown arm 'sgd_iree'; did you mean sgd_ire"),
 ])
 def test_configs_reject_a_misspelled_name_when_built(make, hint):
     with pytest.raises(ConfigError, match=hint):

@@ -69,14 +69,11 @@ class VisionConfig:
     augment: bool = False             # random crop (pad 4) + flip
     epochs: int = 20
     batch_size: int = 128
-    lr: float = 0.1
-    momentum: float = 0.9
-    weight_decay: float = 5e-4
+    # The spec every arm derives from (`optim.as_kind`): lr (cosine from it), momentum, coupled WD,
+    # SAM's rho, IRE's kappa, gamma and refresh period K.
+    optim: OptimizerSpec = OptimizerSpec("sam_ire", lr=0.1, momentum=0.9, weight_decay=5e-4, rho=0.05, kappa=2.0,
+                                         gamma=0.6, mask_every=10)
     label_smoothing: float = 0.1
-    rho: float = 0.05
-    kappa: float = 2.0
-    gamma: float = 0.6
-    mask_every: int = 10
     mask_batch: int = 128             # one fixed batch of training images drawn once (paper's CIFAR rule)
     ire_start: float = 0.35           # IRE on from this fraction of the steps (authors: epoch 70/200)
     trace_examples: int = 256         # training examples for the final Hessian trace
@@ -89,8 +86,14 @@ class VisionConfig:
         DATASETS.check(self.data)
         if not 0.0 <= self.ire_start < 1.0 or not 0.0 <= self.label_noise < 1.0:
             raise ConfigError("ire_start and label_noise must lie in [0, 1)")
-        if self.epochs < 1 or self.batch_size < 1 or self.lr <= 0 or self.rho <= 0 or self.kappa < 0:
-            raise ConfigError("epochs, batch_size >= 1; lr, rho > 0; kappa >= 0")
+        if not isinstance(self.optim, OptimizerSpec) or self.optim.name != "sam_ire":
+            raise ConfigError(f"optim must be a 'sam_ire' OptimizerSpec (every arm derives from it), "
+                              f"got {self.optim!r}")
+        if self.optim.schedule != "constant" or self.optim.lr_warmup_steps != 0:
+            raise ConfigError("the recipe's schedule is a cosine from optim.lr (cosine_lr): leave "
+                              "optim.schedule and optim.lr_warmup_steps at their defaults")
+        if self.epochs < 1 or self.batch_size < 1:
+            raise ConfigError(f"epochs and batch_size must be >= 1, got {self.epochs}, {self.batch_size}")
 
     def preflight(self) -> None:
         """Fail fast on a missing data source, before any seed runs."""
@@ -98,17 +101,17 @@ class VisionConfig:
 
 
 @dataclass(frozen=True)
-class ArmConfig:
-    """One arm of the comparison."""
+class VisionArm:
+    """One arm of the comparison: the shared recipe `base` and the arm's name (see ARMS)."""
 
-    train: VisionConfig = VisionConfig()
+    base: VisionConfig = VisionConfig()
     arm: str = "sgd"
 
     def __post_init__(self):
         check_choice("arm", self.arm, ARMS)
 
     def preflight(self) -> None:
-        self.train.preflight()
+        self.base.preflight()
 
 
 def cosine_lr(lr: float, step: int, total: int) -> float:
@@ -117,17 +120,13 @@ def cosine_lr(lr: float, step: int, total: int) -> float:
 
 
 def _optimizer_spec(cfg: VisionConfig, arm: str, ire_step: int) -> OptimizerSpec:
-    """The arm's optimizer: SGD (momentum, coupled WD) under SAM and/or IRE (on from ire_step)."""
-    sgd = dict(lr=cfg.lr, momentum=cfg.momentum, weight_decay=cfg.weight_decay)
+    """The arm's optimizer, derived from cfg.optim: SGD (momentum, coupled WD) under SAM and/or IRE (on
+    from ire_step). The lr-boost arms build their base's optimizer; the loop multiplies their lr."""
     if arm.endswith(("_ire", "_ire_random")):
-        ire = dict(kappa=cfg.kappa, gamma=cfg.gamma, mask_every=cfg.mask_every, warmup_steps=ire_step,
-                   mask="random" if arm.endswith("_random") else "fisher")
-        if arm.startswith("sam"):
-            return OptimizerSpec("sam_ire", rho=cfg.rho, **sgd, **ire)  # sam_ire, sam_ire_random
-        return OptimizerSpec("ire", **sgd, **ire)  # sgd_ire, sgd_ire_random
-    if arm.startswith("sam"):
-        return OptimizerSpec("sam", rho=cfg.rho, **sgd)  # sam, sam_lr_boost, sam_null
-    return OptimizerSpec("sgd", **sgd)  # sgd, sgd_lr_boost, sgd_null
+        mask = "random" if arm.endswith("_random") else "fisher"
+        kind = "sam_ire" if arm.startswith("sam") else "ire"  # sam_ire(_random), sgd_ire(_random)
+        return cfg.optim.as_kind(kind, warmup_steps=ire_step, mask=mask)
+    return cfg.optim.as_kind("sam" if arm.startswith("sam") else "sgd")  # base, _lr_boost, _null
 
 
 def _build_optimizer(cfg: VisionConfig, arm: str, model: torch.nn.Module, ire_step: int, mask_seed: int):
@@ -181,10 +180,10 @@ def final_trace(model: torch.nn.Module, loss_fn, x: torch.Tensor, y: torch.Tenso
     return tr.estimate, tr.std_error
 
 
-@experiment("ire_vision_arm", ArmConfig)
-def vision_arm(acfg: ArmConfig, ctx: RunContext) -> Measurement:
+@experiment("ire_vision_arm", VisionArm)
+def vision_arm(acfg: VisionArm, ctx: RunContext) -> Measurement:
     """Train one arm with mini-batch SGD/SAM (+IRE); test accuracy (%) and the final Hessian trace."""
-    cfg, arm, dev = acfg.train, acfg.arm, ctx.device
+    cfg, arm, dev = acfg.base, acfg.arm, ctx.device
     split = load_dataset(cfg.data, n_train=cfg.n_train, n_test=cfg.n_test, root=cfg.data_root, images=True)
     x_train, x_test = split.x_train.to(dev), split.x_test.to(dev)
     y_clean, y_test = split.y_train.to(dev), split.y_test.to(dev)
@@ -222,9 +221,9 @@ def vision_arm(acfg: ArmConfig, ctx: RunContext) -> Measurement:
         xb, yb = x_train[idx], y_train[idx]
         if cfg.augment:
             xb = augment_batch(xb, g_aug)
-        lr = cosine_lr(cfg.lr, step, total)
+        lr = cosine_lr(cfg.optim.lr, step, total)
         if arm.endswith("_lr_boost") and step >= ire_step:
-            lr *= 1 + cfg.kappa * cfg.gamma
+            lr *= 1 + cfg.optim.kappa * cfg.optim.gamma
         for group in opt.param_groups:
             group["lr"] = lr
         if isinstance(opt, IRE) and opt.should_refresh_mask():
@@ -290,7 +289,7 @@ def ire_generalization(cfg: VisionConfig, ctx: RunContext) -> Measurement:
     random-mask control), b_ire_minus_lr_boost, the controls against b, and null_b_reorder_minus_b
     (the same base with another mini-batch order from the switch step: what "no effect" reads).
     """
-    m = {arm: ctx.run(vision_arm, ArmConfig(cfg, arm)) for arm in ARMS}
+    m = {arm: ctx.run(vision_arm, VisionArm(cfg, arm)) for arm in ARMS}
     s = {}
     for arm in ARMS:
         s[f"test_acc_{arm}"] = m[arm].scalars["test_acc"]
