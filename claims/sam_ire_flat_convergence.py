@@ -1,12 +1,11 @@
 """Wang et al. 2024 (IRE), Section 5: SAM-IRE reaches flat minima Theta(1/rho) faster than SAM."""
-from dataclasses import replace
-
 from harness import Between, Change, Check, Claim, Plot, Tier, register
+from harness.config import derive
 from harness.experiments.sam_flat import SamFlatConfig, sam_flat_convergence
 
 CPU = SamFlatConfig()
-SMOKE = replace(CPU, rhos=(0.05, 0.04, 0.03), net_grad_evals=20, net_n_train=64, net_mask_batch=32,
-                net_measure_every=4, net_trace_probes=2)
+SMOKE = derive(CPU, toy={"rhos": (0.05, 0.04, 0.03)},
+               net={"grad_evals": 20, "n_train": 64, "mask_batch": 32, "measure_every": 4, "trace_probes": 2})
 
 CLAIM = register(Claim(
     id="sam-ire-flat-convergence",

@@ -5,8 +5,11 @@ import math
 import numpy as np
 import pytest
 
-from harness.experiments.sam_flat import SamFlatConfig, first_below_after_peak, toy_steps_to_flat
+from harness.config import apply_overrides, derive
+from harness.errors import ConfigError
+from harness.experiments.sam_flat import SamFlatConfig, SamToyConfig, _net_arm, first_below_after_peak, toy_steps_to_flat
 from harness.experiments.toy import loglog_slope
+from harness.optim import OptimizerSpec
 from harness.registry import get_claim, load_claims
 from harness.runner import RunOptions, run_claims
 from harness.store import ResultStore
@@ -40,13 +43,13 @@ def _reference_steps(rho: float, kappa: float, lr=0.5, u=1.0, v=0.01) -> int:
 
 @pytest.mark.parametrize("rho", [0.05, 0.03])
 def test_toy_steps_to_flat_matches_hand_written_sam(rho):
-    cfg = SamFlatConfig()
+    cfg = SamToyConfig()
     assert toy_steps_to_flat(rho, cfg, "sam", cap=10_000)[0] == _reference_steps(rho, 0.0)
     assert toy_steps_to_flat(rho, cfg, "samire", cap=10_000)[0] == _reference_steps(rho, 1 / rho)
 
 
 def test_toy_steps_to_flat_reports_cap_plus_one_when_not_reached():
-    assert toy_steps_to_flat(0.01, SamFlatConfig(), "sam", cap=50)[0] == 51
+    assert toy_steps_to_flat(0.01, SamToyConfig(), "sam", cap=50)[0] == 51
 
 
 def test_loglog_slope_recovers_power_law_exponent():
@@ -71,3 +74,36 @@ def test_first_below_after_peak_ignores_the_rise_from_initialisation():
     assert first_below_after_peak(values, 9.0) == 4  # index 0 is below 9 too, but before the peak at 2
     assert first_below_after_peak(values, 30.0) == 2
     assert first_below_after_peak(values, 1.0) is None
+
+
+def test_set_net_optim_lr_reaches_both_net_arms_optimizers(monkeypatch):
+    """`--set net.optim.lr=0.2`: SAM-IRE's spec and the SAM arm derived from it both build with lr 0.2."""
+    import harness.experiments.sam_flat as sam_flat
+    from harness.measurement import RunContext
+
+    load_claims()
+    cfg = apply_overrides(get_claim("sam-ire-flat-convergence").tiers["smoke"].config, {"net.optim.lr": "0.2"})
+    assert cfg.net.optim.as_kind("sam").lr == 0.2 and cfg.net.optim.kappa == 20.0
+    built = []
+    real_build = sam_flat.OptimizerSpec.build
+
+    def spy(spec, params, **kw):
+        opt = real_build(spec, params, **kw)
+        built.append((spec.name, {g["lr"] for g in opt.param_groups}))
+        return opt
+
+    monkeypatch.setattr(sam_flat.OptimizerSpec, "build", spy)
+    split = sam_flat.load_dataset("digits", n_train=16, n_test=0, images=True)
+    net = derive(cfg.net, grad_evals=4, measure_every=100, trace_probes=1)
+    for ire in (False, True):
+        _net_arm(net, RunContext(seed=0, tier="smoke"), split, split.x_train[:4], ire=ire)
+    assert built == [("sam", {0.2}), ("sam_ire", {0.2})]
+
+
+def test_sam_flat_config_checks_its_groups():
+    with pytest.raises(ConfigError, match="needs >= 3 positive radii"):
+        SamToyConfig(rhos=(0.05, 0.01))
+    with pytest.raises(ConfigError, match="'sam_ire' OptimizerSpec"):
+        derive(SamFlatConfig(), net={"optim": OptimizerSpec("sam", lr=0.1, rho=0.05)})
+    with pytest.raises(ConfigError, match="grad_evals must be >= 2"):
+        derive(SamFlatConfig(), {"net.grad_evals": 1})

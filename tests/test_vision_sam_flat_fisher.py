@@ -2,13 +2,12 @@
 the closed form, the Fisher-mask arm against the exact one, a diverged toy run is an error and a capped
 count gives a slope with no finite interval."""
 import math
-from dataclasses import replace
-
 import pytest
 import torch
 
 from harness.errors import NumericalError
-from harness.experiments.sam_flat import SamFlatConfig, sam_flat_convergence, toy_steps_to_flat
+from harness.config import derive
+from harness.experiments.sam_flat import SamFlatConfig, SamToyConfig, sam_flat_convergence, toy_steps_to_flat
 from harness.measurement import RunContext
 from harness.models.toys import Figure1Toy
 
@@ -29,7 +28,7 @@ def test_toy_sampled_fisher_scores_match_closed_form(u, v):
 
 @pytest.mark.parametrize("rho", [0.05, 0.02])
 def test_fisher_mask_arm_finds_the_flat_axis_and_matches_exact_counts(rho):
-    cfg = SamFlatConfig()
+    cfg = SamToyConfig()
     exact, share_exact = toy_steps_to_flat(rho, cfg, "samire", cap=10_000)
     for seed in (0, 1):
         steps, share = toy_steps_to_flat(rho, cfg, "samire_fisher", cap=10_000,
@@ -42,26 +41,26 @@ def test_fisher_mask_arm_finds_the_flat_axis_and_matches_exact_counts(rho):
 
 def test_fisher_mask_arm_needs_a_generator_and_arm_names_are_checked():
     with pytest.raises(ValueError, match="generator"):
-        toy_steps_to_flat(0.05, SamFlatConfig(), "samire_fisher", cap=10)
+        toy_steps_to_flat(0.05, SamToyConfig(), "samire_fisher", cap=10)
     with pytest.raises(ValueError, match="arm must be one of"):
-        toy_steps_to_flat(0.05, SamFlatConfig(), "ire", cap=10)
+        toy_steps_to_flat(0.05, SamToyConfig(), "ire", cap=10)
 
 
 def test_kappa_zero_samire_is_sam():
-    cfg = SamFlatConfig()
+    cfg = SamToyConfig()
     assert toy_steps_to_flat(0.05, cfg, "samire", cap=10_000, kappa=0.0)[0] == toy_steps_to_flat(
         0.05, cfg, "sam", cap=10_000)[0]
 
 
 @pytest.mark.parametrize("arm", ["sam", "samire", "samire_fisher"])
 def test_diverged_toy_run_raises_instead_of_counting_as_not_reached(arm):
-    cfg = replace(SamFlatConfig(), lr=1e6)
+    cfg = SamToyConfig(lr=1e6)
     with pytest.raises(NumericalError, match="diverged"):
         toy_steps_to_flat(0.05, cfg, arm, cap=1000, generator=torch.Generator().manual_seed(0))
 
 
-SMALL = SamFlatConfig(rhos=(0.05, 0.04, 0.03), net_grad_evals=20, net_n_train=64, net_mask_batch=32,
-                      net_measure_every=4, net_trace_probes=2)
+SMALL = derive(SamFlatConfig(), toy={"rhos": (0.05, 0.04, 0.03)},
+               net={"grad_evals": 20, "n_train": 64, "mask_batch": 32, "measure_every": 4, "trace_probes": 2})
 
 
 def test_capped_counts_give_slopes_no_finite_interval():

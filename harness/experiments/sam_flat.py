@@ -36,35 +36,56 @@ from harness.registry import experiment
 
 
 @dataclass(frozen=True)
-class SamFlatConfig:
-    """Toy settings from the paper's check (normalised SAM, η = 0.5, κ = 1/ρ, flat region |u| < 0.5)
-    and the small-net comparison."""
+class SamToyConfig:
+    """The toy part, from the paper's check: normalised SAM at η = `lr` from (u0, v0) for each radius in
+    `rhos`, SAM-IRE with κ = 1/ρ and γ = 1/2 (the mask refreshed every `mask_every` steps), until
+    |u| < flat_u. The optimizer is built per radius, so its values are plain fields here (ρ is swept,
+    κ follows it)."""
 
     rhos: tuple[float, ...] = (0.05, 0.03, 0.02, 0.01)
     lr: float = 0.5
     u0: float = 1.0
     v0: float = 0.01
     flat_u: float = 0.5
-    toy_step_cap: int = 100_000       # a run that never reaches |u| < flat_u counts as cap + 1 steps
-    toy_mask_every: int = 10          # K for the practical (Fisher-mask) SAM-IRE arm, the paper's default
+    step_cap: int = 100_000           # a run that never reaches |u| < flat_u counts as cap + 1 steps
+    mask_every: int = 10              # K for the practical (Fisher-mask) SAM-IRE arm, the paper's default
     divergence_cap: float = 1e10      # a toy loss above this (or non-finite) is a diverged run
-    net_grad_evals: int = 400         # gradient-evaluation budget per arm
-    net_n_train: int = 256            # full batch
-    net_mask_batch: int = 128         # held-out digits for the Fisher mask, never used for the update
-    net_width: int = 8
-    net_lr: float = 0.1
-    net_rho: float = 0.05             # the paper's CIFAR SAM radius
-    net_kappa: float = 20.0           # 1/ρ, as in the theory
-    net_gamma: float = 0.6            # the paper's default flat fraction
-    net_mask_every: int = 10          # K
-    net_measure_every: int = 25       # steps between trace measurements
-    net_trace_probes: int = 8
 
     def __post_init__(self):
         if len(self.rhos) < 3 or any(r <= 0 for r in self.rhos):
             raise ConfigError(f"rhos needs >= 3 positive radii for a slope with an error, got {self.rhos}")
-        if self.lr <= 0 or self.net_lr <= 0 or self.net_rho <= 0 or self.net_grad_evals < 2:
-            raise ConfigError("learning rates and radii must be > 0 and net_grad_evals >= 2")
+        if self.lr <= 0:
+            raise ConfigError(f"toy lr must be > 0, got {self.lr}")
+
+
+@dataclass(frozen=True)
+class SamNetConfig:
+    """The net part: full-batch SAM vs SAM-IRE on a small BN CNN on digits. `optim` is SAM-IRE's spec;
+    the SAM arm is `optim.as_kind("sam")` (same lr and ρ)."""
+
+    grad_evals: int = 400             # gradient-evaluation budget per arm
+    n_train: int = 256                # full batch
+    mask_batch: int = 128             # held-out digits for the Fisher mask, never used for the update
+    width: int = 8
+    # the paper's CIFAR SAM radius, κ = 1/ρ as in the theory, the paper's default flat fraction, K = 10
+    optim: OptimizerSpec = OptimizerSpec("sam_ire", lr=0.1, rho=0.05, kappa=20.0, gamma=0.6, mask_every=10)
+    measure_every: int = 25           # steps between trace measurements
+    trace_probes: int = 8
+
+    def __post_init__(self):
+        if not isinstance(self.optim, OptimizerSpec) or self.optim.name != "sam_ire":
+            raise ConfigError(f"net.optim must be a 'sam_ire' OptimizerSpec (the SAM arm derives from it), "
+                              f"got {self.optim!r}")
+        if self.grad_evals < 2:
+            raise ConfigError(f"net grad_evals must be >= 2, got {self.grad_evals}")
+
+
+@dataclass(frozen=True)
+class SamFlatConfig:
+    """The toy part (`toy`) and the small-net comparison (`net`)."""
+
+    toy: SamToyConfig = SamToyConfig()
+    net: SamNetConfig = SamNetConfig()
 
 
 def first_below_after_peak(values: np.ndarray, target: float) -> int | None:
@@ -82,17 +103,17 @@ def first_below_after_peak(values: np.ndarray, target: float) -> int | None:
 TOY_ARMS = ("sam", "samire", "samire_fisher")
 
 
-def toy_steps_to_flat(rho: float, cfg: SamFlatConfig, arm: str, cap: int,
+def toy_steps_to_flat(rho: float, cfg: SamToyConfig, arm: str, cap: int,
                       generator: torch.Generator | None = None,
                       kappa: float | None = None) -> tuple[int, float]:
     """Steps of SAM or SAM-IRE on the Figure 1 toy from (u0, v0) until |u| < flat_u.
 
     Args:
         rho: SAM radius.
-        cfg: toy settings (lr, start, flat_u, toy_mask_every, divergence_cap).
+        cfg: toy settings (lr, start, flat_u, mask_every, divergence_cap).
         arm: "sam"; "samire" (the mask (u flat, v sharp) set by hand: on this toy the exact flat
             projection); "samire_fisher" (the practical mask: `Figure1Toy.sampled_fisher_scores`, γ = 1/2
-            under one global threshold, refreshed every toy_mask_every steps).
+            under one global threshold, refreshed every cfg.mask_every steps).
         cap: most steps to run.
         generator: label draws of the Fisher mask (samire_fisher only).
         kappa: IRE's κ; default 1/ρ (the theory's choice).
@@ -116,7 +137,7 @@ def toy_steps_to_flat(rho: float, cfg: SamFlatConfig, arm: str, cap: int,
         opt = OptimizerSpec("sam", lr=cfg.lr, rho=rho).build([toy.u, toy.v])
     else:
         opt = OptimizerSpec("sam_ire", lr=cfg.lr, rho=rho, kappa=kappa, gamma=0.5,
-                            mask_every=cfg.toy_mask_every).build([toy.u, toy.v], seed=0)
+                            mask_every=cfg.mask_every).build([toy.u, toy.v], seed=0)
         if arm == "samire":  # the u axis is the valley's tangent: the exact flat projection here
             opt.set_mask([torch.tensor(True), torch.tensor(False)])
 
@@ -144,20 +165,18 @@ def toy_steps_to_flat(rho: float, cfg: SamFlatConfig, arm: str, cap: int,
     return step, share
 
 
-def _net_arm(cfg: SamFlatConfig, ctx: RunContext, split, x_mask: torch.Tensor,
+def _net_arm(cfg: SamNetConfig, ctx: RunContext, split, x_mask: torch.Tensor,
              ire: bool) -> tuple[pd.DataFrame, float]:
     """Full-batch SAM or SAM-IRE on SmallCNN; a row of (step, grad_evals, loss, trace, trace_se) every
-    net_measure_every steps and at the end, until the gradient-evaluation budget is spent. Also the final
+    measure_every steps and at the end, until the gradient-evaluation budget is spent. Also the final
     trace re-estimated with an independent probe stream (the null of a trace ratio; SAM only, else nan)."""
     dev = ctx.device
     x, y = split.x_train.to(dev), split.y_train.to(dev)
-    model = SmallCNN(x.shape[1], 10, width=cfg.net_width, seed=ctx.seed).to(dev)
+    model = SmallCNN(x.shape[1], 10, width=cfg.width, seed=ctx.seed).to(dev)
     if ire:
-        spec = OptimizerSpec("sam_ire", lr=cfg.net_lr, rho=cfg.net_rho, kappa=cfg.net_kappa,
-                             gamma=cfg.net_gamma, mask_every=cfg.net_mask_every)
-        opt = spec.build(model.parameters(), seed=ctx.generator("mask").initial_seed() % (2**62))
+        opt = cfg.optim.build(model.parameters(), seed=ctx.generator("mask").initial_seed() % (2**62))
     else:
-        opt = OptimizerSpec("sam", lr=cfg.net_lr, rho=cfg.net_rho).build(model.parameters())
+        opt = cfg.optim.as_kind("sam").build(model.parameters())
     probes = ctx.generator("trace")  # the same probe stream for both arms: a paired comparison
     model.train()  # BatchNorm on full-batch statistics, in training and in the Hessian alike
 
@@ -168,17 +187,17 @@ def _net_arm(cfg: SamFlatConfig, ctx: RunContext, split, x_mask: torch.Tensor,
 
     def measure(step: int) -> dict:
         op = HessianOperator(model, F.cross_entropy, [(x, y)], bn_mode="full-batch")  # buffers are copied
-        tr = hutchinson_trace(op, cfg.net_trace_probes, probes)
+        tr = hutchinson_trace(op, cfg.trace_probes, probes)
         with torch.no_grad():  # BN makes the loss invariant to each conv kernel's scale: H shrinks as 1/norm²
             conv_sq = sum(c.weight.square().sum() for c in model.convs).item()
         return {"step": step, "grad_evals": opt.grad_evals, "loss": op.loss(), "trace": tr.estimate,
                 "trace_se": tr.std_error, "conv_sq_norm": conv_sq}
 
     # --max-steps caps SAM steps, i.e. about two gradient evaluations each
-    budget = cfg.net_grad_evals if ctx.max_steps is None else min(cfg.net_grad_evals, 2 * ctx.max_steps)
+    budget = cfg.grad_evals if ctx.max_steps is None else min(cfg.grad_evals, 2 * ctx.max_steps)
     rows, step = [], 0
     while True:
-        if step % cfg.net_measure_every == 0:
+        if step % cfg.measure_every == 0:
             rows.append(measure(step))
         cost = 2 + (1 if ire and opt.should_refresh_mask() else 0)
         if opt.grad_evals + cost > budget:
@@ -197,14 +216,14 @@ def _net_arm(cfg: SamFlatConfig, ctx: RunContext, split, x_mask: torch.Tensor,
     null_trace = math.nan
     if not ire:
         op = HessianOperator(model, F.cross_entropy, [(x, y)], bn_mode="full-batch")
-        null_trace = hutchinson_trace(op, cfg.net_trace_probes, ctx.generator("trace_null")).estimate
+        null_trace = hutchinson_trace(op, cfg.trace_probes, ctx.generator("trace_null")).estimate
     return pd.DataFrame(rows), null_trace
 
 
-def _net_part(cfg: SamFlatConfig, ctx: RunContext) -> tuple[dict, dict, pd.DataFrame, dict]:
-    split = load_dataset("digits", n_train=cfg.net_n_train + cfg.net_mask_batch, n_test=0, images=True)
-    x_mask = split.x_train[cfg.net_n_train:].to(ctx.device)
-    train = type(split)(split.x_train[:cfg.net_n_train], split.y_train[:cfg.net_n_train],
+def _net_part(cfg: SamNetConfig, ctx: RunContext) -> tuple[dict, dict, pd.DataFrame, dict]:
+    split = load_dataset("digits", n_train=cfg.n_train + cfg.mask_batch, n_test=0, images=True)
+    x_mask = split.x_train[cfg.n_train:].to(ctx.device)
+    train = type(split)(split.x_train[:cfg.n_train], split.y_train[:cfg.n_train],
                         split.x_test, split.y_test, split.provenance)
     (sam, sam_reprobed), (samire, _) = (_net_arm(cfg, ctx, train, x_mask, ire=False),
                                         _net_arm(cfg, ctx, train, x_mask, ire=True))
@@ -236,11 +255,11 @@ def _net_part(cfg: SamFlatConfig, ctx: RunContext) -> tuple[dict, dict, pd.DataF
                                      "trace_sam": t["trace"] if name == "sam" else np.nan,
                                      "trace_samire": t["trace"] if name == "samire" else np.nan})
                        for name, t in (("sam", sam), ("samire", samire))], ignore_index=True)
-    n_params = sum(p.numel() for p in SmallCNN(1, 10, width=cfg.net_width).parameters())
-    scale = {"net": f"SmallCNN width {cfg.net_width} with BatchNorm", "net_params": n_params,
-             "net_data": f"{cfg.net_n_train} digits, full batch (+{cfg.net_mask_batch} held out, mask)",
+    n_params = sum(p.numel() for p in SmallCNN(1, 10, width=cfg.width).parameters())
+    scale = {"net": f"SmallCNN width {cfg.width} with BatchNorm", "net_params": n_params,
+             "net_data": f"{cfg.n_train} digits, full batch (+{cfg.mask_batch} held out, mask)",
              "net_grad_eval_budget": int(s["net_grad_evals_sam"]),
-             "trace": f"Hutchinson, {cfg.net_trace_probes} probes, bn_mode=full-batch (as trained)"}
+             "trace": f"Hutchinson, {cfg.trace_probes} probes, bn_mode=full-batch (as trained)"}
     return s, se, curve, scale
 
 
@@ -258,17 +277,17 @@ def _net_part(cfg: SamFlatConfig, ctx: RunContext) -> tuple[dict, dict, pd.DataF
                     ('fisher_mask_u_share', 'rho', 'steps_sam', 'steps_samire', 'steps_samire_fisher')})
 def sam_flat_convergence(cfg: SamFlatConfig, ctx: RunContext) -> Measurement:
     """Log-log slopes of steps-to-flat vs ρ for SAM and SAM-IRE on the toy; trace race on a small net."""
-    cap = ctx.steps(cfg.toy_step_cap)
+    cap = ctx.steps(cfg.toy.step_cap)
     g_mask = ctx.generator("toy_mask")
     rows = []
-    for i, rho in enumerate(sorted(cfg.rhos)):
+    for i, rho in enumerate(sorted(cfg.toy.rhos)):
         row = {"rho": rho}
         for arm in TOY_ARMS:
-            row[f"steps_{arm}"], share = toy_steps_to_flat(rho, cfg, arm, cap, g_mask)
+            row[f"steps_{arm}"], share = toy_steps_to_flat(rho, cfg.toy, arm, cap, g_mask)
             if arm == "samire_fisher":
                 row["fisher_mask_u_share"] = share
         rows.append(row)
-        ctx.progress(i + 1, len(cfg.rhos))
+        ctx.progress(i + 1, len(cfg.toy.rhos))
     toy = pd.DataFrame(rows)
     s, se, notes = {}, {}, []
     for name in TOY_ARMS:
@@ -282,16 +301,16 @@ def sam_flat_convergence(cfg: SamFlatConfig, ctx: RunContext) -> Measurement:
     # Null: SAM-IRE's wrapper with kappa = 0 amplifies nothing, so the steps ratio it gives is what
     # "no speed-up" reads (1 exactly, through the same code path), at the smallest rho.
     rho0 = float(toy["rho"].iloc[0])
-    null_steps, _ = toy_steps_to_flat(rho0, cfg, "samire", cap, kappa=0.0)
+    null_steps, _ = toy_steps_to_flat(rho0, cfg.toy, "samire", cap, kappa=0.0)
     s["null_steps_ratio_kappa0_at_smallest_rho"] = float(toy["steps_sam"].iloc[0] / null_steps)
     s["steps_ratio_at_smallest_rho"] = float(toy["steps_sam"].iloc[0] / toy["steps_samire"].iloc[0])
     s["steps_ratio_fisher_at_smallest_rho"] = float(toy["steps_sam"].iloc[0]
                                                     / toy["steps_samire_fisher"].iloc[0])
-    net_s, net_se, net_curve, net_scale = _net_part(cfg, ctx)
+    net_s, net_se, net_curve, net_scale = _net_part(cfg.net, ctx)
     s.update(net_s)
     se.update(net_se)
     if not s["net_samire_reached_target"]:
         notes.append("net: SAM-IRE never reached SAM's final trace within the budget")
-    scale = {"toy": "Figure1Toy, 2 params, float64", "rhos": list(cfg.rhos), "toy_lr": cfg.lr, **net_scale}
+    scale = {"toy": "Figure1Toy, 2 params, float64", "rhos": list(cfg.toy.rhos), "toy_lr": cfg.toy.lr, **net_scale}
     return Measurement(scalars=s, standard_errors=se, curves={"toy_steps": toy, "net_trace": net_curve},
                        scale=scale, notes=notes)
