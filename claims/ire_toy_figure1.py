@@ -1,11 +1,10 @@
 """Wang et al. 2024 (IRE), Figure 1: ideal IRE drifts to the flat end of a valley GD barely moves along."""
-from dataclasses import replace
-
 from harness import AtLeast, Between, Change, Check, Claim, Plot, Tier, register
+from harness.config import derive
 from harness.experiments.toy import ToyConfig, figure1_toy
 
 CPU = ToyConfig()  # 1000 steps: the paper gives no step count; GD at eta = 1 has |v| < 1e-6 by then
-SMOKE = replace(CPU, steps=300)
+SMOKE = derive(CPU, steps=300)
 
 # Half-widths fixed before running: 0.993 is given to three decimals (+-0.001), the IRE values to two
 # decimals read off the figure (+-0.01, twice the rounding half-unit).
@@ -62,7 +61,7 @@ CLAIM = register(Claim(
           "(point intervals) and the rotated-toy rows range over the 3 rotations. IRE is IREProjected with "
           "P onto the u axis, refreshed every step. Divergence: loss > 1e10 or non-finite. The rotated toy "
           "runs at the edge of stability (as Figure 1's GD does), where a diagonal mask that amplifies any "
-          "sharp component makes the step unstable. An eta = 1 arm that diverges (e.g. --set lr=1e6) raises "
+          "sharp component makes the step unstable. An eta = 1 arm that diverges (e.g. --set optim.lr=1e6) raises "
           "NumericalError (an error verdict); a --max-steps cap shortens every arm, and the runner reads a "
           "capped run's 'fails' as inconclusive. Null: the IRE wrapper with kappa = 0 on the same path.",
     changes=(

@@ -5,13 +5,19 @@ import numpy as np
 import pandas as pd
 import pytest
 
+import harness.experiments.toy as toy_module
+from harness.config import apply_overrides, derive
+from harness.errors import ConfigError
 from harness.experiments.toy import (
     ToyConfig,
+    figure1_toy,
     _figure1_arm,
     _uv_plane,
     first_divergence,
     rotated_gain_fraction,
 )
+from harness.measurement import RunContext
+from harness.optim import OptimizerSpec
 from harness.registry import get_claim, load_claims
 from harness.runner import RunOptions, run_claims
 from harness.store import ResultStore
@@ -68,3 +74,32 @@ def test_uv_plane_table_keeps_each_arm_in_its_own_column():
     assert table["abs_v_gd"].iloc[:2].tolist() == [0.1, 0.01] and table["abs_v_gd"].iloc[2:].isna().all()
     assert table["abs_v_ire90"].iloc[:2].isna().all() and table["abs_v_ire90"].iloc[2] == 0.1
     assert table["abs_v_ire90"].iloc[3:].isna().all()  # below the floor: not drawn on a log axis
+
+
+def test_set_optim_lr_reaches_the_figure1_arms_optimizers(monkeypatch):
+    """`--set optim.lr=0.5`: GD and every IRE arm on the Figure 1 toy build with lr 0.5 (GD at lr_unstable
+    and the rotated toy's arms keep their own step sizes)."""
+    load_claims()
+    cfg = apply_overrides(get_claim("ire-toy-figure1").tiers["smoke"].config,
+                          {"optim.lr": "0.5", "rotated.kappas": "3"})
+    built = []
+    real_build = OptimizerSpec.build
+
+    def spy(spec, params, **kw):
+        built.append((spec.name, spec.lr, spec.kappa))
+        return real_build(spec, params, **kw)
+
+    monkeypatch.setattr(toy_module.OptimizerSpec, "build", spy)
+    figure1_toy(cfg, RunContext(seed=0, tier="smoke", max_steps=3))
+    figure1 = built[:5]  # gd, ire90, ire900, ire9000, the kappa = 0 null; then GD at lr_unstable
+    assert figure1 == [("sgd", 0.5, 0.0), ("ire_projected", 0.5, 90.0), ("ire_projected", 0.5, 900.0),
+                       ("ire_projected", 0.5, 9000.0), ("ire_projected", 0.5, 0.0)]
+    assert built[5] == ("sgd", 2.0, 0.0)
+    assert [(n, k) for n, _, k in built[6:]] == [("sgd", 0.0), ("ire_projected", 3.0), ("ire", 3.0)]
+
+
+def test_toy_config_checks_its_groups():
+    with pytest.raises(ConfigError, match="rotated gamma must be in"):
+        derive(ToyConfig(), {"rotated.gamma": 1.0})
+    with pytest.raises(ConfigError, match="'sgd' OptimizerSpec"):
+        derive(ToyConfig(), optim=OptimizerSpec("adamw", lr=1.0))

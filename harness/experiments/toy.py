@@ -67,29 +67,46 @@ def loglog_slope(x: np.ndarray, y: np.ndarray) -> tuple[float, float]:
 
 
 @dataclass(frozen=True)
+class RotatedToyConfig:
+    """The rotated-toy comparison: GD, exact-projection IRE and diagonal-mask IRE at each κ."""
+
+    p: int = 4                           # RotatedToy: 2p parameters, p flat directions
+    lr_sharpness: float = 2.0            # η = this / λ_max(θ0): Figure 1's η·λ_max at its start
+    gamma: float = 0.5                   # mask size = the true flat fraction p / 2p
+    kappas: tuple[float, ...] = (90.0,)  # Figure 1's smallest κ; at κ = 3 the exact gain is ~0.3%
+
+    def __post_init__(self):
+        if self.lr_sharpness <= 0:
+            raise ConfigError(f"rotated lr_sharpness must be > 0, got {self.lr_sharpness}")
+        if any(k < 0 for k in self.kappas):
+            raise ConfigError(f"rotated kappas must be >= 0, got {self.kappas}")
+        if not 0 < self.gamma < 1:
+            raise ConfigError(f"rotated gamma must be in (0, 1), got {self.gamma}")
+
+
+@dataclass(frozen=True)
 class ToyConfig:
-    """Figure 1 toy settings (paper values) and the rotated-toy comparison."""
+    """Figure 1 toy settings (paper values) and the rotated-toy comparison (`rotated`). `optim` is GD's
+    spec; the IRE arms are `optim.as_kind("ire_projected", kappa=κ)`, GD at lr_unstable replaces lr."""
 
     steps: int = 1000                    # not in the paper; GD at η = 1 has |v| < 1e-6 by then
     u0: float = 1.0                      # Figure 1's start
     v0: float = 0.01
-    lr: float = 1.0
+    optim: OptimizerSpec = OptimizerSpec("sgd", lr=1.0)
     lr_unstable: float = 2.0
     kappas: tuple[float, ...] = (90.0, 900.0, 9000.0)
     divergence_cap: float = 1e10         # a loss above this (or non-finite) counts as diverged
-    rotated_p: int = 4                   # RotatedToy: 2p parameters, p flat directions
-    rotated_lr_sharpness: float = 2.0    # η = this / λ_max(θ0): Figure 1's η·λ_max at its start
-    rotated_gamma: float = 0.5           # mask size = the true flat fraction p / 2p
-    rotated_kappas: tuple[float, ...] = (90.0,)  # Figure 1's smallest κ; at κ = 3 the exact gain is ~0.3%
+    rotated: RotatedToyConfig = RotatedToyConfig()
     record_floor: float = 1e-12          # |v| below this is not drawn on the log plot
 
     def __post_init__(self):
-        if self.steps < 1 or self.lr <= 0 or self.lr_unstable <= 0 or self.rotated_lr_sharpness <= 0:
+        if not isinstance(self.optim, OptimizerSpec) or self.optim.name != "sgd":
+            raise ConfigError(f"optim must be an 'sgd' OptimizerSpec (GD; the IRE arms derive from it), "
+                              f"got {self.optim!r}")
+        if self.steps < 1 or self.lr_unstable <= 0:
             raise ConfigError("steps must be >= 1 and learning rates > 0")
-        if not self.kappas or any(k < 0 for k in (*self.kappas, *self.rotated_kappas)):
-            raise ConfigError(f"kappas must be non-empty and >= 0, got {self.kappas}, {self.rotated_kappas}")
-        if not 0 < self.rotated_gamma < 1:
-            raise ConfigError(f"rotated_gamma must be in (0, 1), got {self.rotated_gamma}")
+        if not self.kappas or any(k < 0 for k in self.kappas):
+            raise ConfigError(f"kappas must be non-empty and >= 0, got {self.kappas}")
 
 
 def _kname(kappa: float) -> str:
@@ -126,9 +143,9 @@ def _figure1_arm(cfg: ToyConfig, lr: float, kappa: float | None) -> tuple[pd.Dat
     toy = Figure1Toy(cfg.u0, cfg.v0)
     params = [toy.u, toy.v]
     if kappa is None:
-        opt, refresh = OptimizerSpec("sgd", lr=lr).build(params), (lambda: None)
+        opt, refresh = replace(cfg.optim, lr=lr).build(params), (lambda: None)
     else:
-        opt = OptimizerSpec("ire_projected", lr=lr, kappa=kappa, mask_every=1).build(params)
+        opt = cfg.optim.as_kind("ire_projected", lr=lr, kappa=kappa, mask_every=1).build(params)
         basis = toy.flat_projection()[:, :1]  # (2, 1): e_u, the tangent of the valley v = 0
 
         def refresh():
@@ -140,14 +157,14 @@ def _figure1_arm(cfg: ToyConfig, lr: float, kappa: float | None) -> tuple[pd.Dat
 
 def _rotated_arm(cfg: ToyConfig, seed: int, kind: str, kappa: float) -> tuple[pd.DataFrame, int | None]:
     """RotatedToy with GD ("gd"), exact-projection IRE ("exact") or diagonal-mask IRE ("mask")."""
-    toy = RotatedToy(cfg.rotated_p, seed=seed, u0=cfg.u0, v0=cfg.v0)
-    lr = cfg.rotated_lr_sharpness / toy.sharpness()
+    toy = RotatedToy(cfg.rotated.p, seed=seed, u0=cfg.u0, v0=cfg.v0)
+    lr = cfg.rotated.lr_sharpness / toy.sharpness()
     params = [toy.u, toy.v]
-    p = cfg.rotated_p
+    p, gamma = cfg.rotated.p, cfg.rotated.gamma
     if kind == "gd":
-        opt, refresh = OptimizerSpec("sgd", lr=lr).build(params), (lambda: None)
+        opt, refresh = replace(cfg.optim, lr=lr).build(params), (lambda: None)
     elif kind == "exact":
-        opt = OptimizerSpec("ire_projected", lr=lr, kappa=kappa, mask_every=1).build(params)
+        opt = cfg.optim.as_kind("ire_projected", lr=lr, kappa=kappa, mask_every=1).build(params)
         U = torch.linalg.eigh(toy.flat_projection()).eigenvectors[:, p:]  # (2p, p): eigenvalue-1 block
 
         def refresh():
@@ -155,12 +172,11 @@ def _rotated_arm(cfg: ToyConfig, seed: int, kind: str, kappa: float) -> tuple[pd
     elif kind == "mask":
         # The practical rule with the toy's exact Hessian diagonal as the score (the quantity the
         # paper's sampled Fisher diagonal estimates), refreshed every step like the projection.
-        spec = OptimizerSpec("ire", lr=lr, kappa=kappa, gamma=cfg.rotated_gamma, mask_every=1)
-        opt = spec.build(params, seed=0)
+        opt = cfg.optim.as_kind("ire", lr=lr, kappa=kappa, gamma=gamma, mask_every=1).build(params, seed=0)
 
         def refresh():
             d = torch.diagonal(toy.hessian())  # (2p,)
-            opt.set_mask(flat_mask_from_scores([d[:p].clone(), d[p:].clone()], cfg.rotated_gamma))
+            opt.set_mask(flat_mask_from_scores([d[:p].clone(), d[p:].clone()], gamma))
     else:
         raise ValueError(f"unknown rotated arm {kind!r}")
     return run_toy(toy, opt, cfg.steps, cfg.divergence_cap, refresh, lambda: {"trace": toy.hessian_trace()})
@@ -193,21 +209,22 @@ def figure1_toy(cfg: ToyConfig, ctx: RunContext) -> Measurement:
     cfg_steps = ctx.steps(cfg.steps)
     run_cfg = replace(cfg, steps=cfg_steps)  # --max-steps caps every arm
     scalars, notes, traj = {}, [], {}
+    lr = cfg.optim.lr
     arms = [("gd", None)] + [(f"ire{_kname(k)}", k) for k in cfg.kappas]
     for i, (name, kappa) in enumerate(arms):
-        table, diverged = _figure1_arm(run_cfg, cfg.lr, kappa)
+        table, diverged = _figure1_arm(run_cfg, lr, kappa)
         if diverged is not None:  # must not happen at η = 1: an error verdict, never a measured u
-            raise NumericalError(f"{name} (lr {cfg.lr:g}) diverged at step {diverged}: the loss passed "
+            raise NumericalError(f"{name} (lr {lr:g}) diverged at step {diverged}: the loss passed "
                                  f"{cfg.divergence_cap:g} or became non-finite")
         last = table.iloc[-1]
         scalars[f"u_final_{name}"] = float(last["u"])
         scalars[f"abs_v_final_{name}"] = abs(float(last["v"]))
         traj[name] = table
-        ctx.progress(i + 1, len(arms) + 1 + 2 * len(cfg.rotated_kappas))
+        ctx.progress(i + 1, len(arms) + 1 + 2 * len(cfg.rotated.kappas))
     # Null: the IRE wrapper with κ = 0 amplifies nothing, so its final u is what "no drift" reads
-    null, null_div = _figure1_arm(run_cfg, cfg.lr, 0.0)
+    null, null_div = _figure1_arm(run_cfg, lr, 0.0)
     if null_div is not None:
-        raise NumericalError(f"IRE kappa=0 (lr {cfg.lr:g}) diverged at step {null_div}")
+        raise NumericalError(f"IRE kappa=0 (lr {lr:g}) diverged at step {null_div}")
     scalars["null_u_final_ire_k0"] = float(null["u"].iloc[-1])
     table2, diverged2 = _figure1_arm(run_cfg, cfg.lr_unstable, None)
     scalars["gd_lr2_diverged"] = float(diverged2 is not None)
@@ -220,7 +237,7 @@ def figure1_toy(cfg: ToyConfig, ctx: RunContext) -> Measurement:
     gd_rot, gd_rot_div = _rotated_arm(run_cfg, ctx.seed, "gd", 0.0)
     scalars["rot_trace_gd"] = float(gd_rot["trace"].iloc[-1]) if gd_rot_div is None else math.nan
     rot_curves = {"step": gd_rot["step"], "trace_gd": gd_rot["trace"]}
-    for kappa in cfg.rotated_kappas:
+    for kappa in cfg.rotated.kappas:
         k = _kname(kappa)
         exact, exact_div = _rotated_arm(run_cfg, ctx.seed, "exact", kappa)
         mask, mask_div = _rotated_arm(run_cfg, ctx.seed, "mask", kappa)
@@ -242,8 +259,8 @@ def figure1_toy(cfg: ToyConfig, ctx: RunContext) -> Measurement:
               "uv_plane": _uv_plane(traj, cfg.record_floor),
               "rotated_trace": pd.DataFrame(rot_curves)}  # shorter columns (a diverged arm) pad with NaN
     scale = {"toy": "Figure1Toy L=(1+u^2)v^2/2, 2 params", "steps": run_cfg.steps, "start": [cfg.u0, cfg.v0],
-             "rotated_toy": f"RotatedToy p={cfg.rotated_p} ({2 * cfg.rotated_p} params), seed {ctx.seed}",
-             "rotated_lr_times_lambda_max": cfg.rotated_lr_sharpness, "dtype": "float64"}
+             "rotated_toy": f"RotatedToy p={cfg.rotated.p} ({2 * cfg.rotated.p} params), seed {ctx.seed}",
+             "rotated_lr_times_lambda_max": cfg.rotated.lr_sharpness, "dtype": "float64"}
     return Measurement(scalars=scalars, curves=curves, scale=scale, notes=notes)
 
 
