@@ -10,9 +10,9 @@ from harness.config import apply_overrides, derive
 from harness.errors import ConfigError
 from harness.experiments.toy import (
     ToyConfig,
-    figure1_toy,
     _figure1_arm,
     _uv_plane,
+    figure1_toy,
     first_divergence,
     rotated_gain_fraction,
 )

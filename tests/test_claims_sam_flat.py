@@ -7,7 +7,13 @@ import pytest
 
 from harness.config import apply_overrides, derive
 from harness.errors import ConfigError
-from harness.experiments.sam_flat import SamFlatConfig, SamToyConfig, _net_arm, first_below_after_peak, toy_steps_to_flat
+from harness.experiments.sam_flat import (
+    SamFlatConfig,
+    SamToyConfig,
+    _net_arm,
+    first_below_after_peak,
+    toy_steps_to_flat,
+)
 from harness.experiments.toy import loglog_slope
 from harness.optim import OptimizerSpec
 from harness.registry import get_claim, load_claims

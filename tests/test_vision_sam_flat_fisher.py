@@ -2,11 +2,12 @@
 the closed form, the Fisher-mask arm against the exact one, a diverged toy run is an error and a capped
 count gives a slope with no finite interval."""
 import math
+
 import pytest
 import torch
 
-from harness.errors import NumericalError
 from harness.config import derive
+from harness.errors import NumericalError
 from harness.experiments.sam_flat import SamFlatConfig, SamToyConfig, sam_flat_convergence, toy_steps_to_flat
 from harness.measurement import RunContext
 from harness.models.toys import Figure1Toy
