@@ -81,7 +81,7 @@ CLAIM = register(Claim(
           "(L = f^2/2 read as a Gaussian likelihood, f = sqrt(1+u^2) v; a label drawn from N(f, 1); "
           "h = g~^2) under the project's global threshold, refreshed every 10 steps; the toy is axis-aligned, "
           "so this tests the practical pipeline (scores, threshold, refresh, staleness), not a rotated "
-          "valley (ire-toy-figure1's rotated rows do that). A diverged toy run (e.g. --set lr=1e6) raises "
+          "valley (ire-toy-figure1's rotated rows do that). A diverged toy run (e.g. --set toy.lr=1e6) raises "
           "NumericalError (error verdict); a capped count (--max-steps) is a lower bound, so its slope gets "
           "an infinite standard error (inconclusive). Nulls: kappa = 0 gives the steps ratio 1 through the "
           "same code; independent probes show the Hutchinson noise of a trace ratio. Net part: "
