@@ -1,6 +1,6 @@
 """A diverged run is an `error` and a step-capped run is never `fails`, for ire-generalization,
-sam-ire-flat-convergence and ire-toy-figure1 (through the runner, as `--set lr=1e6` and
-`--max-steps 5` would run them)."""
+sam-ire-flat-convergence and ire-toy-figure1 (through the runner, as `--set optim.lr=1e6` (the toy
+part's `toy.lr=1e6` for sam-ire-flat-convergence) and `--max-steps 5` would run them)."""
 import pytest
 
 from harness.registry import get_claim, load_claims
@@ -8,12 +8,13 @@ from harness.runner import RunOptions, run_claims
 from harness.store import ResultStore
 
 CLAIMS = ("ire-generalization", "sam-ire-flat-convergence", "ire-toy-figure1")
+LR_PATH = {"ire-generalization": "optim.lr", "sam-ire-flat-convergence": "toy.lr", "ire-toy-figure1": "optim.lr"}
 
 
 @pytest.mark.parametrize("claim_id", CLAIMS)
 def test_diverged_run_is_an_error_not_a_failure(claim_id, tmp_path):
     load_claims()
-    options = RunOptions(tier="smoke", overrides={"lr": "1e6"})
+    options = RunOptions(tier="smoke", overrides={LR_PATH[claim_id]: "1e6"})
     entry = run_claims([get_claim(claim_id)], options, ResultStore(tmp_path))["claims"][0]
     assert entry["verdict"] == "error", entry["checks"]
     assert all("NumericalError" in s["error"] for s in entry["seeds"]), entry["seeds"]
