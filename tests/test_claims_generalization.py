@@ -124,5 +124,6 @@ def test_set_optim_lr_reaches_every_arms_optimizer():
 def test_vision_config_rejects_a_spec_the_arms_cannot_derive_from():
     with pytest.raises(ConfigError, match="'sam_ire' OptimizerSpec"):
         derive(VisionConfig(), optim=OptimizerSpec("sgd", lr=0.1))
-    with pytest.raises(ConfigError, match="optim.schedule"):
-        derive(VisionConfig(), {"optim.schedule": "cosine"})
+    for path, value in (("optim.schedule", "cosine"), ("optim.warmup_steps", 3), ("optim.mask", "random")):
+        with pytest.raises(ConfigError, match=f"{path} is set by the recipe"):
+            derive(VisionConfig(), {path: value})

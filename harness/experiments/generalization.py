@@ -54,6 +54,11 @@ def _resnet20(cfg: VisionConfig, in_channels: int, seed: int) -> torch.nn.Module
     return resnet20(10, seed=seed)
 
 
+# The recipe's spec (VisionConfig.optim's default), every arm's optimizer derives from it.
+OPTIM_DEFAULTS = OptimizerSpec("sam_ire", lr=0.1, momentum=0.9, weight_decay=5e-4, rho=0.05, kappa=2.0, gamma=0.6,
+                               mask_every=10)
+
+
 @dataclass(frozen=True)
 class VisionConfig:
     """One training recipe shared by every arm. Optimizer defaults: the paper's CIFAR code (SGD lr 0.1,
@@ -71,8 +76,7 @@ class VisionConfig:
     batch_size: int = 128
     # The spec every arm derives from (`optim.as_kind`): lr (cosine from it), momentum, coupled WD,
     # SAM's rho, IRE's kappa, gamma and refresh period K.
-    optim: OptimizerSpec = OptimizerSpec("sam_ire", lr=0.1, momentum=0.9, weight_decay=5e-4, rho=0.05, kappa=2.0,
-                                         gamma=0.6, mask_every=10)
+    optim: OptimizerSpec = OPTIM_DEFAULTS
     label_smoothing: float = 0.1
     mask_batch: int = 128             # one fixed batch of training images drawn once (paper's CIFAR rule)
     ire_start: float = 0.35           # IRE on from this fraction of the steps (authors: epoch 70/200)
@@ -89,9 +93,11 @@ class VisionConfig:
         if not isinstance(self.optim, OptimizerSpec) or self.optim.name != "sam_ire":
             raise ConfigError(f"optim must be a 'sam_ire' OptimizerSpec (every arm derives from it), "
                               f"got {self.optim!r}")
-        if self.optim.schedule != "constant" or self.optim.lr_warmup_steps != 0:
-            raise ConfigError("the recipe's schedule is a cosine from optim.lr (cosine_lr): leave "
-                              "optim.schedule and optim.lr_warmup_steps at their defaults")
+        set_by_recipe = [f for f in ("schedule", "lr_warmup_steps", "warmup_steps", "mask")
+                         if getattr(self.optim, f) != getattr(OPTIM_DEFAULTS, f)]
+        if set_by_recipe:  # cosine_lr drives the lr, ire_start IRE's warm-up, each arm its mask
+            raise ConfigError(f"optim.{set_by_recipe[0]} is set by the recipe (cosine from optim.lr, IRE "
+                              "from ire_start, the mask per arm): leave it at its default")
         if self.epochs < 1 or self.batch_size < 1:
             raise ConfigError(f"epochs and batch_size must be >= 1, got {self.epochs}, {self.batch_size}")
 

@@ -87,7 +87,8 @@ class RotatedToyConfig:
 @dataclass(frozen=True)
 class ToyConfig:
     """Figure 1 toy settings (paper values) and the rotated-toy comparison (`rotated`). `optim` is GD's
-    spec; the IRE arms are `optim.as_kind("ire_projected", kappa=κ)`, GD at lr_unstable replaces lr."""
+    spec; the IRE arms are `optim.as_kind("ire_projected", kappa=κ)`, GD at lr_unstable replaces lr, and
+    the rotated toy's arms derive from it at their own lr (rotated.lr_sharpness / λ_max)."""
 
     steps: int = 1000                    # not in the paper; GD at η = 1 has |v| < 1e-6 by then
     u0: float = 1.0                      # Figure 1's start
