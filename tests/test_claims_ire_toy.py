@@ -103,3 +103,5 @@ def test_toy_config_checks_its_groups():
         derive(ToyConfig(), {"rotated.gamma": 1.0})
     with pytest.raises(ConfigError, match="'sgd' OptimizerSpec"):
         derive(ToyConfig(), optim=OptimizerSpec("adamw", lr=1.0))
+    with pytest.raises(ConfigError, match="constant lr"):
+        derive(ToyConfig(), {"optim.schedule": "cosine"})

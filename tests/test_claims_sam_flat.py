@@ -113,3 +113,5 @@ def test_sam_flat_config_checks_its_groups():
         derive(SamFlatConfig(), net={"optim": OptimizerSpec("sam", lr=0.1, rho=0.05)})
     with pytest.raises(ConfigError, match="grad_evals must be >= 2"):
         derive(SamFlatConfig(), {"net.grad_evals": 1})
+    with pytest.raises(ConfigError, match="constant lr"):
+        derive(SamFlatConfig(), {"net.optim.lr_warmup_steps": 5})

@@ -76,6 +76,9 @@ class SamNetConfig:
         if not isinstance(self.optim, OptimizerSpec) or self.optim.name != "sam_ire":
             raise ConfigError(f"net.optim must be a 'sam_ire' OptimizerSpec (the SAM arm derives from it), "
                               f"got {self.optim!r}")
+        if self.optim.schedule != "constant" or self.optim.lr_warmup_steps != 0:
+            raise ConfigError("net.optim: this experiment runs at a constant lr; leave schedule and "
+                              "lr_warmup_steps at their defaults")
         if self.grad_evals < 2:
             raise ConfigError(f"net grad_evals must be >= 2, got {self.grad_evals}")
 

@@ -104,6 +104,9 @@ class ToyConfig:
         if not isinstance(self.optim, OptimizerSpec) or self.optim.name != "sgd":
             raise ConfigError(f"optim must be an 'sgd' OptimizerSpec (GD; the IRE arms derive from it), "
                               f"got {self.optim!r}")
+        if self.optim.schedule != "constant" or self.optim.lr_warmup_steps != 0:
+            raise ConfigError("optim: this experiment runs at a constant lr; leave schedule and "
+                              "lr_warmup_steps at their defaults")
         if self.steps < 1 or self.lr_unstable <= 0:
             raise ConfigError("steps must be >= 1 and learning rates > 0")
         if not self.kappas or any(k < 0 for k in self.kappas):
