@@ -8,11 +8,11 @@ on one A800). Run: pytest benchmarks/bench_ire_step.py --benchmark-only.
 from __future__ import annotations
 
 import math
-from dataclasses import replace
 
 import pytest
 import torch
 
+from harness.config import derive
 from harness.distributed import Comm
 from harness.experiments.llm_overhead import TimedArm
 from harness.experiments.llm_train import load_text_data
@@ -25,8 +25,8 @@ ROUNDS, WARMUP_ROUNDS = 10, 1
 def setup(tmp_path_factory):
     from claims.ire_overhead import CPU
 
-    cfg = replace(CPU, cache_dir=str(tmp_path_factory.mktemp("tokens")))
-    return cfg, load_text_data(cfg, Comm())
+    cfg = derive(CPU, {"base.cache_dir": str(tmp_path_factory.mktemp("tokens"))})
+    return cfg, load_text_data(cfg.base, Comm())
 
 
 @pytest.mark.parametrize("optimizer", ["adamw", "ire"])

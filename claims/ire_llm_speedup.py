@@ -1,22 +1,24 @@
 """Wang et al. (NeurIPS 2024): AdmIRE pre-trains Llama 2x faster than AdamW, with fairness controls."""
-from dataclasses import replace
-
 from harness import AtLeast, Change, Check, Claim, Plot, Tier, register
+from harness.config import derive
 from harness.experiments.llm import SpeedupConfig, ire_llm_speedup
+from harness.experiments.llm_train import PAPER_ADAMW, PretrainSetup
 
 # cpu: ~1M-parameter Llama on the standard library's source (bytes). T, batch and the eval interval are
 # set by the cpu-tier budget (5 seeds x <= 9.2 T-step runs in ~250 single-core seconds); the peak LR 1e-3
 # is Pythia's for its smallest (14M, 70M) models, since the paper's 6e-4 belongs to 60M-229M models
 # trained 250x longer. Warm-up 2 steps (the paper's 1% of T rounds to 1, which is no warm-up).
-CPU = SpeedupConfig(model="tiny-1m", data="stdlib", max_bytes=2_000_000, tokenizer="bytes", seq_len=64,
-                    batch_size=8, steps=80, warmup_steps=2, lr=1e-3, eval_every=10, val_windows=32)
-SMOKE = replace(CPU, max_bytes=300_000, seq_len=32, batch_size=4, steps=8, eval_every=2, val_windows=8,
-                eval_batch=8)
-GPU = replace(CPU, model="small-30m", data="wikitext103", data_root="data/wikitext-103-raw", tokenizer="gpt2",
-              seq_len=256, batch_size=32, steps=2000, warmup_steps=20, lr=6e-4, eval_every=50,
-              val_windows=256)
-PAPER = replace(GPU, model="wikitext-60m", seq_len=150, batch_size=240, steps=50_000, warmup_steps=500,
-                eval_every=500, val_windows=1000, eval_batch=60, launch="torchrun", nproc=8)
+CPU = SpeedupConfig(base=PretrainSetup(model="tiny-1m", data="stdlib", max_bytes=2_000_000, tokenizer="bytes",
+                                       seq_len=64, batch_size=8, steps=80, eval_every=10, val_windows=32,
+                                       optim=derive(PAPER_ADAMW, lr=1e-3, lr_warmup_steps=2)))
+SMOKE = derive(CPU, base=dict(max_bytes=300_000, seq_len=32, batch_size=4, steps=8, eval_every=2, val_windows=8,
+                              eval_batch=8))
+GPU = derive(CPU, {"base.optim.lr": 6e-4, "base.optim.lr_warmup_steps": 20},
+             base=dict(model="small-30m", data="wikitext103", data_root="data/wikitext-103-raw", tokenizer="gpt2",
+                       seq_len=256, batch_size=32, steps=2000, eval_every=50, val_windows=256))
+PAPER = derive(GPU, {"base.optim.lr_warmup_steps": 500},
+               base=dict(model="wikitext-60m", seq_len=150, batch_size=240, steps=50_000, eval_every=500,
+                         val_windows=1000, eval_batch=60, launch="torchrun", nproc=8))
 
 TOLERANCE = 0.10  # 2x accepted down to 1.8x: see `notes`
 

@@ -6,6 +6,7 @@ import pandas as pd
 import pytest
 import torch
 
+from harness.config import apply_overrides
 from harness.errors import ConfigError, DataError
 from harness.experiments.llm import (
     Curve,
@@ -16,7 +17,8 @@ from harness.experiments.llm import (
     speedup_curve,
     steps_speedup,
 )
-from harness.experiments.llm_train import ArmConfig, ire_grad_evals, lr_at, run_arm
+from harness.experiments.llm_overhead import TimedArm
+from harness.experiments.llm_train import PAPER_ADAMW, PretrainSetup, ire_grad_evals, run_arm
 from harness.measurement import Measurement, RunContext
 from harness.models.llama import Llama, count_parameters, preset
 from harness.optim import IRE
@@ -73,7 +75,7 @@ def test_speedup_check_fails_when_no_seed_reaches_and_never_holds_with_one_miss(
     assert check.metric == "speedup_paper_protocol"
     region = check.expect.region(tier)
     cfg = SPEEDUP.tier(tier).config
-    T, E = cfg.steps, cfg.eval_every
+    T, E = cfg.base.steps, cfg.base.eval_every
     ref = linear(1.0 / (2 * T), 2 * T, E, start=2.0)  # AdamW(2T): 2 -> 1
     never = linear(0.5 / T, T, E, start=2.0)         # ends at 1.5 > 1
     at_T = Curve(never.steps, np.where(never.steps < T, 1.5, 0.9))  # below the target first at T
@@ -112,6 +114,12 @@ def test_cost_speedup_counts_grad_evals():
 
 def test_lr_schedule_warmup_then_cosine_to_peak_over_20():
     peak, W, T = 6e-4, 4, 104
+    spec = PAPER_ADAMW.as_kind("adamw", lr=peak, lr_warmup_steps=W)
+
+    def lr_at(t, peak, W, T, f):
+        assert f == spec.final_lr_fraction
+        return spec.as_kind("adamw", lr=peak, lr_warmup_steps=W).lr_at(t, T)
+
     lrs = [lr_at(t, peak, W, T, 0.05) for t in range(T + 1)]
     assert lrs[:W] == pytest.approx([peak * (t + 1) / W for t in range(W)])
     assert lrs[W] == peak and lrs[T] == pytest.approx(peak / 20, rel=1e-12)
@@ -134,8 +142,9 @@ def test_grad_eval_accounting_matches_the_optimizer_and_the_arm():
     assert ire_grad_evals(17, 3, 4, "random") == ire_grad_evals(17, 3, 4, None) == 17
     assert ire_grad_evals(3, 3, 4, "fisher") == 3
 
-    cfg = ArmConfig(max_bytes=300_000, seq_len=16, batch_size=2, steps=7, warmup_steps=2, eval_every=3,
-                    val_windows=2, optimizer="ire", kappa=3.0, mask_every=2)
+    admire = PAPER_ADAMW.as_kind("adamw_ire", kappa=3.0, gamma=0.6, mask_every=2, warmup_steps=2)
+    cfg = PretrainSetup(max_bytes=300_000, seq_len=16, batch_size=2, steps=7, eval_every=3, val_windows=2,
+                        optim=admire)
     m = run_arm(cfg, RunContext(seed=0, tier="smoke"))
     assert m.scalars["grad_evals"] == ire_grad_evals(7, 2, 2, "fisher") == 10  # refreshes at 2, 4, 6
     assert m.curves["val"].step.tolist() == [0, 3, 6, 7] and m.curves["val"].grad_evals.tolist() == [0, 4, 8, 10]
@@ -149,8 +158,31 @@ def test_speedup_config_needs_equal_tuning_budgets():
         SpeedupConfig(kappas=(3.0, 4.0), lr_multipliers=(2.0, 1.0))
     arms = speedup_arms(SpeedupConfig())
     assert arms["adamw_2T_x1"].steps == 2 * arms["adamw_T_x1"].steps
-    assert arms["adamw_T_x3.4"].lr == pytest.approx(3.4 * arms["adamw_T_x1"].lr)
-    assert arms["ire_random_k3"].mask == "random" and arms["ire_random_k3"].kappa == arms["admire_k3"].kappa
+    assert arms["adamw_T_x3.4"].optim.lr == pytest.approx(3.4 * arms["adamw_T_x1"].optim.lr)
+    random, admire = arms["ire_random_k3"].optim, arms["admire_k3"].optim
+    assert random.mask == "random" and random.kappa == admire.kappa and admire.mask == "fisher"
+    assert admire.name == "adamw_ire" and admire.warmup_steps == admire.lr_warmup_steps == 2  # IRE after the warm-up
+    assert arms["adamw_T_x1"].optim == SpeedupConfig().base.optim  # the x1 arm is the base's own AdamW
+    with pytest.raises(ConfigError, match="gamma must be in"):  # an arm's optimizer is checked when built
+        SpeedupConfig(gamma=1.5)
+
+
+def test_set_base_optim_lr_reaches_the_built_adamw():
+    """`--set base.optim.lr=...` changes the lr every arm's AdamW is built with, in both claims."""
+    model = torch.nn.Linear(2, 2)
+    cfg = apply_overrides(SPEEDUP.tier("smoke").config, {"base.optim.lr": "0.0025"})
+    for name, arm in speedup_arms(cfg).items():
+        opt = arm.optim.build(model.parameters())
+        inner = opt.base_optimizer if isinstance(opt, IRE) else opt
+        assert isinstance(inner, torch.optim.AdamW), name
+        assert inner.defaults["lr"] == pytest.approx(0.0025 * (3.4 if name.endswith("x3.4") else 1.0)), name
+    cfg = apply_overrides(OVERHEAD.tier("smoke").config, {"base.optim.lr": "0.0025"})
+    ctx = RunContext(seed=0, tier="smoke")
+    data = type("Data", (), {"vocab_size": 256})()
+    for optimizer in ("adamw", "ire"):
+        opt = TimedArm(cfg, optimizer, data, ctx).opt
+        inner = opt.base_optimizer if isinstance(opt, IRE) else opt
+        assert isinstance(inner, torch.optim.AdamW) and inner.param_groups[0]["lr"] == 0.0025, optimizer
 
 
 @pytest.mark.parametrize("tier", ["smoke", "cpu", "gpu", "paper"])
@@ -214,32 +246,34 @@ def test_gpu_tier_config_runs_two_steps_on_cpu(tmp_path):
     root = write_fake_wikitext(tmp_path / "wikitext-103-raw")
     # The gpu tier's config but for the tokenizer (no tiktoken here), the batch and the validation set
     # (a 32 x 256-token step of a 30M model takes tens of seconds on a CPU).
-    overrides = {"data_root": str(root), "tokenizer": "bytes", "batch_size": "1", "val_windows": "2",
-                 "cache_dir": str(tmp_path / "cache")}
+    overrides = {"base.data_root": str(root), "base.tokenizer": "bytes", "base.batch_size": "1",
+                 "base.val_windows": "2", "base.cache_dir": str(tmp_path / "cache")}
     options = RunOptions(tier="gpu", seeds=1, max_steps=2, device="cpu", overrides=overrides)
     entry = run_claims([SPEEDUP], options, ResultStore(tmp_path / "results"))["claims"][0]
     _finite(entry)
     scale = entry["measured_scale"]
     assert scale["model"] == "small-30m" and scale["seq_len"] == 256 and scale["T"] == 2
-    assert entry["config"]["steps"] == 2000 and entry["config"]["data"] == "wikitext103"
+    assert entry["config"]["base"]["steps"] == 2000 and entry["config"]["base"]["data"] == "wikitext103"
 
 
 def test_gpu_and_paper_tiers_stop_early_without_data(tmp_path):
     for claim in (SPEEDUP,):  # ire-overhead's gpu tier times random tokens: it needs no data
         with pytest.raises(DataError, match="WikiText-103"):
-            run_claims([claim], RunOptions(tier="gpu", overrides={"data_root": str(tmp_path)}),
+            run_claims([claim], RunOptions(tier="gpu", overrides={"base.data_root": str(tmp_path)}),
                        ResultStore(tmp_path))
 
 
 def test_paper_tier_config_and_in_process_refusal(tmp_path):
     cfg = SPEEDUP.tier("paper").config
-    assert (cfg.model, cfg.batch_size, cfg.seq_len, cfg.steps, cfg.warmup_steps, cfg.lr) == \
+    b = cfg.base
+    assert (b.model, b.batch_size, b.seq_len, b.steps, b.optim.lr_warmup_steps, b.optim.lr) == \
         ("wikitext-60m", 240, 150, 50_000, 500, 6e-4)
-    assert cfg.launch == "torchrun" and cfg.kappas[0] == 3.0 and cfg.gamma == 0.6
+    assert b.launch == "torchrun" and cfg.kappas[0] == 3.0 and cfg.gamma == 0.6
     with torch.device("meta"):
-        assert count_parameters(Llama(preset(cfg.model))) > 50_000_000  # the paper's "60M" (untied)
-    tiny = {"model": "tiny-1m", "data": "stdlib", "tokenizer": "bytes", "max_bytes": "300000", "seq_len": "16",
-            "batch_size": "2", "steps": "4", "warmup_steps": "1", "eval_every": "2", "val_windows": "2"}
+        assert count_parameters(Llama(preset(b.model))) > 50_000_000  # the paper's "60M" (untied)
+    tiny = {"base.model": "tiny-1m", "base.data": "stdlib", "base.tokenizer": "bytes", "base.max_bytes": "300000",
+            "base.seq_len": "16", "base.batch_size": "2", "base.steps": "4", "base.optim.lr_warmup_steps": "1",
+            "base.eval_every": "2", "base.val_windows": "2"}
     with pytest.raises(ConfigError, match="torchrun --standalone --nproc_per_node=8 -m harness.experiments.ddp"):
         run_claims([SPEEDUP], RunOptions(tier="paper", seeds=1, overrides=tiny), ResultStore(tmp_path))
 
@@ -248,11 +282,11 @@ def test_overhead_gpu_tier_config_runs_capped_on_cpu(tmp_path):
     """ire-overhead's gpu config (the paper's wikitext-60m, seq 150, random GPT-2-vocabulary tokens, no download)
     for the minimum of 2 timed blocks, batch 1, blocks of one step (mask_every = 1: a 60M-parameter step takes
     ~1.6 s on one core, and the step cap bounds the block count, not a block's length) and a small random stream."""
-    overrides = {"batch_size": "1", "warmup_blocks": "0", "max_bytes": "20000", "mask_every": "1",
-                 "cache_dir": str(tmp_path / "cache")}
+    overrides = {"base.batch_size": "1", "warmup_blocks": "0", "base.max_bytes": "20000", "mask_every": "1",
+                 "base.cache_dir": str(tmp_path / "cache")}
     options = RunOptions(tier="gpu", seeds=1, max_steps=2, device="cpu", overrides=overrides)
     entry = run_claims([OVERHEAD], options, ResultStore(tmp_path / "results"))["claims"][0]
     _finite(entry)
     assert entry["measured_scale"]["timed_blocks"] == 2
-    assert entry["config"]["model"] == "wikitext-60m" and entry["config"]["seq_len"] == 150
-    assert entry["config"]["data"] == "random"
+    assert entry["config"]["base"]["model"] == "wikitext-60m" and entry["config"]["base"]["seq_len"] == 150
+    assert entry["config"]["base"]["data"] == "random"

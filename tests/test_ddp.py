@@ -27,9 +27,9 @@ pytestmark = pytest.mark.skipif(sys.platform == "win32", reason="torchrun with g
 
 def tiny(cache) -> dict:
     """The paper tier shrunk to a CPU toy (model, data, sizes); everything else is the paper tier's."""
-    return {"model": "tiny-1m", "data": "stdlib", "tokenizer": "bytes", "max_bytes": "300000",
-            "seq_len": "16", "batch_size": "4", "steps": "6", "warmup_steps": "1", "eval_every": "2",
-            "val_windows": "4", "eval_batch": "4", "cache_dir": str(cache)}
+    return {"base.model": "tiny-1m", "base.data": "stdlib", "base.tokenizer": "bytes", "base.max_bytes": "300000",
+            "base.seq_len": "16", "base.batch_size": "4", "base.steps": "6", "base.optim.lr_warmup_steps": "1",
+            "base.eval_every": "2", "base.val_windows": "4", "base.eval_batch": "4", "base.cache_dir": str(cache)}
 
 
 def launch(results, overrides: dict, *extra: str) -> subprocess.Popen:
@@ -75,8 +75,8 @@ def paper_arm(tmp_path_factory):
     (root / "wiki.valid.raw").write_text(article.upper() * 20, encoding="utf-8")
     # The paper tier's model (wikitext-60m, seq 150), schedule and launch; bytes instead of GPT-2 BPE
     # (no tiktoken here) and 2 sequences per step instead of 240.
-    overrides = {"data_root": str(root), "tokenizer": "bytes", "batch_size": "2", "val_windows": "2",
-                 "cache_dir": str(tmp / "tokens")}
+    overrides = {"base.data_root": str(root), "base.tokenizer": "bytes", "base.batch_size": "2",
+                 "base.val_windows": "2", "base.cache_dir": str(tmp / "tokens")}
     proc = launch(tmp / "results", overrides, "--arm", "admire_k3", "--max-steps", "2")
     yield lambda: (finish(proc), arm_record(tmp / "results", overrides, "admire_k3"))[1]
     if proc.poll() is None:

@@ -8,8 +8,9 @@ import torch
 
 from harness.data.token_streams import TokenStream
 from harness.distributed import Comm
+from harness.experiments.llm_mask import refresh_mask
 from harness.experiments.llm_overhead import cpu_clock
-from harness.experiments.llm_train import ArmConfig, build_optimizer, refresh_mask
+from harness.experiments.llm_train import PAPER_ADAMW, build_optimizer
 from harness.optim import IRE, flat_mask_from_scores, sampled_fisher_scores
 from harness.optim.mask import sampled_label_gradients
 
@@ -69,8 +70,9 @@ def test_fisher_scores_are_the_squared_sampled_label_gradients():
 def test_weight_decay_on_every_parameter_as_the_authors():
     """Issue 8 item 10: the authors pass model.parameters() to AdamW with weight_decay 0.1 (gains too)."""
     model = torch.nn.Sequential(torch.nn.Linear(4, 4), torch.nn.LayerNorm(4))
-    for optimizer, kappa in (("adamw", 0.0), ("ire", 3.0)):
-        opt = build_optimizer(ArmConfig(optimizer=optimizer, kappa=kappa, weight_decay=0.1), model, seed=0)
+    for spec in (PAPER_ADAMW, PAPER_ADAMW.as_kind("adamw_ire", kappa=3.0, gamma=0.6)):
+        assert spec.weight_decay == 0.1
+        opt = build_optimizer(spec, model, seed=0)
         decayed = [p for g in opt.param_groups if g["weight_decay"] == 0.1 for p in g["params"]]
         assert len(decayed) == len(list(model.parameters())) == 4
 

@@ -3,7 +3,8 @@
 
 Sources: `stdlib_corpus` (the Python standard library's `.py` files, always present), `local_text_files`,
 `wikitext103` (raw WikiText-103 files) and `hf_dataset_text` (MiniPile, OpenWebText from a local Hugging Face
-cache). `prepare_text_dataset` picks one by name for the CLI. Tokenizers: `harness.data.tokenizers`.
+cache). `prepare_text_dataset` picks one by name for the CLI; `PRETRAIN_SOURCES` is what a pre-training
+config's `data` names (stdlib, wikitext103, random). Tokenizers: `harness.data.tokenizers`.
 """
 
 import difflib
@@ -12,10 +13,12 @@ import json
 import os
 import sys
 import sysconfig
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
 
 import numpy as np
+
+from harness.components import Registry
 
 # WikiText-103's data_root is resolved (and downloaded on first use) in harness.data.download.
 from harness.data.download import check_wikitext103
@@ -263,3 +266,19 @@ def prepare_text_dataset(source: str, out: PathLike, root: PathLike | None = Non
     name, val_split = HF_SOURCES[source]
     return hf_dataset_text(name, "train", out, val_split=val_split, tokenizer=tokenizer or "auto",
                            hf_cache_dir=root)
+
+
+def _random_source(cache_dir: PathLike, root: str, max_bytes: int, tokenizer: str) -> TextData:
+    from harness.data.random_tokens import random_tokens
+
+    return random_tokens(cache_dir, n_tokens=max_bytes)  # uniform GPT-2-vocabulary tokens: no tokenizer
+
+
+# The data a pre-training config can name (harness.components): name -> loader(cache_dir, root, max_bytes,
+# tokenizer) -> TextData. stdlib caps the corpus at max_bytes; random makes max_bytes tokens (timing only).
+PRETRAIN_SOURCES: Registry[Callable[[PathLike, str, int, str], TextData]] = Registry("text data source")
+PRETRAIN_SOURCES.add("stdlib", lambda cache_dir, root, max_bytes, tokenizer: stdlib_corpus(
+    cache_dir, max_bytes=max_bytes, tokenizer=tokenizer))
+PRETRAIN_SOURCES.add("wikitext103", lambda cache_dir, root, max_bytes, tokenizer: wikitext103(
+    root, cache_dir, tokenizer=tokenizer))
+PRETRAIN_SOURCES.add("random", _random_source)

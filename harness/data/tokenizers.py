@@ -1,7 +1,7 @@
 """Tokenizers for the token streams of `harness.data.token_streams`: UTF-8 bytes, or GPT-2 BPE through tiktoken.
 
 Each has `name`, `vocab_size`, `eot` (end-of-text id or None), `encode`, `decode` and `encode_batch`, which
-turns raw documents into uint16 token arrays. `get_tokenizer` picks one by name.
+turns raw documents into uint16 token arrays. `get_tokenizer` picks one by name (TOKENIZERS, or "auto").
 """
 
 import hashlib
@@ -13,7 +13,8 @@ from pathlib import Path
 
 import numpy as np
 
-from harness.errors import ConfigError, HarnessError
+from harness.components import Registry, unknown_name
+from harness.errors import HarnessError
 
 log = logging.getLogger(__name__)
 
@@ -102,6 +103,11 @@ class GPT2Tokenizer:
 
 Tokenizer = ByteTokenizer | GPT2Tokenizer
 
+# The named tokenizers (harness.components): name -> class; "auto" is get_tokenizer's choice between them.
+TOKENIZERS: Registry[type] = Registry("tokenizer")
+TOKENIZERS.add("bytes", ByteTokenizer)
+TOKENIZERS.add("gpt2", GPT2Tokenizer)
+
 
 def get_tokenizer(name: str) -> tuple[Tokenizer, str]:
     """The tokenizer "bytes", "gpt2" or "auto" (gpt2 if tiktoken works, else bytes), and a fallback note.
@@ -109,10 +115,10 @@ def get_tokenizer(name: str) -> tuple[Tokenizer, str]:
     Raises:
         ConfigError: unknown name. HarnessError: "gpt2" without a working tiktoken.
     """
-    if name in ("bytes", "gpt2"):
-        return (ByteTokenizer() if name == "bytes" else GPT2Tokenizer()), ""
+    if name in TOKENIZERS:
+        return TOKENIZERS.get(name)(), ""
     if name != "auto":
-        raise ConfigError(f"unknown tokenizer {name!r}; expected 'bytes', 'gpt2' or 'auto'")
+        raise unknown_name("tokenizer", name, [*TOKENIZERS.names(), "auto"])
     try:
         return GPT2Tokenizer(), ""
     except HarnessError as e:

@@ -88,9 +88,10 @@ def run_seed(args: argparse.Namespace, comm: Comm, device: torch.device) -> int:
     claim = load_claim(args.claim, args.claims_path)
     overrides = dict(kv.partition("=")[::2] for kv in args.set)
     config = apply_overrides(claim.tier(args.tier).config, overrides)
-    if getattr(config, "launch", "torchrun") != "torchrun":
+    launch = getattr(getattr(config, "base", config), "launch", "torchrun")  # a comparison's arms: its base's
+    if launch != "torchrun":
         log.warning("tier %s of %s is configured for launch=%s; running it data-parallel anyway",
-                    args.tier, args.claim, config.launch)
+                    args.tier, args.claim, launch)
     if callable(getattr(config, "preflight", None)):
         config.preflight()  # on every rank, so a bad path stops them all
     # The runner's view of this launch, so keys and records are the runner's own (run_id None: no run summary)

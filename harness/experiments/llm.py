@@ -19,7 +19,7 @@ import numpy as np
 import pandas as pd
 
 from harness.errors import ConfigError
-from harness.experiments.llm_train import ArmConfig, PretrainSetup, llm_pretrain_arm, setup_fields
+from harness.experiments.llm_train import PretrainSetup, llm_pretrain_arm
 from harness.measurement import Measurement, RunContext
 from harness.registry import experiment
 
@@ -117,13 +117,15 @@ def cost_speedup(point: SpeedupPoint, reference: Measurement, method: Measuremen
 # The speed-up claim
 # ---------------------------------------------------------------------------------------------------
 @dataclass(frozen=True)
-class SpeedupConfig(PretrainSetup):
-    """The comparison: T = `steps`; κ settings for AdmIRE and as many peak-LR multipliers for AdamW.
+class SpeedupConfig:
+    """The comparison: T = `base.steps`; κ settings for AdmIRE and as many peak-LR multipliers for AdamW.
 
-    The default AdamW grid ×{1, 3.4} reaches IRE's largest mean step gain 1 + κγ (3.4 at κ 4, γ 0.6), so
-    "IRE is only a larger step" is tested with as many trials as AdmIRE gets.
+    `base` is the AdamW(T) arm at ×1; every arm is derived from it (its optimizer from `base.optim`, AdmIRE's
+    warm-up equal to the LR warm-up). The default AdamW grid ×{1, 3.4} reaches IRE's largest mean step gain
+    1 + κγ (3.4 at κ 4, γ 0.6), so "IRE is only a larger step" is tested with as many trials as AdmIRE gets.
     """
 
+    base: PretrainSetup = PretrainSetup()
     kappas: tuple[float, ...] = (3.0, 4.0)          # kappas[0]: the paper-protocol κ
     lr_multipliers: tuple[float, ...] = (1.0, 3.4)  # must start with 1.0: the paper-protocol AdamW
     gamma: float = 0.6
@@ -131,7 +133,6 @@ class SpeedupConfig(PretrainSetup):
     n_targets: int = 11
 
     def __post_init__(self):
-        super().__post_init__()
         if len(self.kappas) != len(self.lr_multipliers) or not self.kappas:
             raise ConfigError(f"same tuning budget: as many lr_multipliers as kappas, got "
                               f"{self.lr_multipliers} and {self.kappas}")
@@ -141,19 +142,27 @@ class SpeedupConfig(PretrainSetup):
             raise ConfigError("lr_multipliers and kappas must not repeat")
         if self.n_targets < 2:
             raise ConfigError(f"n_targets must be >= 2, got {self.n_targets}")
+        speedup_arms(self)  # every arm's optimizer is valid (e.g. gamma in (0, 1)) before any seed runs
+
+    def preflight(self) -> None:
+        """The base setup's: missing data files, or a tokenizer that cannot load."""
+        self.base.preflight()
 
 
-def speedup_arms(cfg: SpeedupConfig) -> dict[str, ArmConfig]:
+def speedup_arms(cfg: SpeedupConfig) -> dict[str, PretrainSetup]:
     """Every arm the comparison may run, by name (AdamW at 2T only at ×1 and at the best ×m)."""
-    base = setup_fields(cfg)
+    base, spec = cfg.base, cfg.base.optim
     arms = {}
     for m in cfg.lr_multipliers:
-        for horizon, tag in ((cfg.steps, "T"), (2 * cfg.steps, "2T")):
-            arms[f"adamw_{tag}_x{m:g}"] = ArmConfig(**{**base, "steps": horizon, "lr": cfg.lr * m})
+        adamw = spec.as_kind("adamw", lr=spec.lr * m)
+        for horizon, tag in ((base.steps, "T"), (2 * base.steps, "2T")):
+            arms[f"adamw_{tag}_x{m:g}"] = replace(base, steps=horizon, optim=adamw)
     for k in cfg.kappas:
-        arms[f"admire_k{k:g}"] = ArmConfig(**base, optimizer="ire", mask="fisher", kappa=k, gamma=cfg.gamma,
-                                           mask_every=cfg.mask_every)
-    arms[f"ire_random_k{cfg.kappas[0]:g}"] = replace(arms[f"admire_k{cfg.kappas[0]:g}"], mask="random")
+        admire = spec.as_kind("adamw_ire", kappa=k, gamma=cfg.gamma, mask="fisher", mask_every=cfg.mask_every,
+                              warmup_steps=spec.lr_warmup_steps)
+        arms[f"admire_k{k:g}"] = replace(base, optim=admire)
+    first = arms[f"admire_k{cfg.kappas[0]:g}"]
+    arms[f"ire_random_k{cfg.kappas[0]:g}"] = replace(first, optim=replace(first.optim, mask="random"))
     return arms
 
 
@@ -201,8 +210,8 @@ def ire_llm_speedup(cfg: SpeedupConfig, ctx: RunContext) -> Measurement:
             raise FloatingPointError(f"paper-protocol arm {name} diverged: {runs[name].notes}")
     fair_ref = _best(runs, [paper_ref, best_2T])  # the best AdamW at 2T among those run
     fair_ire = _best(runs, names_ire)
-    T, T2 = runs[paper_ire].scalars["steps"], runs[paper_ref].scalars["steps"]  # < cfg.steps when capped
-    E = cfg.eval_every
+    T, T2 = runs[paper_ire].scalars["steps"], runs[paper_ref].scalars["steps"]  # < cfg.base.steps when capped
+    E = cfg.base.eval_every
 
     def speedup(ref: str, method: str) -> SpeedupPoint:
         target = runs[ref].scalars["final_val_loss"]

@@ -11,37 +11,37 @@ import gc
 import math
 import time
 from collections.abc import Callable
-from dataclasses import dataclass, replace
+from dataclasses import dataclass
 
 import pandas as pd
 import torch
 
 from harness.distributed import Comm
 from harness.errors import ConfigError
+from harness.experiments.llm_mask import model_logits, refresh_mask
 from harness.experiments.llm_train import (
-    ArmConfig,
     PretrainSetup,
     autocast_for,
     build_model,
     build_optimizer,
     load_text_data,
-    model_logits,
-    refresh_mask,
-    setup_fields,
     train_step,
 )
 from harness.measurement import Measurement, RunContext, stream_seed
-from harness.optim import IRE
+from harness.optim import IRE, OptimizerSpec
 from harness.registry import experiment
 
 PAPER_STEP_TIME_RATIO = 0.185 / 0.165  # ≈ 1.12: AdmIRE vs AdamW seconds per step on one A800 (paper)
 
 
 @dataclass(frozen=True)
-class OverheadConfig(PretrainSetup):
+class OverheadConfig:
     """AdmIRE (IRE over AdamW, Fisher mask) vs AdamW, and a second AdamW (the null): timed blocks of K
-    steps, interleaved in one process in rotating order."""
+    steps, interleaved in one process in rotating order. `base` gives the model, data, batch and AdamW
+    (`base.optim`, at its peak lr: no schedule); AdmIRE is `base.optim` as "adamw_ire" with κ, γ, K and no
+    warm-up."""
 
+    base: PretrainSetup = PretrainSetup()
     kappa: float = 3.0
     gamma: float = 0.6
     mask_every: int = 10   # K; every timed block is K steps, so it holds exactly one mask refresh
@@ -49,9 +49,21 @@ class OverheadConfig(PretrainSetup):
     blocks: int = 6        # per arm; a multiple of 3 puts every arm in every position equally often
 
     def __post_init__(self):
-        super().__post_init__()
         if self.blocks < 2 or self.warmup_blocks < 0 or self.mask_every < 1:
             raise ConfigError("need blocks >= 2, warmup_blocks >= 0, mask_every >= 1")
+        self.spec("ire")  # AdmIRE's optimizer is valid (kappa > 0, gamma in (0, 1)) before any seed runs
+
+    def preflight(self) -> None:
+        """The base setup's: missing data files, or a tokenizer that cannot load."""
+        self.base.preflight()
+
+    def spec(self, optimizer: str) -> OptimizerSpec:
+        """The optimizer of arm "adamw" or "ire" (AdmIRE, active from the first step: every block is
+        steady state)."""
+        if optimizer == "ire":
+            return self.base.optim.as_kind("adamw_ire", kappa=self.kappa, gamma=self.gamma, mask="fisher",
+                                           mask_every=self.mask_every, warmup_steps=0)
+        return self.base.optim.as_kind("adamw")
 
 
 def cpu_clock() -> tuple[str, Callable[[], float]]:
@@ -67,14 +79,11 @@ class TimedArm:
     times n training steps on two clocks, `block(n)` returns the wall seconds (benchmarks/bench_ire_step.py)."""
 
     def __init__(self, cfg: OverheadConfig, optimizer: str, data, ctx: RunContext):
-        self.cfg, self.data, self.device = cfg, data, ctx.device
-        self.model = build_model(cfg, data.vocab_size, ctx.generator("init"), ctx.device)
-        arm = ArmConfig(**setup_fields(cfg), optimizer=optimizer, kappa=cfg.kappa if optimizer == "ire" else 0.0,
-                        gamma=cfg.gamma, mask_every=cfg.mask_every)
-        arm = replace(arm, warmup_steps=0)  # IRE active from the first step: every block is steady state
-        self.opt = build_optimizer(arm, self.model, seed=stream_seed(ctx.seed, "ire") % (1 << 62))
+        self.cfg, self.data, self.device = cfg.base, data, ctx.device
+        self.model = build_model(cfg.base, data.vocab_size, ctx.generator("init"), ctx.device)
+        self.opt = build_optimizer(cfg.spec(optimizer), self.model, seed=stream_seed(ctx.seed, "ire") % (1 << 62))
         self.gen, self.gen_mask = ctx.generator("data"), ctx.generator("mask-data")
-        self.autocast = autocast_for(cfg, ctx.device)
+        self.autocast = autocast_for(cfg.base, ctx.device)
         self.loss = math.nan
 
     def _sync(self) -> None:
@@ -155,7 +164,7 @@ def ire_step_overhead(cfg: OverheadConfig, ctx: RunContext) -> Measurement:
     """Seconds per step of AdmIRE over AdamW as a ratio of per-block minima (contention only adds time, so
     the fastest block is the least disturbed), on CPU time and on wall-clock, beside the same ratio for a
     second AdamW (the null: what "no overhead" reads); then the peak memory of each arm trained alone."""
-    data = load_text_data(cfg, Comm())
+    data = load_text_data(cfg.base, Comm())
     names = ("adamw", "admire", "adamw_null")
     arms = {n: TimedArm(cfg, "ire" if n == "admire" else "adamw", data, ctx) for n in names}
     K = cfg.mask_every
@@ -201,8 +210,8 @@ def ire_step_overhead(cfg: OverheadConfig, ctx: RunContext) -> Measurement:
         del arm
     s["peak_memory_ratio"] = s["admire_peak_mb"] / s["adamw_peak_mb"] if s["adamw_peak_mb"] > 0 else math.nan
     clock_name = cpu_clock()[0] if clock == "cpu" else "wall-clock, CUDA synchronised inside the timed region"
-    scale = {"model": cfg.model, "params": n_params,
-             "tokens_per_step": cfg.batch_size * cfg.seq_len, "K": K, "timed_blocks": len(table),
+    scale = {"model": cfg.base.model, "params": n_params,
+             "tokens_per_step": cfg.base.batch_size * cfg.base.seq_len, "K": K, "timed_blocks": len(table),
              "timed_steps_per_arm": len(table) * K, "warmup_steps_excluded": cfg.warmup_blocks * K,
              "device": str(ctx.device), "threads": torch.get_num_threads(), "memory": method,
              "checked_clock": clock_name}

@@ -14,7 +14,8 @@ Data-parallel (a `Comm` with world > 1, see harness.distributed): the global bat
 ranks (each rank draws the same global batch and keeps its rows, so the updates match the single-process
 run up to reduction order); for the mask, each rank's sampled-label gradient on its shard of the mask batch
 is averaged over the ranks and the average is squared (as DDP's all-reduced .grad in the authors' code; the
-sampled labels differ from a single process's), and rank 0's mask is broadcast; checkpoints (model,
+sampled labels differ from a single process's), and rank 0's mask is broadcast (harness.experiments.llm_mask);
+checkpoints (model,
 optimizer, step, random streams, curve so far) are written atomically by rank 0 and resumed when present.
 """
 from __future__ import annotations
@@ -23,32 +24,41 @@ import contextlib
 import logging
 import math
 import time
-from dataclasses import dataclass, field, fields, replace
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 import pandas as pd
 import torch
 
-from harness.data.text import stdlib_corpus, wikitext103
+from harness.components import check_choice
+from harness.data.text import PRETRAIN_SOURCES
 from harness.data.token_streams import TextData
-from harness.data.tokenizers import get_tokenizer
+from harness.data.tokenizers import TOKENIZERS, get_tokenizer
 from harness.distributed import Checkpointing, Comm, StopTraining, load_checkpoint, save_checkpoint
 from harness.errors import ConfigError
+from harness.experiments.llm_mask import model_logits, refresh_mask
 from harness.measurement import Measurement, RunContext, stream_seed
 from harness.models.llama import Llama, count_parameters, preset
-from harness.optim import IRE, OptimizerSpec, flat_mask_from_scores
-from harness.optim.mask import sampled_label_gradients
+from harness.optim import IRE, OptimizerSpec
 from harness.registry import experiment
 
 log = logging.getLogger(__name__)
 
-DATA_SOURCES = ("stdlib", "wikitext103", "random")
 LAUNCHES = ("inprocess", "torchrun")
+# The paper's AdamW recipe: β (0.9, 0.95), ε 1e-16, decoupled weight decay 0.1, linear warm-up then cosine
+# decay to peak/20 at the horizon. Peak lr 1e-3 and a 2-step warm-up are the cpu tier's.
+PAPER_ADAMW = OptimizerSpec("adamw", lr=1e-3, betas=(0.9, 0.95), eps=1e-16, weight_decay=0.1, schedule="cosine",
+                            lr_warmup_steps=2, final_lr_fraction=0.05)
 
 
 @dataclass(frozen=True)
 class PretrainSetup:
-    """Model, data, AdamW recipe, schedule and evaluation shared by every arm of a comparison."""
+    """One Llama pre-training run: model, data, optimizer (its schedule included) and evaluation.
+
+    `optim` is "adamw" or "adamw_ire" (IRE over AdamW: κ > 0, γ, a fisher|random mask refreshed every K
+    steps, switched on after `optim.warmup_steps`, which an arm sets to the LR warm-up); its lr schedule
+    runs to the horizon `steps`. A comparison holds one setup as `base` and derives its arms from it.
+    """
 
     model: str = "tiny-1m"           # a harness.models.llama preset; its vocabulary follows the tokenizer
     data: str = "stdlib"             # stdlib | wikitext103 | random (uniform GPT-2-vocabulary tokens: timing only)
@@ -58,14 +68,8 @@ class PretrainSetup:
     tokenizer: str = "bytes"         # bytes | gpt2
     seq_len: int = 64
     batch_size: int = 8              # sequences per step (global: split over data-parallel ranks)
-    steps: int = 200                 # T: the horizon of this arm's schedule
-    warmup_steps: int = 2
-    lr: float = 1e-3                 # peak learning rate
-    final_lr_fraction: float = 0.05  # cosine decay to peak/20 at the horizon (paper)
-    beta1: float = 0.9
-    beta2: float = 0.95
-    weight_decay: float = 0.1
-    eps: float = 1e-16
+    steps: int = 200                 # T: the horizon of this run's schedule
+    optim: OptimizerSpec = PAPER_ADAMW
     grad_clip: float = 1.0
     eval_every: int = 10             # E
     val_windows: int = 32            # fixed validation windows, spread evenly over the val split
@@ -78,17 +82,19 @@ class PretrainSetup:
         positive = ("max_bytes", "seq_len", "batch_size", "steps", "eval_every", "val_windows", "eval_batch",
                     "nproc")
         bad = [f"{n}={getattr(self, n)!r}" for n in positive if getattr(self, n) < 1]
-        if bad or self.warmup_steps < 0 or self.warmup_steps >= self.steps:
-            raise ConfigError(f"need positive sizes and 0 <= warmup_steps < steps; got {', '.join(bad)} "
-                              f"warmup_steps={self.warmup_steps}, steps={self.steps}")
-        if self.data not in DATA_SOURCES:
-            raise ConfigError(f"data must be one of {DATA_SOURCES}, got {self.data!r}")
-        if self.launch not in LAUNCHES:
-            raise ConfigError(f"launch must be one of {LAUNCHES}, got {self.launch!r}")
-        if not (self.lr > 0 and 0 < self.final_lr_fraction <= 1 and self.grad_clip > 0):
-            raise ConfigError("need lr > 0, 0 < final_lr_fraction <= 1 and grad_clip > 0")
-        preset(self.model)  # unknown preset: ConfigError with suggestions
-        if self.seq_len > preset(self.model).max_seq_len:
+        warmup = self.optim.lr_warmup_steps
+        if bad or warmup >= self.steps:
+            raise ConfigError(f"need positive sizes and 0 <= optim.lr_warmup_steps < steps; got {', '.join(bad)} "
+                              f"optim.lr_warmup_steps={warmup}, steps={self.steps}")
+        PRETRAIN_SOURCES.check(self.data)
+        TOKENIZERS.check(self.tokenizer)
+        check_choice("launch", self.launch, LAUNCHES)
+        check_choice("pre-training optimizer", self.optim.name, ("adamw", "adamw_ire"))
+        if self.optim.name == "adamw_ire" and self.optim.kappa <= 0:
+            raise ConfigError(f"an adamw_ire run needs kappa > 0, got {self.optim.kappa}")
+        if not (0 < self.optim.final_lr_fraction and self.grad_clip > 0):
+            raise ConfigError("need 0 < optim.final_lr_fraction <= 1 and grad_clip > 0")
+        if self.seq_len > preset(self.model).max_seq_len:  # an unknown preset: ConfigError with suggestions
             raise ConfigError(f"seq_len {self.seq_len} exceeds {self.model}'s max_seq_len "
                               f"{preset(self.model).max_seq_len}")
 
@@ -102,41 +108,6 @@ class PretrainSetup:
             get_tokenizer(self.tokenizer)  # HarnessError if gpt2 is asked for without tiktoken
 
 
-@dataclass(frozen=True)
-class ArmConfig(PretrainSetup):
-    """One arm: the setup plus its optimizer (AdamW, or IRE over AdamW with a Fisher or random mask)."""
-
-    optimizer: str = "adamw"         # adamw | ire
-    mask: str = "fisher"             # ire only: fisher | random
-    kappa: float = 0.0               # ire only
-    gamma: float = 0.6               # ire only: flat fraction
-    mask_every: int = 10             # ire only: K
-
-    def __post_init__(self):
-        super().__post_init__()
-        if self.optimizer not in ("adamw", "ire"):
-            raise ConfigError(f"optimizer must be 'adamw' or 'ire', got {self.optimizer!r}")
-        if self.optimizer == "adamw" and self.kappa != 0:
-            raise ConfigError(f"an adamw arm has kappa 0 (so equal arms share one cache entry), got {self.kappa}")
-        if self.optimizer == "ire" and (self.mask not in ("fisher", "random") or self.kappa <= 0):
-            raise ConfigError(f"an ire arm needs mask fisher|random and kappa > 0, got {self.mask!r}, "
-                              f"{self.kappa}")
-
-
-def setup_fields(cfg: PretrainSetup) -> dict:
-    """The PretrainSetup fields of any config derived from it (to build arms from a claim's config)."""
-    return {f.name: getattr(cfg, f.name) for f in fields(PretrainSetup)}
-
-
-def lr_at(step: int, peak: float, warmup: int, horizon: int, final_fraction: float) -> float:
-    """Learning rate of update `step` (0-based): linear warm-up to `peak` over `warmup` updates, then
-    cosine decay reaching peak * final_fraction exactly at `horizon`."""
-    if step < warmup:
-        return peak * (step + 1) / warmup
-    progress = min(1.0, (step - warmup) / max(1, horizon - warmup))
-    return peak * (final_fraction + (1 - final_fraction) * 0.5 * (1 + math.cos(math.pi * progress)))
-
-
 def ire_grad_evals(steps: int, warmup: int, mask_every: int, mask: str | None) -> int:
     """Gradient evaluations after `steps` updates: one per update, plus one per Fisher mask refresh
     (refreshes at warmup, warmup + K, ...; a random mask costs none; mask=None is plain AdamW)."""
@@ -147,13 +118,7 @@ def ire_grad_evals(steps: int, warmup: int, mask_every: int, mask: str | None) -
 def load_text_data(cfg: PretrainSetup, comm: Comm) -> TextData:
     """The token streams; rank 0 builds the cache first so ranks never tokenize concurrently."""
     def load() -> TextData:
-        if cfg.data == "stdlib":
-            return stdlib_corpus(cfg.cache_dir, max_bytes=cfg.max_bytes, tokenizer=cfg.tokenizer)
-        if cfg.data == "random":
-            from harness.data.random_tokens import random_tokens
-
-            return random_tokens(cfg.cache_dir, n_tokens=cfg.max_bytes)
-        return wikitext103(cfg.data_root, cfg.cache_dir, tokenizer=cfg.tokenizer)
+        return PRETRAIN_SOURCES.get(cfg.data)(cfg.cache_dir, cfg.data_root, cfg.max_bytes, cfg.tokenizer)
 
     data = load() if comm.rank == 0 else None
     comm.barrier()
@@ -167,45 +132,15 @@ def build_model(cfg: PretrainSetup, vocab_size: int, generator: torch.Generator,
     return Llama(config, generator=generator).to(device)
 
 
-def optimizer_spec(cfg: ArmConfig) -> OptimizerSpec:
-    """AdamW (β1, β2, ε, decoupled weight decay), or for an ire arm IRE over it ("adamw_ire": κ constant,
-    γ, a fisher|random mask refreshed every K steps, switched on after the LR warm-up)."""
-    ire = dict(kappa=cfg.kappa, gamma=cfg.gamma, mask=cfg.mask, mask_every=cfg.mask_every,
-               warmup_steps=cfg.warmup_steps) if cfg.optimizer == "ire" else {}
-    return OptimizerSpec("adamw_ire" if ire else "adamw", lr=cfg.lr, betas=(cfg.beta1, cfg.beta2),
-                         eps=cfg.eps, weight_decay=cfg.weight_decay, **ire)
-
-
-def build_optimizer(cfg: ArmConfig, model: torch.nn.Module, seed: int) -> torch.optim.Optimizer:
-    """`optimizer_spec(cfg)` over all trainable params in one group (norm gains decayed too, as upstream)."""
-    return optimizer_spec(cfg).build([p for p in model.parameters() if p.requires_grad], seed=seed)
+def build_optimizer(spec: OptimizerSpec, model: torch.nn.Module, seed: int) -> torch.optim.Optimizer:
+    """`spec` over all trainable params in one group (norm gains decayed too, as upstream)."""
+    return spec.build([p for p in model.parameters() if p.requires_grad], seed=seed)
 
 
 def autocast_for(cfg: PretrainSetup, device: torch.device):
     if device.type == "cuda" and cfg.bf16:
         return torch.autocast("cuda", dtype=torch.bfloat16)
     return contextlib.nullcontext()
-
-
-def refresh_mask(opt: IRE, logits_fn, comm: Comm) -> None:
-    """IRE's mask refresh; data-parallel: the sampled-label gradients of the ranks' shards of the mask batch
-    are averaged over the ranks and the average squared (the gradient of the whole mask batch, squared, as
-    under the authors' DDP; averaging squares instead would make the mask ~world x less noisy), then rank 0's
-    mask broadcast so every rank amplifies the same coordinates."""
-    if comm.world == 1:
-        opt.refresh_mask(logits_fn if opt.mask_kind == "fisher" else None)
-        return
-    if opt.mask_kind == "fisher":
-        params = [p for g in opt.param_groups for p in g["params"]]
-        grads = sampled_label_gradients(logits_fn, params, opt.generator)
-        comm.mean_(grads)
-        opt.set_mask(flat_mask_from_scores([g.square() for g in grads], opt.gamma))
-        opt.extra_grad_evals += 1
-    else:
-        opt.refresh_mask(None)
-    flat = [m.to(torch.uint8) for m in opt.mask]
-    comm.broadcast_(flat)
-    opt.set_mask([m.bool() for m in flat])
 
 
 def train_step(model, opt, x, y, grad_clip: float, autocast) -> torch.Tensor:
@@ -247,7 +182,7 @@ class _Progress:
     diverged_at: int | None = None
 
 
-def run_arm(cfg: ArmConfig, ctx: RunContext, comm: Comm | None = None,
+def run_arm(cfg: PretrainSetup, ctx: RunContext, comm: Comm | None = None,
             checkpointing: Checkpointing | None = None) -> Measurement:
     """Train one arm and record its validation curve, tokens, gradient evaluations and wall-clock.
 
@@ -269,7 +204,7 @@ def run_arm(cfg: ArmConfig, ctx: RunContext, comm: Comm | None = None,
     model = build_model(cfg, data.vocab_size, ctx.generator("init"), device)
     ddp = model if comm.world == 1 else torch.nn.parallel.DistributedDataParallel(
         model, device_ids=[device.index] if device.type == "cuda" else None)
-    opt = build_optimizer(cfg, model, seed=stream_seed(ctx.seed, "ire") % (1 << 62))
+    opt = build_optimizer(cfg.optim, model, seed=stream_seed(ctx.seed, "ire") % (1 << 62))
     gen_data, gen_mask = ctx.generator("data"), ctx.generator("mask-data")
     windows = list(data.val.spread_batches(cfg.eval_batch, cfg.seq_len, cfg.val_windows))
     autocast = autocast_for(cfg, device)
@@ -291,7 +226,7 @@ def run_arm(cfg: ArmConfig, ctx: RunContext, comm: Comm | None = None,
     tic = time.perf_counter()
     while state.step < steps and state.diverged_at is None:
         for group in opt.param_groups:
-            group["lr"] = lr_at(state.step, cfg.lr, cfg.warmup_steps, cfg.steps, cfg.final_lr_fraction)
+            group["lr"] = cfg.optim.lr_at(state.step, cfg.steps)
         if isinstance(opt, IRE) and opt.should_refresh_mask():
             x_mask, _ = batch(gen_mask)  # a fresh training batch, never used for an update
             refresh_mask(opt, lambda x_mask=x_mask: model_logits(model, x_mask, autocast), comm)
@@ -329,16 +264,9 @@ def _elapsed(tic: float, device: torch.device) -> float:
     return time.perf_counter() - tic
 
 
-def model_logits(model: Llama, x: torch.Tensor, autocast) -> torch.Tensor:
-    """Logits (b, T, V) in float32, for IRE's Fisher scores."""
-    with autocast:
-        logits, _ = model(x)
-    return logits.float()  # (b, T, V)
-
-
-def _row(step: int, val_loss: float, train_loss: float, cfg: ArmConfig, state: _Progress) -> dict:
+def _row(step: int, val_loss: float, train_loss: float, cfg: PretrainSetup, state: _Progress) -> dict:
     return {"step": step, "val_loss": val_loss, "train_loss": train_loss,
-            "lr": lr_at(max(step - 1, 0), cfg.lr, cfg.warmup_steps, cfg.steps, cfg.final_lr_fraction),
+            "lr": cfg.optim.lr_at(max(step - 1, 0), cfg.steps),
             "tokens": step * cfg.batch_size * cfg.seq_len, "grad_evals": state.grad_evals,
             "train_time_s": state.train_time}
 
@@ -388,8 +316,8 @@ def _load_checkpoint(path: Path, model, opt, gen_data, gen_mask, state: _Progres
     return saved["loss_sum"].to(device)
 
 
-@experiment("llm_pretrain_arm", ArmConfig)
-def llm_pretrain_arm(cfg: ArmConfig, ctx: RunContext) -> Measurement:
+@experiment("llm_pretrain_arm", PretrainSetup)
+def llm_pretrain_arm(cfg: PretrainSetup, ctx: RunContext) -> Measurement:
     """One arm in this process. A torchrun-launched config refuses, naming the command that runs it."""
     if cfg.launch == "torchrun":
         raise ConfigError(

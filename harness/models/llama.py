@@ -14,7 +14,6 @@ here keep the paper's width, depth, heads, context and vocabulary in a standard 
 counts differ from the paper's names (see `preset_table`).
 """
 
-import difflib
 import math
 from dataclasses import dataclass
 
@@ -22,7 +21,7 @@ import torch
 import torch.nn as nn
 import torch.nn.functional as F
 
-from harness.errors import ConfigError
+from harness.components import Registry
 
 
 def _llama_mlp_hidden(dim: int) -> int:
@@ -301,17 +300,19 @@ PAPER_NAMES: dict[str, str] = {
 }
 
 
+# The presets as a component registry (harness.components): what a config's `model` names.
+LLAMA_MODELS: Registry[LlamaConfig] = Registry("Llama preset")
+for _name, _config in LLAMA_PRESETS.items():
+    LLAMA_MODELS.add(_name, _config)
+
+
 def preset(name: str) -> LlamaConfig:
     """The named preset config.
 
     Raises:
         ConfigError: unknown name; the message suggests close matches and lists all presets.
     """
-    if name in LLAMA_PRESETS:
-        return LLAMA_PRESETS[name]
-    close = difflib.get_close_matches(str(name), LLAMA_PRESETS, n=3, cutoff=0.5)
-    hint = f" Did you mean {', '.join(repr(c) for c in close)}?" if close else ""
-    raise ConfigError(f"unknown Llama preset {name!r}.{hint} Available: {', '.join(LLAMA_PRESETS)}")
+    return LLAMA_MODELS.get(name)
 
 
 def preset_table() -> list[tuple[str, str, int]]:
