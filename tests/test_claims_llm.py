@@ -290,3 +290,23 @@ def test_overhead_gpu_tier_config_runs_capped_on_cpu(tmp_path):
     assert entry["measured_scale"]["timed_blocks"] == 2
     assert entry["config"]["base"]["model"] == "wikitext-60m" and entry["config"]["base"]["seq_len"] == 150
     assert entry["config"]["base"]["data"] == "random"
+
+
+@pytest.mark.parametrize("changes,hint", [
+    ({"model": "tiny-1M"}, r"unknown Llama preset 'tiny-1M'; did you mean tiny-1m\?"),
+    ({"data": "stdlb"}, r"unknown text data source 'stdlb'; did you mean stdlib\?"),
+    ({"tokenizer": "byte"}, r"unknown tokenizer 'byte'; did you mean bytes\?"),
+    ({"launch": "torchrn"}, r"unknown launch 'torchrn'; did you mean torchrun\?"),
+    ({"optim": PAPER_ADAMW.as_kind("sgd")}, r"unknown pre-training optimizer 'sgd'"),
+    ({"optim": PAPER_ADAMW.as_kind("adamw", lr_warmup_steps=200)}, r"0 <= optim.lr_warmup_steps < steps"),
+    ({"seq_len": 4096}, r"exceeds tiny-1m's max_seq_len"),
+])
+def test_pretrain_setup_rejects_a_bad_component_when_built(changes, hint):
+    with pytest.raises(ConfigError, match=hint):
+        PretrainSetup(**changes)
+    with pytest.raises(ConfigError, match="an adamw_ire run needs kappa > 0"):
+        PretrainSetup(optim=PAPER_ADAMW.as_kind("adamw_ire", gamma=0.6))
+    with pytest.raises(ConfigError, match="did you mean tiny-1m"):  # through --set, in both claims
+        apply_overrides(SPEEDUP.tier("cpu").config, {"base.model": "tiny-1M"})
+    with pytest.raises(ConfigError, match="did you mean bytes"):
+        apply_overrides(OVERHEAD.tier("cpu").config, {"base.tokenizer": "byte"})
