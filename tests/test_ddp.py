@@ -56,9 +56,10 @@ def arm_record(results, overrides: dict, arm: str) -> dict | None:
     config = speedup_arms(apply_overrides(CLAIM.tier("paper").config, overrides))[arm]
     from harness import provenance
 
+    wanted = json.loads(json.dumps(provenance.config_dict(config)))  # as stored: tuples (betas) become lists
     for path in (Path(results) / "cache").glob("*.json"):
         record = json.loads(path.read_text())
-        if record["experiment"] == "llm_pretrain_arm" and record["config"] == provenance.config_dict(config):
+        if record["experiment"] == "llm_pretrain_arm" and record["config"] == wanted:
             return record
     return None
 
