@@ -48,8 +48,10 @@ def test_cli_config_lists_paths_and_applies_set(capsys):
     assert main(["config", "gd-edge-of-stability", "--tier", "smoke"]) == 0
     before = capsys.readouterr().out
     assert "gd-edge-of-stability (smoke tier)" in before and "  steps = 60" in before
-    assert main(["config", "gd-edge-of-stability", "--tier", "smoke", "--set", "steps=7"]) == 0
-    assert "  steps = 7" in capsys.readouterr().out
+    assert "  optim.lr = 0.2" in before and "  optim.name = 'sgd'" in before
+    assert main(["config", "gd-edge-of-stability", "--tier", "smoke", "--set", "steps=7", "--set", "optim.lr=0.3"]) == 0
+    after = capsys.readouterr().out
+    assert "  steps = 7" in after and "  optim.lr = 0.3" in after
 
 
 @pytest.mark.parametrize("argv,needle", [

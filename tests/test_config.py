@@ -88,3 +88,61 @@ def test_optimizer_spec_as_kind_keeps_what_the_kind_reads_and_resets_the_rest():
     assert full.as_kind("sam_ire") == full
     with pytest.raises(ConfigError, match="did you mean"):
         full.as_kind("sgdd")
+
+
+# Optimizer hyper-parameters an experiment config keeps outside its `optim` spec, and why.
+OUTSIDE_OPTIM = {
+    ("SamToyConfig", "lr"): "the toy builds one optimizer per swept radius (rho from rhos, kappa = 1/rho)",
+    ("SamToyConfig", "mask_every"): "as lr: the practical SAM-IRE arm's K, beside the swept radii",
+    ("RotatedToyConfig", "gamma"): "the mask size (the true flat fraction p / 2p); the lr is set from lr_sharpness / "
+                                   "lambda_max(theta0) per run, so no fixed spec holds it",
+    ("SpeedupConfig", "gamma"): "the AdmIRE arms' flat fraction, beside the swept kappas",
+    ("SpeedupConfig", "mask_every"): "the AdmIRE arms' K, beside the swept kappas",
+    ("OverheadConfig", "kappa"): "the timed AdmIRE arm's settings; base.optim is the AdamW arm",
+    ("OverheadConfig", "gamma"): "as kappa",
+    ("OverheadConfig", "mask_every"): "as kappa",
+}
+HYPER_PARAMETERS = {"lr", "momentum", "nesterov", "weight_decay", "betas", "beta1", "beta2", "eps", "rho", "kappa",
+                    "gamma", "mask", "mask_every", "optimizer"}
+
+
+def _config_types() -> list[type]:
+    import dataclasses
+
+    from harness.registry import _EXPERIMENTS, load_claims
+
+    load_claims()
+    seen, todo = [], [fn.config_type for fn in _EXPERIMENTS.values()]
+    while todo:
+        cls = todo.pop()
+        if cls in seen or cls is OptimizerSpec:
+            continue
+        seen.append(cls)
+        for f in dataclasses.fields(cls):
+            if dataclasses.is_dataclass(f.default) and not isinstance(f.default, type):
+                todo.append(type(f.default))
+    return seen
+
+
+def test_every_experiment_config_composes_one_way():
+    """No config inherits from another; an OptimizerSpec field is called `optim`; optimizer hyper-parameters
+    live in it (the listed exceptions say why); no field carries a part's prefix (net_, toy_, rotated_)."""
+    import dataclasses
+
+    types = _config_types()
+    names = {c.__name__ for c in types}
+    assert {"GDConfig", "VisionConfig", "VisionArm", "SamFlatConfig", "SamNetConfig", "PretrainSetup",
+            "SpeedupConfig", "OverheadConfig", "ToyConfig"} <= names
+    used = set()
+    for cls in types:
+        assert not [b for b in cls.__mro__[1:] if dataclasses.is_dataclass(b)], f"{cls.__name__} inherits a config"
+        groups = [f.name for f in dataclasses.fields(cls) if dataclasses.is_dataclass(f.default)]
+        for f in dataclasses.fields(cls):
+            if isinstance(f.default, OptimizerSpec):
+                assert f.name == "optim", f"{cls.__name__}.{f.name}: an optimizer spec is called optim"
+            if f.name in HYPER_PARAMETERS:
+                assert (cls.__name__, f.name) in OUTSIDE_OPTIM, f"{cls.__name__}.{f.name} belongs in optim"
+                used.add((cls.__name__, f.name))
+            prefixes = ("net_", "toy_", "rotated_", *(g + "_" for g in groups))
+            assert not f.name.startswith(prefixes), f"{cls.__name__}.{f.name}: a part's field goes in its group"
+    assert used == set(OUTSIDE_OPTIM), f"stale exceptions: {set(OUTSIDE_OPTIM) - used}"
