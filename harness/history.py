@@ -174,6 +174,11 @@ class RunDiff:
         return [c for c in self.claims if c.verdict_changed or c.moved]
 
     @property
+    def reconfigured(self) -> list[ClaimDiff]:
+        """Claims whose version or config changed while verdict and values stayed (said, never silent)."""
+        return [c for c in self.claims if c.changed and c.baseline_run and not (c.verdict_changed or c.moved)]
+
+    @property
     def new_claims(self) -> list[str]:
         return [c.claim for c in self.claims if c.baseline_run is None]
 
@@ -201,7 +206,7 @@ def diff_claim(old: ClaimResult | None, new: ClaimResult, baseline_run: str | No
     if old.version != new.version:
         out.changed.append(f"claim version {old.version} → {new.version}")
     if old.config_hash != new.config_hash:
-        out.changed.append("config changed")
+        out.changed.append(f"config changed: {config_changes(old.config, new.config)}")
     old_checks = {k.metric: k for k in old.checks}
     for k in new.checks:
         prev = old_checks.get(k.metric)
@@ -215,6 +220,48 @@ def diff_claim(old: ClaimResult | None, new: ClaimResult, baseline_run: str | No
             out.checks_regressed.append(f"{k.metric} {'held' if was == 'holds' else 'was inconclusive'}, "
                                         f"now {now}")
     return out
+
+
+def _flatten(value, prefix: str = "") -> dict:
+    """path -> leaf of a stored config; dicts, and lists holding dicts or lists (arms), are walked into."""
+    if isinstance(value, dict):
+        items = value.items()
+    elif isinstance(value, list) and any(isinstance(v, (dict, list)) for v in value):
+        items = ((str(i), v) for i, v in enumerate(value))
+    else:
+        return {prefix[:-1]: value}
+    out = {}
+    for k, v in items:
+        out.update(_flatten(v, f"{prefix}{k}."))
+    return out
+
+
+def _short(value) -> str:
+    text = repr(value)
+    return text if len(text) <= 40 else text[:37] + "..."
+
+
+def config_changes(old: dict, new: dict, limit: int = 4) -> str:
+    """What differs between two stored configs, path by path: "steps: 60 → 100" (a value), "-kappa=0.0"
+    (gone), "+optim.name='sgd'" (new), "lr → optim.lr" (the field moved, same value); in that order, the
+    first `limit`, then a count. A config restructured by a library change reads as moves, so a re-keyed
+    result is said, not silent."""
+    a, b = _flatten(old or {}), _flatten(new or {})
+    values = [f"{k}: {_short(a[k])} → {_short(b[k])}" for k in a if k in b and a[k] != b[k]]
+    added, gone, moved = [k for k in b if k not in a], [], []
+    for k in [k for k in a if k not in b]:
+        leaf = k.rsplit(".", 1)[-1]
+        to = next((n for n in added if n.rsplit(".", 1)[-1] == leaf and b[n] == a[k]), None)
+        if to is None:
+            gone.append(f"-{k}={_short(a[k])}")
+        else:
+            added.remove(to)
+            moved.append(f"{k} → {to}")
+    parts = values + gone + [f"+{k}={_short(b[k])}" for k in added] + moved
+    if not parts:
+        return "the same fields and values (hashed differently)"
+    more = f" (and {len(parts) - limit} more)" if len(parts) > limit else ""
+    return ", ".join(parts[:limit]) + more
 
 
 def compare_runs(old: dict, new: dict) -> RunDiff:
@@ -279,13 +326,18 @@ def format_diff(diff: RunDiff, against: str = "") -> str:
             lines.append(f"  NEW        {c.claim}: {c.new_verdict} (no earlier comparable record)")
             continue
         if not (c.verdict_changed or c.moved):
+            if c.changed:
+                lines.append(f"  {'CONFIG':10s} {c.claim}: {c.new_verdict}, values within their CIs, but "
+                             f"{'; '.join(c.changed)} (baseline {c.baseline_run})")
             continue
         tag = "REGRESSED" if c.regressed else "CHANGED" if c.verdict_changed else "MOVED"
         lines.append(f"  {tag:10s} {c.claim}: {c.old_verdict} → {c.new_verdict} (baseline {c.baseline_run})"
                      + (f" [{'; '.join(c.changed)}]" if c.changed else ""))
         lines += [f"{'':13s}moved: {m}" for m in c.moved]
     if diff.empty:
-        lines.append("  no changes: every verdict is the same and no value moved beyond its confidence interval")
+        lines.append("  no changes: every verdict is the same and no value moved beyond its confidence interval"
+                     + (f" ({len(diff.reconfigured)} claim(s) with a changed config or version, above)"
+                        if diff.reconfigured else ""))
     return "\n".join(lines)
 
 

@@ -12,6 +12,7 @@ from harness import Check, Claim, Measurement, Tier, Within, experiment, registe
 from harness.cli import main
 from harness.history import (
     compare_runs,
+    config_changes,
     diff_against_history,
     format_diff,
     intervals_disjoint,
@@ -145,6 +146,39 @@ def test_history_compare_reports_moved_values_and_verdict_changes():
     assert regression_reasons(diff) == ["c held in run a (cpu tier), now inconclusive (claim version 1 → 2)"]
     error = compare_runs(old, _run("b", "error", None))
     assert error.claims[0].regressed and error.claims[0].moved == []
+
+
+def test_history_a_restructured_config_is_said_path_by_path_not_silent():
+    """A library change that regroups a config (lr -> optim.lr) re-keys the stored result: same verdict and
+    values, so no change and no regression, but compare says which fields moved, appeared or changed."""
+    est = {"value": 0.5, "lo": 0.4, "hi": 0.6}
+    old, new = _run("a", "holds", est), _run("b", "holds", est)
+    old["claims"][0].update(config={"lr": 0.1, "steps": 5, "optimizer": "sgd", "arms": [["hb", {"lr": 1.0}]]})
+    new["claims"][0].update(config={"optim": {"name": "sgd", "lr": 0.1}, "steps": 6,
+                                    "arms": [["hb", {"optim": {"lr": 1.0}}]]}, config_hash="h2")
+    diff = compare_runs(old, new)
+    assert diff.empty and not diff.regressions and [c.claim for c in diff.reconfigured] == ["c"]
+    (said,) = diff.claims[0].changed
+    assert said == ("config changed: steps: 5 → 6, -optimizer='sgd', +optim.name='sgd', lr → optim.lr "
+                    "(and 1 more)")
+    assert config_changes(old["claims"][0]["config"], new["claims"][0]["config"], limit=9).endswith(
+        "arms.0.1.lr → arms.0.1.optim.lr")
+    text = format_diff(diff)
+    assert "CONFIG     c: holds, values within their CIs, but config changed: steps: 5 → 6" in text
+    assert "1 claim(s) with a changed config or version, above" in text
+
+
+def test_history_report_lists_a_reconfigured_claim(store, tmp_path):
+    first = run_claims([CLAIM], RunOptions(tier="smoke"), store)
+    path = store.root / "runs" / first["run_id"] / "run.json"  # as an older library would have stored it
+    stored = json.loads(path.read_text())
+    stored["claims"][0].update(config={"offset": 0.0}, config_hash="older")
+    path.write_text(json.dumps(stored))
+    second = run_claims([CLAIM], RunOptions(tier="smoke"), store)
+    index = render_report(store, second["run_id"], tmp_path / "reports")
+    page = (index.parent / "history.html").read_text()
+    assert 'id="diff-empty"' in page and 'id="diff-reconfigured"' in page
+    assert "config changed: -offset=0.0, +shift=0.0" in page
 
 
 def test_history_load_history_reads_json_infinities_and_is_a_dataframe(store):

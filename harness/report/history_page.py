@@ -66,7 +66,10 @@ def diff_view(store: ResultStore, run: dict) -> dict:
              "kind": "regressed" if c.regressed else "verdict changed" if c.verdict_changed else "moved",
              "moved": c.moved, "changed": c.changed} for c in diff.changes]
     compared = [c.claim for c in diff.claims if c.baseline_run is not None]
+    reconfigured = [{"claim": c.claim, "baseline": c.baseline_run, "verdict": c.new_verdict, "changed": c.changed}
+                    for c in diff.reconfigured]
     return {"rows": rows, "empty": diff.empty, "compared": compared, "new": diff.new_claims,
+            "reconfigured": reconfigured,
             "baselines": sorted({c.baseline_run for c in diff.claims if c.baseline_run})}
 
 
