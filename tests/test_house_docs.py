@@ -52,3 +52,14 @@ def test_docs_worked_examples_run_at_smoke(tmp_path, isolated, capsys):  # noqa:
             "--claim", "gd-quadratic-threshold", "--tier", "smoke", "--jobs", "1", "--no-report"]
     assert main(argv) == 0
     assert "gd-quadratic-threshold" in capsys.readouterr().out
+
+
+def test_docs_name_every_component_registry():
+    """Each `NAME: Registry[...] = Registry(...)` in the library is listed in the reference, so a researcher
+    finds every kind of named component a config can choose."""
+    harness = DOC.parents[1] / "harness"
+    found = re.compile(r"^([A-Z_]+): Registry\[", re.M)
+    names = sorted({n for path in harness.rglob("*.py") for n in found.findall(path.read_text())})
+    assert len(names) >= 8, names
+    text = DOC.read_text()
+    assert [n for n in names if f".{n}`" not in text] == []
