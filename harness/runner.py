@@ -196,7 +196,7 @@ def run_one_claim(claim: Claim, tier, config, session: Session) -> ClaimResult:
 
     add(numbers, len(numbers))
     checks, looks = decide_checks(), 1
-    total = second_look_size([c.to_dict() for c in checks], len(numbers), max_seeds) \
+    total = second_look_size(checks, len(numbers), max_seeds) \
         if adaptive and not capped else None
     if total:
         log.info("  %s: the pilot of %d seeds is inconclusive; adding %d seed(s) (second look)",

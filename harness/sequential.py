@@ -26,6 +26,7 @@ from collections.abc import Sequence
 from scipy import stats
 
 from harness.expect import Region
+from harness.records import CheckResult
 from harness.verdict import CONFIDENCE
 
 LOOKS = 2
@@ -73,13 +74,13 @@ def seeds_needed(values: Sequence[float], region: Region, confidence: float) -> 
     return lo
 
 
-def second_look_size(checks: Sequence[dict], n_pilot: int, max_seeds: int) -> int | None:
+def second_look_size(checks: Sequence[CheckResult], n_pilot: int, max_seeds: int) -> int | None:
     """The total seed count of the second look, or None when there is no second look.
 
     A second look happens only when some check is inconclusive and every inconclusive check's
     projected count is known and fits max_seeds (otherwise more seeds would not decide it).
     """
-    wanted = [c.get("seeds_needed") for c in checks if c.get("verdict") == "inconclusive"]
+    wanted = [c.seeds_needed for c in checks if c.verdict == "inconclusive"]
     if not wanted or any(w is None or w > max_seeds for w in wanted):
         return None
     total = max(wanted)

@@ -8,6 +8,7 @@ import pytest
 from harness import Between, Check, Claim, Measurement, Region, Tier, experiment, register
 from harness.cli import format_table
 from harness.history import GATE_RULE, compare_runs
+from harness.records import CheckResult
 from harness.runner import RunOptions, run_claims
 from harness.sequential import look_confidence, second_look_size, seeds_needed
 from harness.store import ResultStore
@@ -45,10 +46,10 @@ def test_robust_seeds_needed_projects_the_count_that_decides():
 
 
 def test_robust_second_look_only_when_every_inconclusive_check_fits():
-    assert second_look_size([{"verdict": "inconclusive", "seeds_needed": 5}], 3, 8) == 5
-    assert second_look_size([{"verdict": "inconclusive", "seeds_needed": 9}], 3, 8) is None
-    assert second_look_size([{"verdict": "inconclusive", "seeds_needed": None}], 3, 8) is None
-    assert second_look_size([{"verdict": "holds", "seeds_needed": None}], 3, 8) is None
+    assert second_look_size([CheckResult(verdict="inconclusive", seeds_needed=5)], 3, 8) == 5
+    assert second_look_size([CheckResult(verdict="inconclusive", seeds_needed=9)], 3, 8) is None
+    assert second_look_size([CheckResult(verdict="inconclusive")], 3, 8) is None
+    assert second_look_size([CheckResult(verdict="holds")], 3, 8) is None
 
 
 def test_robust_adaptive_tier_adds_seeds_in_a_second_look_and_decides(tmp_path):
