@@ -194,3 +194,30 @@ def test_ddp_claims_path_claim_is_stored_with_the_runners_key_and_record(tmp_pat
     computed = ResultStore(tmp_path / "runner").load_seed(fresh["claims"][0]["seeds"][0]["key"])
     assert set(launched) == set(computed) | {"world_size"} and launched["world_size"] == 1
     assert launched["run"] is None and launched["measurement"] == computed["measurement"]
+
+
+def test_ddp_launch_refuses_an_arm_another_process_is_computing(tmp_path):
+    """Two launches of one seed on one store: the second stops with one line instead of training the same arm
+    beside the first (its other ranks would otherwise wait in a collective until the group times out)."""
+    from harness.errors import HarnessError
+    from harness.experiments.llm_train import llm_pretrain_arm
+    from harness.runner import Session, seed_key
+
+    cache, results = tmp_path / "tokens", tmp_path / "results"
+    stdlib_corpus(cache, max_bytes=300_000)
+    overrides = tiny(cache)
+    argv = ["--claim", "ire-llm-speedup", "--tier", "paper", "--seed", "0", "--device", "cpu", "--results",
+            str(results), "--arm", "admire_k3", *[a for k, v in overrides.items() for a in ("--set", f"{k}={v}")]]
+    arm = speedup_arms(apply_overrides(CLAIM.tier("paper").config, overrides))["admire_k3"]
+    session = Session(RunOptions(tier="paper", overrides=overrides, device="cpu"), torch.device("cpu"),
+                      ResultStore(results), run_id=None)
+    key = seed_key(llm_pretrain_arm, arm, 0, session)
+    held = ResultStore(results).lock_seed(key)  # as a live launch computing this arm holds it
+    try:
+        with pytest.raises(HarnessError, match="llm_pretrain_arm seed 0 is being computed by another process"):
+            ddp.run_seed(ddp.build_parser().parse_args(argv), Comm(), torch.device("cpu"))
+    finally:
+        held.release()
+    assert ResultStore(results).load_seed(key) is None
+    assert ddp.run_seed(ddp.build_parser().parse_args(argv), Comm(), torch.device("cpu")) == 0
+    assert ResultStore(results).load_seed(key)["error"] is None  # once free, the same command trains it

@@ -15,6 +15,8 @@ an arm in progress checkpoints (model, optimizer, step, random streams, curve so
 --arm NAME runs only the named arms of an ire-llm-speedup config (to spread arms over jobs);
 --until-step N stops an arm at step N after checkpointing it (a job-length limit; rerun to go on).
 --claims-path DIR also loads the claims in DIR, as for `python -m harness` (repeatable).
+While an arm trains, rank 0 holds its lock file (the runner's): a second launch of the same arm on the
+same store stops with one line instead of training it twice.
 
 The launcher keys and records seeds through the runner's own functions (harness.runner.seed_key,
 seed_record); the group, checkpoints and collectives are harness.distributed's.
@@ -36,7 +38,7 @@ from harness.errors import ConfigError, HarnessError
 from harness.measurement import Measurement, RunContext
 from harness.registry import Claim, get_claim
 from harness.runner import RunOptions, Session, seed_key, seed_record
-from harness.store import ResultStore
+from harness.store import ResultStore, SeedLock
 
 log = logging.getLogger("harness.ddp")
 
@@ -80,6 +82,27 @@ def load_claim(claim_id: str, claims_path: list[str]) -> Claim:
     return get_claim(claim_id)
 
 
+class _Busy(Exception):
+    pass
+
+
+def claim_seed(store: ResultStore, key: str, what: str) -> tuple[SeedLock | None, str | None]:
+    """Rank 0 takes the seed's lock (the runner's lock file), without waiting: (lock, None), or (None, why)
+    when another live process is computing it. A launch never waits on another: its other ranks would sit
+    in a collective until the group's timeout; it stops with one line instead."""
+    def refuse():
+        raise _Busy
+
+    try:
+        lock = store.lock_seed(key, on_wait=refuse)
+    except _Busy:
+        return None, (f"{what} is being computed by another process on this store "
+                      f"({store.root / 'cache'}); wait for it to finish, then run this command again")
+    if lock.stale:
+        log.warning("%s: an earlier launch died while computing it; continuing from its checkpoint, if any", what)
+    return lock, None
+
+
 def run_seed(args: argparse.Namespace, comm: Comm, device: torch.device) -> int:
     """Run (or finish) one seed of args.claim at args.tier on this rank. Returns an exit code."""
     from harness.experiments.llm import SpeedupConfig, speedup_arms
@@ -110,19 +133,29 @@ def run_seed(args: argparse.Namespace, comm: Comm, device: torch.device) -> int:
 
     def cached_run(exp, cfg) -> Measurement:
         key = seed_key(exp, cfg, args.seed, session)
-        record = comm.broadcast_object(store.load_seed(key) if comm.rank == 0 else None)
-        if record is None:
-            if exp is not llm_pretrain_arm:
-                raise ConfigError(f"only training arms run data-parallel, not {exp.experiment_name}")
-            ckpt = Checkpointing(store.root / "checkpoints" / f"{key}.pt", args.checkpoint_every,
-                                 args.until_step)
-            tic = time.perf_counter()
-            m = run_arm(cfg, ctx, comm, ckpt)
-            record = record_of(exp, cfg, time.perf_counter() - tic, m, None)
-            if comm.rank == 0:
-                store.save_seed(key, record)
-                ckpt.path.unlink(missing_ok=True)
-            record = comm.broadcast_object(record)  # rank 0's timings everywhere: ranks decide alike
+        record, lock, busy = (store.load_seed(key) if comm.rank == 0 else None), None, None
+        if comm.rank == 0 and record is None:
+            lock, busy = claim_seed(store, key, f"{exp.experiment_name} seed {args.seed}")
+            record = store.load_seed(key) if lock is not None else None  # it may have finished meanwhile
+        record, busy = comm.broadcast_object((record, busy) if comm.rank == 0 else None)
+        try:
+            if busy:
+                raise HarnessError(busy)
+            if record is None:
+                if exp is not llm_pretrain_arm:
+                    raise ConfigError(f"only training arms run data-parallel, not {exp.experiment_name}")
+                ckpt = Checkpointing(store.root / "checkpoints" / f"{key}.pt", args.checkpoint_every,
+                                     args.until_step)
+                tic = time.perf_counter()
+                m = run_arm(cfg, ctx, comm, ckpt)
+                record = record_of(exp, cfg, time.perf_counter() - tic, m, None)
+                if comm.rank == 0:
+                    store.save_seed(key, record)
+                    ckpt.path.unlink(missing_ok=True)
+                record = comm.broadcast_object(record)  # rank 0's timings everywhere: ranks decide alike
+        finally:
+            if lock is not None:
+                lock.release()
         if record["error"]:
             raise RuntimeError(f"sub-run {exp.experiment_name} failed: {record['error']}")
         return Measurement.from_dict(record["measurement"])
