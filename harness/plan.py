@@ -20,6 +20,7 @@ import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from harness.planning import step_fields
 from harness.progress import fmt_duration
 
 
@@ -35,19 +36,6 @@ class ClaimPlan:
     method: str = ""
     downloads: list[dict] = field(default_factory=list)
     error: str = ""
-
-
-def step_fields(config) -> list[int]:
-    """Every int `steps` field of a (nested) dataclass config: one per training run it holds."""
-    out = []
-    if dataclasses.is_dataclass(config):
-        for f in dataclasses.fields(config):
-            v = getattr(config, f.name)
-            if dataclasses.is_dataclass(v):
-                out += step_fields(v)
-            elif f.name == "steps" and isinstance(v, int) and not isinstance(v, bool):
-                out.append(v)
-    return out
 
 
 def pending_downloads(config) -> list[dict]:

@@ -100,18 +100,22 @@ def plan_claims(claims: Sequence[Claim], options: RunOptions) -> list[tuple]:
     return plans
 
 
+def step_fields(config) -> list[int]:
+    """Every int `steps` field of a (nested) dataclass config: one per training run it holds."""
+    out = []
+    if dataclasses.is_dataclass(config):
+        for f in dataclasses.fields(config):
+            v = getattr(config, f.name)
+            if dataclasses.is_dataclass(v):
+                out += step_fields(v)
+            elif f.name == "steps" and isinstance(v, int) and not isinstance(v, bool):
+                out.append(v)
+    return out
+
+
 def step_capped(config, max_steps: int | None) -> bool:
     """True when --max-steps may have cut this config short (every `steps` field must fit the cap)."""
     if max_steps is None:
         return False
-    steps = []
-
-    def walk(c):
-        for f in dataclasses.fields(c):
-            v = getattr(c, f.name)
-            if dataclasses.is_dataclass(v):
-                walk(v)
-            elif f.name == "steps" and isinstance(v, int):
-                steps.append(v)
-    walk(config)
+    steps = step_fields(config)
     return not steps or any(s > max_steps for s in steps)

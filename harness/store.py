@@ -241,7 +241,7 @@ class ResultStore:
         payload["digest"] = record_digest(payload)
         atomic_write_json(self.seed_path(key), payload)
 
-    def lock_seed(self, key: str, on_wait=None) -> SeedLock:
+    def lock_seed(self, key: str, on_wait=None, *, wait: bool = True) -> SeedLock | None:
         """Mark a seed as being computed by this process (waits while another live process computes it).
 
         Callers check for the stored record again after this returns: the other process may have
@@ -250,8 +250,10 @@ class ResultStore:
         Args:
             key: the seed key.
             on_wait: called once if another process holds the seed (e.g. to log that we wait).
+            wait: False: do not wait for another live holder; return None instead.
         Returns:
-            SeedLock; `.stale` is True when a previous holder died while computing this seed.
+            SeedLock; `.stale` is True when a previous holder died while computing this seed. None when
+            `wait` is False and another live process holds the seed.
         """
         path = self.root / "cache" / f"{self.seed_path(key).stem}.lock"
         path.parent.mkdir(parents=True, exist_ok=True)
@@ -261,6 +263,9 @@ class ResultStore:
                 try:
                     fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
                 except BlockingIOError:
+                    if not wait:
+                        os.close(fd)
+                        return None
                     if on_wait is not None:
                         on_wait()
                         on_wait = None

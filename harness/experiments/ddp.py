@@ -82,20 +82,12 @@ def load_claim(claim_id: str, claims_path: list[str]) -> Claim:
     return get_claim(claim_id)
 
 
-class _Busy(Exception):
-    pass
-
-
 def claim_seed(store: ResultStore, key: str, what: str) -> tuple[SeedLock | None, str | None]:
     """Rank 0 takes the seed's lock (the runner's lock file), without waiting: (lock, None), or (None, why)
     when another live process is computing it. A launch never waits on another: its other ranks would sit
     in a collective until the group's timeout; it stops with one line instead."""
-    def refuse():
-        raise _Busy
-
-    try:
-        lock = store.lock_seed(key, on_wait=refuse)
-    except _Busy:
+    lock = store.lock_seed(key, wait=False)
+    if lock is None:
         return None, (f"{what} is being computed by another process on this store "
                       f"({store.root / 'cache'}); wait for it to finish, then run this command again")
     if lock.stale:

@@ -32,7 +32,7 @@ from harness.errors import ConfigError, NumericalError
 from harness.losses import accuracy
 from harness.measurement import Measurement, RunContext
 from harness.models import SmallCNN, resnet20
-from harness.optim import IRE, SAM, SAMIRE, OptimizerSpec
+from harness.optim import IRE, SAM, SAMIRE, OptimizerSpec, require_spec
 from harness.registry import experiment
 
 BASES = ("sgd", "sam")
@@ -90,14 +90,9 @@ class VisionConfig:
         DATASETS.check(self.data)
         if not 0.0 <= self.ire_start < 1.0 or not 0.0 <= self.label_noise < 1.0:
             raise ConfigError("ire_start and label_noise must lie in [0, 1)")
-        if not isinstance(self.optim, OptimizerSpec) or self.optim.name != "sam_ire":
-            raise ConfigError(f"optim must be a 'sam_ire' OptimizerSpec (every arm derives from it), "
-                              f"got {self.optim!r}")
-        set_by_recipe = [f for f in ("schedule", "lr_warmup_steps", "warmup_steps", "mask")
-                         if getattr(self.optim, f) != getattr(OPTIM_DEFAULTS, f)]
-        if set_by_recipe:  # cosine_lr drives the lr, ire_start IRE's warm-up, each arm its mask
-            raise ConfigError(f"optim.{set_by_recipe[0]} is set by the recipe (cosine from optim.lr, IRE "
-                              "from ire_start, the mask per arm): leave it at its default")
+        require_spec("optim", self.optim, ("sam_ire",), role="every arm derives from it",
+                     fixed=("schedule", "lr_warmup_steps", "warmup_steps", "mask"),
+                     set_by="the recipe (cosine from optim.lr, IRE from ire_start, the mask per arm)")
         if self.epochs < 1 or self.batch_size < 1:
             raise ConfigError(f"epochs and batch_size must be >= 1, got {self.epochs}, {self.batch_size}")
 

@@ -31,7 +31,7 @@ from harness.experiments.toy import loglog_slope
 from harness.measurement import Measurement, RunContext
 from harness.models.cnn import SmallCNN
 from harness.models.toys import Figure1Toy
-from harness.optim import OptimizerSpec, flat_mask_from_scores
+from harness.optim import CONSTANT_LR, OptimizerSpec, flat_mask_from_scores, require_spec
 from harness.registry import experiment
 
 
@@ -73,12 +73,8 @@ class SamNetConfig:
     trace_probes: int = 8
 
     def __post_init__(self):
-        if not isinstance(self.optim, OptimizerSpec) or self.optim.name != "sam_ire":
-            raise ConfigError(f"net.optim must be a 'sam_ire' OptimizerSpec (the SAM arm derives from it), "
-                              f"got {self.optim!r}")
-        if self.optim.schedule != "constant" or self.optim.lr_warmup_steps != 0:
-            raise ConfigError("net.optim: this experiment runs at a constant lr; leave schedule and "
-                              "lr_warmup_steps at their defaults")
+        require_spec("net.optim", self.optim, ("sam_ire",), role="the SAM arm derives from it",
+                     fixed=CONSTANT_LR, set_by="the experiment (it runs at a constant lr)")
         if self.grad_evals < 2:
             raise ConfigError(f"net grad_evals must be >= 2, got {self.grad_evals}")
 

@@ -24,7 +24,7 @@ from scipy import stats
 from harness.errors import ConfigError, NumericalError
 from harness.measurement import Measurement, RunContext
 from harness.models.toys import Figure1Toy, RotatedToy
-from harness.optim import OptimizerSpec, flat_mask_from_scores
+from harness.optim import CONSTANT_LR, OptimizerSpec, flat_mask_from_scores, require_spec
 from harness.registry import experiment
 
 # ---------------------------------------------------------------- metric helpers
@@ -101,12 +101,8 @@ class ToyConfig:
     record_floor: float = 1e-12          # |v| below this is not drawn on the log plot
 
     def __post_init__(self):
-        if not isinstance(self.optim, OptimizerSpec) or self.optim.name != "sgd":
-            raise ConfigError(f"optim must be an 'sgd' OptimizerSpec (GD; the IRE arms derive from it), "
-                              f"got {self.optim!r}")
-        if self.optim.schedule != "constant" or self.optim.lr_warmup_steps != 0:
-            raise ConfigError("optim: this experiment runs at a constant lr; leave schedule and "
-                              "lr_warmup_steps at their defaults")
+        require_spec("optim", self.optim, ("sgd",), role="GD; the IRE arms derive from it",
+                     fixed=CONSTANT_LR, set_by="the experiment (it runs at a constant lr)")
         if self.steps < 1 or self.lr_unstable <= 0:
             raise ConfigError("steps must be >= 1 and learning rates > 0")
         if not self.kappas or any(k < 0 for k in self.kappas):

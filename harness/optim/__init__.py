@@ -15,17 +15,20 @@ from harness.optim.mask import (
 from harness.optim.projected import IREProjected
 from harness.optim.sam import SAM, SAMIRE
 from harness.optim.spec import (
+    CONSTANT_LR,
     OPTIMIZERS,
     OptimizerKind,
     OptimizerSpec,
     optimizer_kind,
     optimizer_names,
     register_optimizer,
+    require_spec,
     requires_closure,
     sgd_stability_threshold,
 )
 
 __all__ = [
+    "CONSTANT_LR",
     "IRE",
     "IREProjected",
     "OPTIMIZERS",
@@ -38,6 +41,7 @@ __all__ = [
     "optimizer_kind",
     "optimizer_names",
     "random_flat_mask",
+    "require_spec",
     "register_optimizer",
     "requires_closure",
     "sampled_fisher_scores",

@@ -34,6 +34,7 @@ from harness.optim.projected import IREProjected
 from harness.optim.sam import SAM, SAMIRE
 
 SCHEDULES = ("constant", "cosine")
+CONSTANT_LR = ("schedule", "lr_warmup_steps")  # the fields a loop that runs at a fixed lr leaves at default
 # Fields every kind reads: the step size, the weight decay and the learning-rate schedule.
 COMMON_FIELDS = frozenset({"name", "lr", "weight_decay", "schedule", "lr_warmup_steps", "final_lr_fraction"})
 _IRE_FIELDS = frozenset({"kappa", "gamma", "mask", "mask_every", "warmup_steps", "kappa_decay_with_lr"})
@@ -178,6 +179,29 @@ class OptimizerSpec:
         progress = min(1.0, (step - self.lr_warmup_steps) / max(1, horizon - self.lr_warmup_steps))
         f = self.final_lr_fraction
         return self.lr * (f + (1 - f) * 0.5 * (1 + math.cos(math.pi * progress)))
+
+
+def require_spec(where: str, spec: object, kinds: tuple[str, ...], *, role: str = "",
+                 fixed: tuple[str, ...] = (), set_by: str = "") -> None:
+    """For a config's `__post_init__`: `spec` is an OptimizerSpec of one of `kinds`, and each field in `fixed`
+    (set by the experiment itself, e.g. its lr schedule) is at its default.
+
+    Args:
+        where: the spec's path in messages ("optim", "net.optim"); role: why that kind, for the message.
+        set_by: who sets the `fixed` fields, for the message ("the recipe (cosine from optim.lr)").
+
+    Raises:
+        ConfigError: "<where> must be a 'sgd' OptimizerSpec (<role>), got ...", or
+            "<where>.<field> is set by <set_by>: leave it at its default".
+    """
+    if not isinstance(spec, OptimizerSpec) or spec.name not in kinds:
+        names = " or ".join(repr(k) for k in kinds)
+        raise ConfigError(f"{where} must be a {names} OptimizerSpec{f' ({role})' if role else ''}, "
+                          f"got {spec!r}")
+    defaults = {f.name: f.default for f in dataclasses.fields(OptimizerSpec)}
+    changed = [f for f in fixed if getattr(spec, f) != defaults[f]]
+    if changed:
+        raise ConfigError(f"{where}.{changed[0]} is set by {set_by}: leave it at its default")
 
 
 def sgd_stability_threshold(lr: float, momentum: float = 0.0, nesterov: bool = False) -> float:
