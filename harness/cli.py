@@ -354,6 +354,9 @@ def format_table(summary: dict) -> str:
     rows = [f"run {summary['run_id']} · tier {summary['tier']} · {summary['options']['device']}"]
     for c in summary["claims"]:
         rows.append(f"{c['verdict'].upper():13s} {c['id']}  [{c['tier']} tier: {c['scale']}]")
+        for chk in c.get("regime") or []:
+            rows.append(f"{'':15s}regime {chk['metric']}: {format_estimate(chk.get('estimate'))}"
+                        f"  premise {chk.get('expectation', '')} → {chk['verdict']}")
         for chk in c["checks"]:
             rows.append(f"{'':15s}{chk['metric']}: {format_estimate(chk.get('estimate'))}"
                         f"  accepted {chk.get('expectation', '')} → {chk['verdict']}"

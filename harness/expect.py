@@ -157,3 +157,58 @@ class Below(Expectation):
 
     def tiers(self):
         return _tiers_of(self.bound)
+
+
+@dataclass(frozen=True)
+class Effect(Expectation):
+    """A comparative claim ("A improves on B") with a smallest effect of interest, so that both outcomes
+    are reachable (the rule, EFFECT_RULE, is decided in harness.verdict.decide):
+
+    - holds: the interval excludes "no effect" (`null`) in the claimed direction and does not exclude
+      an effect of the smallest size of interest;
+    - fails: the interval lies entirely short of the smallest effect of interest (null + smallest in
+      the claimed direction): whatever the effect is, it is smaller than the paper's smallest reported one;
+    - inconclusive: neither (more seeds decide: as the interval shrinks it ends on one side).
+
+    Args:
+        smallest: the smallest effect of interest (> 0), in the metric's units; its source goes in the
+            Check's `source` (e.g. the smallest gain the paper reports).
+        null: the metric's value under no effect (0 for a difference, 1 for a ratio).
+        direction: +1 when the claim is that the metric exceeds `null`, -1 when it is below.
+    """
+
+    smallest: PerTier
+    null: float = 0.0
+    direction: int = 1
+
+    def __post_init__(self):
+        if self.direction not in (1, -1):
+            raise ConfigError(f"Effect.direction must be +1 or -1, got {self.direction!r}")
+        values = self.smallest.values() if isinstance(self.smallest, Mapping) else [self.smallest]
+        for v in values:
+            if not (isinstance(v, (int, float)) and math.isfinite(v) and v > 0):
+                raise ConfigError(f"Effect.smallest must be a positive finite number, got {v!r}")
+
+    def effect_threshold(self, tier: str) -> float:
+        """null + direction * smallest: the edge an interval must lie short of to read "fails"."""
+        return self.null + self.direction * float(_for_tier(self.smallest, tier, "Effect.smallest"))
+
+    def region(self, tier: str) -> Region:
+        """The side of `null` the claim names (strictly): where the whole interval must lie to hold."""
+        if self.direction > 0:
+            return Region(lo=self.null, lo_open=True)
+        return Region(hi=self.null, hi_open=True)
+
+    def tiers(self):
+        return _tiers_of(self.smallest)
+
+    def describe(self, tier: str) -> str:
+        edge = self.effect_threshold(tier)
+        side = "<" if self.direction > 0 else ">"
+        return f"{self.region(tier).describe()}; fails if {side} {_fmt(edge)} (smallest effect of interest)"
+
+
+EFFECT_RULE = ("A comparative check names the smallest effect of interest d from its paper. It holds when the "
+               "interval excludes no effect in the claimed direction and does not exclude an effect of size d; "
+               "it fails when the whole interval lies short of d (whatever the effect is, it is smaller than "
+               "the smallest effect of interest); otherwise it is inconclusive. Both outcomes are reachable.")

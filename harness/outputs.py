@@ -55,7 +55,7 @@ def claim_name_problems(claim) -> list[str]:
     curves = getattr(exp, "curves", None)
     problems = []
     if outputs is not None:
-        for check in claim.checks:
+        for check in claim.checks + claim.regime:
             if not covered(check.metric, outputs):
                 problems.append(_miss("check metric", check.metric, outputs))
         for metric, _label in claim.reported:

@@ -136,6 +136,8 @@ class CheckResult(_Record):
     verdict: str | None = None
     seeds_needed: int | None = None  # set only for an inconclusive check of a random claim
     reason: str | None = None
+    source: str | None = None  # where the band comes from (harness.registry.Check.source), when declared
+    paper: str | None = None  # the paper's own number and where it is printed, when declared
     extra: dict = field(default_factory=dict)
 
     @property
@@ -148,6 +150,9 @@ class CheckResult(_Record):
         out = {"metric": self.metric, "label": self.label}
         if self.is_check:
             out.update(expectation=self.expectation, region=self.region)
+        for name in ("source", "paper"):
+            if getattr(self, name):
+                out[name] = getattr(self, name)
         if self.estimate is None:
             out.update(verdict=self.verdict, estimate=None)
         else:
@@ -186,6 +191,7 @@ class ClaimResult(_Record):
     seeds: list[SeedEntry] = field(default_factory=list)
     checks: list[CheckResult] = field(default_factory=list)
     reported: list[CheckResult] = field(default_factory=list)
+    regime: list[CheckResult] = field(default_factory=list)  # the claim's premise at this tier (verdict gates)
     verdict: str = "error"
     wall_time_s: float | None = None
     plots: list = field(default_factory=list)  # harness.registry.Plot as dicts
@@ -195,7 +201,8 @@ class ClaimResult(_Record):
     def from_dict(cls, d: Mapping) -> ClaimResult:
         """Read a stored claim entry (see _Record.from_dict); its seeds and checks become records."""
         kw = _kwargs(cls, d)
-        for name, record in (("seeds", SeedEntry), ("checks", CheckResult), ("reported", CheckResult)):
+        for name, record in (("seeds", SeedEntry), ("checks", CheckResult), ("reported", CheckResult),
+                             ("regime", CheckResult)):
             if name in kw:
                 kw[name] = [record.from_dict(x) for x in kw[name]]
         return cls(**kw)

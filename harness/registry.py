@@ -81,11 +81,19 @@ class Tier:
 
 @dataclass(frozen=True)
 class Check:
-    """A metric (a scalar of the Measurement) held against an expectation."""
+    """A metric (a scalar of the Measurement) held against an expectation.
+
+    source: where the band, threshold or smallest effect comes from (a paper's figure, table or
+        theorem, the authors' code, or "our choice, because ..."), shown beside the check.
+    paper: the paper's own number for this quantity and where it is printed (e.g. "2 (Thm. 1.1)"),
+        shown beside the measured value; empty where the paper gives none.
+    """
 
     metric: str
     expect: Expectation
     label: str = ""
+    source: str = ""
+    paper: str = ""
 
 
 @dataclass(frozen=True)
@@ -145,6 +153,10 @@ class Claim:
     tiers: Mapping[str, Tier]
     checks: tuple[Check, ...]
     reported: tuple[tuple[str, str], ...] = ()  # (metric, label): shown with a CI, no verdict
+    # Regime checks: the claim's premise at a tier (e.g. "doubling the steps still improves the loss by at
+    # least X"), pre-registered like any check. One that fails makes the verdict "out-of-regime" (the
+    # checks say nothing about this setting); one that is inconclusive leaves the verdict inconclusive.
+    regime: tuple[Check, ...] = ()
     plots: tuple[Plot, ...] = ()
     tuning: str = "none: every arm runs the fixed settings declared in this claim; nothing was tuned"
     deterministic: bool = False
@@ -193,7 +205,9 @@ def register(claim: Claim) -> Claim:
     names = claim_name_problems(claim)  # a typo in a metric name fails now, not after the compute
     if names:
         raise ValueError(f"claim {claim.id!r}: " + "; ".join(names))
-    for check in claim.checks:
+    if not all(isinstance(c, Check) for c in claim.checks + claim.regime):
+        raise TypeError(f"claim {claim.id!r}: checks and regime must be tuples of Check")
+    for check in claim.checks + claim.regime:
         named = check.expect.tiers()
         if named is not None and not set(claim.tiers) <= named:
             raise ValueError(f"claim {claim.id!r}: check on {check.metric!r} has no tolerance for tiers "

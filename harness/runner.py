@@ -32,7 +32,8 @@ from harness.planning import pick_device, plan_claims, step_capped  # noqa: F401
 from harness.records import CheckResult, ClaimResult, RunSummary, SeedEntry, SeedRecord
 from harness.registry import Claim
 from harness.store import ResultStore
-from harness.verdict import CONFIDENCE, ERROR, FAILS, HOLDS, INCONCLUSIVE, combine, decide, estimate
+from harness.verdict import (CONFIDENCE, ERROR, FAILS, HOLDS, INCONCLUSIVE, combine, decide, effect_distance,
+                             estimate, family_confidence)
 
 log = logging.getLogger(__name__)
 MAX_SEEDS = 10_000  # more is a typo, not a plan
@@ -169,7 +170,7 @@ def _seed_threads(device: torch.device) -> int:
 def run_one_claim(claim: Claim, tier, config, session: Session) -> ClaimResult:
     """Run (or reuse) a claim's seeds and decide its checks; seeds chosen by power when the tier
     declares max_seeds (harness.sequential: a pilot, then at most one second look)."""
-    from harness.sequential import look_confidence, second_look_size
+    from harness.sequential import LOOKS, second_look_size
 
     options = session.options
     exp = claim.experiment
@@ -177,7 +178,8 @@ def run_one_claim(claim: Claim, tier, config, session: Session) -> ClaimResult:
     numbers = seed_numbers(tier, options)
     max_seeds = tier.max_seeds or tier.seeds
     adaptive = options.seeds is None and max_seeds > tier.seeds and not claim.deterministic
-    confidence = look_confidence(adaptive)
+    family = len(claim.checks) + len(claim.regime)  # one family of tests (harness.verdict.FAMILY_RULE)
+    confidence = family_confidence(family, LOOKS if adaptive else 1)
     capped = step_capped(config, options.max_steps)
 
     def add(numbers: range, total: int) -> None:
@@ -192,7 +194,7 @@ def run_one_claim(claim: Claim, tier, config, session: Session) -> ClaimResult:
 
     def decide_checks() -> list[CheckResult]:
         return [_evaluate_check(claim, c.metric, measurements, seeds, options.tier, c, capped=capped,
-                                confidence=confidence) for c in claim.checks]
+                                confidence=confidence) for c in claim.checks + claim.regime]
 
     add(numbers, len(numbers))
     checks, looks = decide_checks(), 1
@@ -208,6 +210,7 @@ def run_one_claim(claim: Claim, tier, config, session: Session) -> ClaimResult:
             precompute([(claim, tier, config)], session, extra)
         add(extra, total)
         checks, looks = decide_checks(), 2
+    checks, regime = checks[:len(claim.checks)], checks[len(claim.checks):]
     reported = [_evaluate_check(claim, m, measurements, seeds, options.tier, None, label, confidence=confidence)
                 for m, label in claim.reported]
     first_ok = next((m for m in measurements if m is not None), None)
@@ -215,18 +218,30 @@ def run_one_claim(claim: Claim, tier, config, session: Session) -> ClaimResult:
         id=claim.id, version=claim.version, source=claim.source, statement=claim.statement,
         paper_value=claim.paper_value, tuning=claim.tuning, notes=claim.notes,
         changes=[asdict(c) for c in claim.changes],
-        tier=options.tier, scale=tier.scale, measured_scale=first_ok.scale if first_ok else {},
+        tier=options.tier, scale=scale_that_ran(tier, config), measured_scale=first_ok.scale if first_ok else {},
         experiment=exp.experiment_name, config=provenance.config_dict(config),
         config_hash=provenance.config_hash(config), deterministic=claim.deterministic,
         code_hash=provenance.experiment_code_hash(exp.experiment_name),  # the code its seeds are keyed on
         step_capped=capped,
         sampling={"adaptive": adaptive, "looks": looks, "pilot_seeds": len(numbers), "max_seeds": max_seeds,
-                  "confidence": confidence},
-        seeds=seeds, checks=checks, reported=reported,
-        verdict=combine([c.verdict for c in checks]),
+                  "confidence": confidence, "family_tests": family},
+        seeds=seeds, checks=checks, reported=reported, regime=regime,
+        verdict=combine([c.verdict for c in checks], [c.verdict for c in regime]),
         wall_time_s=sum(s.wall_time_s for s in seeds),
         plots=[asdict(p) for p in claim.plots],
     )
+
+
+def scale_that_ran(tier, config) -> str:
+    """The tier's scale note, followed by the config paths a --set changed, so a run with overrides never
+    prints the declared scale alone (e.g. '..., 2000 GD steps [ran with --set: steps=8000]')."""
+    if config == tier.config:
+        return tier.scale
+    from harness.config import config_paths
+
+    declared, ran = dict(config_paths(tier.config)), dict(config_paths(config))
+    changed = [f"{k}={ran[k]!r}" for k in ran if declared.get(k) != ran[k]]
+    return f"{tier.scale} [ran with --set: {', '.join(changed) or 'changed config'}]"
 
 
 def cached_seed(exp, config, seed: int, session: Session, label: str) -> tuple[dict, str, bool]:
@@ -361,7 +376,8 @@ def _evaluate_check(claim, metric, measurements, seeds, tier, check=None, label=
     row = {"metric": metric, "label": check.label if check else label}
     if check is not None:
         region = check.expect.region(tier)
-        row.update(expectation=check.expect.describe(tier), region=[region.lo, region.hi])
+        row.update(expectation=check.expect.describe(tier), region=[region.lo, region.hi],
+                   source=check.source or None, paper=check.paper or None)
     errors = [f"seed {s.seed}: {s.error}" for s in seeds if s.error]
     values, ses = [], []
     for s, m in zip(seeds, measurements):
@@ -382,9 +398,12 @@ def _evaluate_check(claim, metric, measurements, seeds, tier, check=None, label=
         return CheckResult(**row, estimate=est.as_dict())
     from harness.sequential import seeds_needed
 
-    verdict, reason, needed = decide(est, region), None, None
+    verdict, reason, needed = decide(est, check.expect, tier), None, None
     if capped and verdict in (FAILS, HOLDS):  # a capped run is not the tier's scale: it decides nothing
         verdict, reason = INCONCLUSIVE, STEP_CAPPED
     elif verdict == INCONCLUSIVE and not claim.deterministic:
-        needed = seeds_needed(values, region, confidence)
+        from harness.expect import Effect
+
+        distance = effect_distance(est.value, check.expect, tier) if isinstance(check.expect, Effect) else None
+        needed = seeds_needed(values, region, confidence, distance)
     return CheckResult(**row, estimate=est.as_dict(), verdict=verdict, seeds_needed=needed, reason=reason)

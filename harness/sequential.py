@@ -38,13 +38,16 @@ def look_confidence(adaptive: bool, confidence: float = CONFIDENCE) -> float:
     return 1 - (1 - confidence) / LOOKS if adaptive else confidence
 
 
-def seeds_needed(values: Sequence[float], region: Region, confidence: float) -> int | None:
+def seeds_needed(values: Sequence[float], region: Region, confidence: float,
+                 distance: float | None = None) -> int | None:
     """The projected seed count that would decide a check against `region` (see the module docstring).
 
     Args:
         values: the per-seed values so far (finite).
         region: the accepted region of the check.
         confidence: the two-sided level of the interval the decision will use.
+        distance: how far the mean must be from the decisive edge (an Effect's, see
+            harness.verdict.effect_distance); default: the nearest finite bound of `region`.
     Returns:
         n >= 2, or None when no count can be projected.
     """
@@ -53,10 +56,11 @@ def seeds_needed(values: Sequence[float], region: Region, confidence: float) -> 
         return None
     mean = sum(values) / n
     sd = math.sqrt(sum((v - mean) ** 2 for v in values) / (n - 1))
-    bounds = [b for b in (region.lo, region.hi) if math.isfinite(b)]
-    if not bounds:
-        return None
-    distance = min(abs(mean - b) for b in bounds)
+    if distance is None:
+        bounds = [b for b in (region.lo, region.hi) if math.isfinite(b)]
+        if not bounds:
+            return None
+        distance = min(abs(mean - b) for b in bounds)
     if distance == 0 or not math.isfinite(sd):
         return None
     if sd == 0:

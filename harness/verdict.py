@@ -3,7 +3,14 @@
 holds:        the whole confidence interval lies inside the accepted region;
 fails:        it lies entirely outside;
 inconclusive: it straddles a boundary (more seeds would decide);
-error:        a seed crashed, diverged, or produced a non-finite metric.
+error:        a seed crashed, diverged, or produced a non-finite metric;
+out-of-regime: a pre-registered regime check of the claim (its premise at this tier, e.g. "doubling the
+              steps still improves the loss") fails: the claim is not about this setting, so its checks
+              say nothing about it either way. Counted apart from holds and fails.
+
+A comparative check with a smallest effect of interest (harness.expect.Effect) is decided by EFFECT_RULE.
+Every check of a claim is one test of a family: each interval is at level 1 - alpha / (looks * checks)
+(Bonferroni; FAMILY_RULE), so the chance that any interval of the claim misses is at most alpha.
 """
 from __future__ import annotations
 
@@ -13,11 +20,22 @@ from dataclasses import dataclass
 
 from scipy import stats
 
-from harness.expect import Region
+from harness.expect import Effect, Expectation, Region
 
 HOLDS, FAILS, INCONCLUSIVE, ERROR = "holds", "fails", "inconclusive", "error"
-VERDICTS = (HOLDS, FAILS, INCONCLUSIVE, ERROR)
+OUT_OF_REGIME = "out-of-regime"
+VERDICTS = (HOLDS, FAILS, INCONCLUSIVE, OUT_OF_REGIME, ERROR)
 CONFIDENCE = 0.95
+FAMILY_RULE = ("Family error control: a claim's checks and regime checks are one family of k tests, and with "
+               "L looks at the data (2 when seeds are chosen by power) each interval is a "
+               "1 - 0.05 / (L k) interval (Bonferroni), so the chance that any of the claim's intervals "
+               "misses its true value is at most 5%.")
+
+
+def family_confidence(tests: int, looks: int = 1, confidence: float = CONFIDENCE) -> float:
+    """The level of each interval of a claim with `tests` checks and `looks` looks (FAMILY_RULE)."""
+    k = max(1, int(tests)) * max(1, int(looks))
+    return 1 - (1 - confidence) / k
 
 
 @dataclass(frozen=True)
@@ -83,8 +101,13 @@ def _pct(confidence: float) -> str:
     return f"{confidence * 100:.4g}%"  # 95%, 97.5%
 
 
-def decide(est: Estimate, region: Region) -> str:
-    """holds / fails / inconclusive for an estimate against an accepted region."""
+def decide(est: Estimate, region: Region | Expectation, tier: str | None = None) -> str:
+    """holds / fails / inconclusive for an estimate against an accepted region, or against an
+    expectation at a tier (an Effect is decided by EFFECT_RULE)."""
+    if isinstance(region, Effect):
+        return _decide_effect(est, region, tier)
+    if isinstance(region, Expectation):
+        region = region.region(tier)
     if region.contains(est.lo) and region.contains(est.hi):
         return HOLDS
     below = est.hi <= region.lo if region.lo_open else est.hi < region.lo
@@ -94,9 +117,39 @@ def decide(est: Estimate, region: Region) -> str:
     return INCONCLUSIVE
 
 
-def combine(verdicts: Sequence[str]) -> str:
-    """A claim's verdict from its checks: any error > any fails > any inconclusive > holds."""
-    for v in (ERROR, FAILS, INCONCLUSIVE):
+def _decide_effect(est: Estimate, effect: Effect, tier: str) -> str:
+    s = effect.direction  # work on the claimed side: s * (x - null) > 0 is an effect in that direction
+    lo, hi = sorted((s * (est.lo - effect.null), s * (est.hi - effect.null)))
+    smallest = s * (effect.effect_threshold(tier) - effect.null)
+    if hi < smallest:
+        return FAILS
+    if lo > 0:
+        return HOLDS
+    return INCONCLUSIVE
+
+
+def effect_distance(mean: float, effect: Effect, tier: str) -> float:
+    """How far the mean is from the edge an interval must clear to decide the check (EFFECT_RULE):
+    above the smallest effect, from 0 (to hold); below it, from the smallest effect (to fail)."""
+    e = effect.direction * (mean - effect.null)
+    smallest = effect.direction * (effect.effect_threshold(tier) - effect.null)
+    return e if e >= smallest else smallest - e
+
+
+def combine(verdicts: Sequence[str], regime: Sequence[str] = ()) -> str:
+    """A claim's verdict from its checks and its regime checks.
+
+    Any error (of a check or a regime check) > a regime check that fails (out-of-regime: the checks say
+    nothing) > any fails > any inconclusive > holds; a regime check that is inconclusive turns holds or
+    fails into inconclusive (the premise is not established).
+    """
+    if ERROR in verdicts or ERROR in regime:
+        return ERROR
+    if FAILS in regime:
+        return OUT_OF_REGIME
+    for v in (FAILS, INCONCLUSIVE):
         if v in verdicts:
-            return v
-    return HOLDS if verdicts else INCONCLUSIVE
+            return INCONCLUSIVE if INCONCLUSIVE in regime else v
+    if not verdicts:
+        return INCONCLUSIVE
+    return INCONCLUSIVE if INCONCLUSIVE in regime else HOLDS

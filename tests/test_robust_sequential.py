@@ -58,7 +58,7 @@ def test_robust_adaptive_tier_adds_seeds_in_a_second_look_and_decides(tmp_path):
                        ResultStore(tmp_path))["claims"][0]
     assert SEEN == [0, 1, 2, 3, 4] and [s["seed"] for s in entry["seeds"]] == [0, 1, 2, 3, 4]
     assert entry["sampling"] == {"adaptive": True, "looks": 2, "pilot_seeds": 3, "max_seeds": 8,
-                                 "confidence": pytest.approx(0.975)}
+                                 "confidence": pytest.approx(0.975), "family_tests": 1}
     check = entry["checks"][0]
     assert check["verdict"] == "holds" and check["seeds_needed"] is None
     assert "97.5%" in check["estimate"]["method"]
