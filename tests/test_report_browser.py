@@ -50,7 +50,7 @@ class BrowserConfig:
 def browser_experiment(cfg: BrowserConfig, ctx) -> Measurement:
     steps = list(range(cfg.steps))
     curve = pd.DataFrame({"step": steps, "loss": [1.0 / (1 + s + ctx.seed) for s in steps]})
-    return Measurement(scalars={"ratio": 2.0 + 0.01 * ctx.seed}, curves={"traj": curve})
+    return Measurement(scalars={"ratio": 2.0 + 0.01 * ctx.seed, "onset": 4.0}, curves={"traj": curve})
 
 
 CLAIMS = [register(Claim(
@@ -100,6 +100,12 @@ def report(tmp_path_factory):
     store = ResultStore(root / "results")
     run_claims(CLAIMS, RunOptions(tier="smoke"), store)
     summary = run_claims(CLAIMS, RunOptions(tier="smoke"), store)
+    # the plot shows its check: the band of `ratio`, the scored window and the onset (declared in the
+    # stored plot, as a claim's Plot(band_check=..., window=..., onset=...) stores them)
+    for claim in summary["claims"]:
+        for plot in claim["plots"]:
+            plot.update(band_check="ratio", window=0.3, onset="onset")
+    store.save_run(summary["run_id"], summary)
     index = render_report(store, summary["run_id"], root / "reports")
     shots = Path(os.environ.get("HARNESS_SCREENSHOTS") or root / "screenshots")
     shots.mkdir(parents=True, exist_ok=True)
@@ -128,6 +134,10 @@ def test_report_browser_index_shows_table_plots_and_history_link(report):
     for claim in CLAIMS:
         assert dom.svgs_in.get(f"claim-{claim.id}", 0) >= 2, f"{claim.id}: curve plot and forest plot"
     assert "history.html" in dom.hrefs and "history-link" in dom.ids and "perf.html" in dom.hrefs
+    for claim in CLAIMS:  # the trajectory figure carries its check: band, scored window, onset
+        fig = f"claim-{claim.id}-p0"
+        assert {fig, f"{fig}-accepted-band", f"{fig}-scored-window", f"{fig}-onset"} <= dom.ids, fig
+        assert f"claim-{claim.id}-c0-accepted-band" in dom.ids  # the forest plot's band
     assert "script" not in dom.tags  # the planted <script> is text, not an element
     assert dom.remote == [] and "link" not in dom.tags
     assert html.count("&lt;script&gt;alert(1)&lt;/script&gt;") >= 4

@@ -96,7 +96,7 @@ def test_report_render_writes_index_with_claims_and_plots(rendered):
     est = good["checks"][0]["estimate"]
     assert f"{est['value']:.4g} [{est['lo']:.4g}, {est['hi']:.4g}]" in html
     assert html.count("<svg") >= 4  # two curve plots and one forest plot per claim with an estimate
-    assert "seed 2" in html and "sharpness · seed 0" in html
+    assert "median of 3 seeds" in html and "interquartile range" in html  # seeds aggregated, each faint
     assert "2/lr = 2" in html  # hline looked up in the seed-0 scalars
     assert "curve &#39;absent&#39;" in html or "curve 'absent'" in html
     assert "1,234 params" in html and "tiny test" in html
@@ -109,7 +109,8 @@ def test_report_render_html_is_balanced_and_offline(rendered):
     parser.close()
     assert parser.problems == [] and parser.stack == []
     assert not re.search(r"""(?:src|href)\s*=\s*["']?\s*(?:https?:)?//""", html, re.I)
-    assert "<link" not in html and "@import" not in html and "url(" not in html
+    assert "<link" not in html and "@import" not in html
+    assert not re.search(r"url\(\s*['\"]?(?!#)", html)  # only in-page references (an SVG's clip path)
 
 
 def test_report_render_hostile_strings_are_inert(rendered):
@@ -163,17 +164,15 @@ def test_report_render_format_estimate_cases():
     assert format_estimate(None) == "n/a"
 
 
-def test_report_render_forest_band_shows_the_region_near_the_data():
-    from harness.report.figures import _visible_region
+def test_report_render_forest_band_keeps_open_sides_open():
+    from harness.report.figures import visible_region
 
     inf = float("inf")
-    # data far inside a one-sided region: the band is cut to the data's neighbourhood
-    lo, hi = _visible_region([0.99, 1.0, 1.01], [-inf, 10.0])
-    assert lo < 0.99 and 1.01 < hi < 2.0
-    # data outside the region: the violated edge is drawn, with a visible strip of the region
-    lo, hi = _visible_region([5.0, 6.0], [-inf, 1.0])
-    assert hi == 1.0 and lo < 1.0
-    assert _visible_region([1.0], [-inf, inf]) is None
+    # a one-sided region stays one-sided: the plot runs its open side to the frame
+    assert visible_region([0.99, 1.0, 1.01], [-inf, 10.0]) == (-inf, 10.0)
+    assert visible_region([5.0], ["nan", 1.0]) == (-inf, 1.0)
+    assert visible_region([1.0], [-inf, inf]) is None
+    assert visible_region([], [0.0, 1.0]) is None
 
 
 def test_report_render_says_the_level_and_the_seed_design_of_a_power_chosen_claim():

@@ -14,8 +14,8 @@ from markupsafe import Markup
 
 from harness.history import diff_against_history, load_history, options_key
 from harness.records import RunSummary
-from harness.report.figures import ACCEPTED_COLOR, _visible_region
-from harness.report.svg import HBand, Series, line_plot
+from harness.report.figures import visible_region
+from harness.report.plotting import HBand, PlottingUnavailable, Series, line_plot
 from harness.store import ResultStore
 
 MAX_TIMELINE_RUNS = 30
@@ -34,11 +34,15 @@ def history_view(store: ResultStore, run: dict) -> dict:
     runs = list(dict.fromkeys(df["run_id"]))[-MAX_TIMELINE_RUNS:]
     df = df[df["run_id"].isin(runs)]
     number = {r: i + 1 for i, r in enumerate(runs)}
+    try:
+        plots = [Markup(svg) for svg in metric_plots(df, number, run_labels(runs))]
+    except PlottingUnavailable:  # the tables still render; index.html says how to get figures
+        plots = []
     return {"tier": summary.tier, "options": describe_options(summary),
             "runs": [{"n": number[r], "id": r, "label": lab, "current": r == summary.run_id}
                      for r, lab in run_labels(runs).items()],
             "diff": diff_view(store, run), "timeline": timeline(df, runs),
-            "plots": [Markup(svg) for svg in metric_plots(df, number, run_labels(runs))],
+            "plots": plots,
             "gate_rule": gate_rule()}
 
 
@@ -110,10 +114,10 @@ def metric_plots(df: pd.DataFrame, number: dict[str, int], labels: dict[str, str
         last = g.iloc[-1]
         shown = [v for v in list(y) + [a for a in lo if math.isfinite(a)] + [b for b in hi if math.isfinite(b)]
                  if math.isfinite(v)]
-        band = _visible_region(shown, [last["region_lo"], last["region_hi"]])
-        bands = [HBand(*band, f"accepted {last['expectation']}", color=ACCEPTED_COLOR)] if band else []
+        band = visible_region(shown, [last["region_lo"], last["region_hi"]])
+        bands = [HBand(*band, f"accepted {last['expectation']}")] if band else []
         ticks = [(n, labels[r]) for r, n in number.items()] if labels else []
         out.append(line_plot(series, title=f"{claim} · {metric}", xlabel="run (date and time it started)",
                              ylabel=metric if len(metric) <= 40 else "value", bands=bands, width=560, height=280,
-                             xticks=ticks))
+                             xticks=ticks, fig_id=f"history-{len(out)}"))
     return out

@@ -11,7 +11,7 @@ from pathlib import Path
 from markupsafe import Markup
 
 from harness.perf import MIN_ROUNDS, RATIOS, latest_pair, load_bench_runs, ratio, worse
-from harness.report.svg import Series, line_plot
+from harness.report.plotting import PlottingUnavailable, Series, line_plot
 
 MAX_RUNS = 30
 
@@ -47,8 +47,12 @@ def perf_view(bench_root: Path | None) -> dict:
                 Series("", x, [r.hi for _, r in points], color="#777777", dash=True),
                 Series("ratio of minima", x, [r.floor for _, r in points], style="markers", color="#0072B2"),
             ]
-            view["plots"].append(Markup(line_plot(series, title=spec.name, xlabel="saved benchmark run",
-                                                  ylabel="ratio", width=560, height=260)))
+            try:
+                view["plots"].append(Markup(line_plot(series, title=spec.name, xlabel="saved benchmark run",
+                                                      ylabel="ratio", width=560, height=260,
+                                                      fig_id=f"perf-{len(view['plots'])}")))
+            except PlottingUnavailable:  # the table above still shows every ratio
+                pass
     for key, st in sorted(new.stats.items()):
         view["timings"].append({"name": key, "median_ms": _ms(st.get("median")), "iqr_ms": _ms(st.get("iqr")),
                                 "min_ms": _ms(st.get("min")), "rounds": st.get("rounds", "?")})

@@ -19,15 +19,16 @@ from markupsafe import Markup
 
 from harness.atomic import atomic_write_text
 from harness.records import CheckResult, ClaimResult, RunSummary, SeedEntry, SeedRecord
+from harness.report import check_view as cv
 from harness.report import notebooks as nbs
 from harness.report.figures import result_figures, to_float
 from harness.store import ResultStore
-from harness.verdict import VERDICTS
 
 log = logging.getLogger(__name__)
 
 TEMPLATES = Path(__file__).resolve().parent / "templates"
 SCALE_KEYS = (("trainable_params", "params"), ("n_train", "train examples"), ("steps", "steps"))
+CLAIM_DOCS = Path(__file__).resolve().parents[2] / "docs" / "claims"  # in a checkout; absent when installed
 BENCH_NOTE = "no benchmark results yet: the performance page fills once `nox -s bench` has run"
 
 
@@ -65,7 +66,8 @@ def render_report(store: ResultStore, run_id: str, out_root: Path, *, notebooks:
             if book.body is not None:
                 _write_notebook_page(report_dir / book.html, run, book)
     summary = RunSummary.from_dict(run)
-    claims = [claim_view(c, [_seed_record(store, s.key) for s in c.seeds]) for c in summary.claims]
+    claims = [claim_view(c, [_seed_record(store, s.key) for s in c.seeds], summary.options)
+              for c in summary.claims]
     for c in claims:
         c["notebook"] = vars(books[c["id"]]) if c["id"] in books else None
     common = {"run": run_view(summary), "rendered": time.strftime("%Y-%m-%d %H:%M:%S"), "base": ""}
@@ -75,6 +77,9 @@ def render_report(store: ResultStore, run_id: str, out_root: Path, *, notebooks:
             "provenance": provenance_view(summary), "notebook_note": note,
             "bench_note": "" if perf.get("runs") else BENCH_NOTE}
     out = report_dir / "index.html"
+    for c in claims:
+        if c["doc"]:
+            _write_claim_doc(report_dir / c["doc"], c["id"], common)
     atomic_write_text(out, env.get_template("index.html.j2").render(page=page))
     atomic_write_text(report_dir / "history.html", env.get_template("history.html.j2").render(
         page={**common, "current": "history", "history": history_view(store, run)}))
@@ -93,6 +98,15 @@ def _write_notebook_page(path: Path, run: dict, result: nbs.NotebookResult) -> N
             "base": "../",
             "current": "notebook", "notebook": nb}
     atomic_write_text(path, _environment().get_template("notebook.html.j2").render(page=page))
+
+
+def _write_claim_doc(path: Path, claim_id: str, common: dict) -> None:
+    """claims/<id>.html: the claim's page from docs/claims/ (its Markdown shown as text), so the report
+    folder stays portable."""
+    text = (CLAIM_DOCS / f"{claim_id}.md").read_text(encoding="utf-8")
+    page = {**common, "base": "../", "current": "claim-doc", "claim": claim_id, "anchor": anchor(claim_id),
+            "text": text}
+    atomic_write_text(path, _environment().get_template("claim_doc.html.j2").render(page=page))
 
 
 def _environment() -> jinja2.Environment:
@@ -124,18 +138,23 @@ def run_view(run: RunSummary) -> dict:
         note = ""
     return {"id": run.run_id, "tier": run.tier, "device": run.options.get("device", "?"),
             "started": run.started or "—", "finished": run.finished or "—", "status": status,
-            "status_note": note}
+            "status_note": note,
+            "overrides": ", ".join(f"{k}={v}" for k, v in (run.options.get("overrides") or {}).items())}
 
 
 def verdict_counts(claims: list[dict]) -> list[tuple[str, int]]:
-    return [(v, sum(c["verdict"] == v for c in claims)) for v in VERDICTS]
+    """(verdict word, number of claims) for every word; out-of-regime is counted apart from errors."""
+    return [(v, sum(c["verdict"] == v for c in claims)) for v in cv.VERDICT_WORDS]
 
 
-def claim_view(c: ClaimResult, records: list[SeedRecord | None]) -> dict:
+def claim_view(c: ClaimResult, records: list[SeedRecord | None], options: dict | None = None) -> dict:
     """Display strings of one claim of a run, with its figures (records: its seeds' records, None
-    where missing)."""
+    where missing; options: the run's options, for the `--set` banner)."""
     seeds = [seed_view(s, r) for s, r in zip(c.seeds, records)]
-    figs = result_figures(c, records)
+    figs = result_figures(c, records, fig_id=anchor(c.id))
+    changes = [ch for ch in c.changes if isinstance(ch, dict)]
+    regime = cv.regime_metrics(c)
+    config = flatten(c.config)
     return {
         "id": c.id, "anchor": anchor(c.id), "version": "?" if c.version is None else c.version,
         "source": c.source, "statement": c.statement,
@@ -143,15 +162,18 @@ def claim_view(c: ClaimResult, records: list[SeedRecord | None]) -> dict:
         "tier": c.tier, "scale": c.scale,
         "scale_numbers": scale_numbers(c.measured_scale), "measured_scale": flatten(c.measured_scale),
         "experiment": c.experiment, "config_hash": c.config_hash,
-        "deterministic": bool(c.deterministic), "config": flatten(c.config),
+        "deterministic": bool(c.deterministic), "config": config,
         "verdict": verdict_word(c.verdict),
-        "checks": [check_view(k) for k in c.checks],
-        "reported": [check_view(k) for k in c.reported],
+        "checks": [cv.check_view(k, fmt_num, changes, regime) for k in c.checks],
+        "reported": [cv.check_view(k, fmt_num) for k in c.reported],
+        "regime": regime,
+        "overrides": cv.override_view(options or {}, config),
         "seeds": seeds, "n_seeds": len(seeds), "n_cached": sum(s["cached"] for s in seeds),
         "sampling_note": sampling_note(c.sampling),
         "n_errors": sum(bool(s["error"]) for s in seeds), "wall_time_s": c.wall_time_s,
-        "changes": [change_view(ch) for ch in c.changes if isinstance(ch, dict)],
-        "svgs": [Markup(svg) for svg in figs.svgs],  # svg.py escapes every text it draws
+        "changes": [change_view(ch) for ch in changes],
+        "doc": f"claims/{c.id}.html" if (CLAIM_DOCS / f"{c.id}.md").is_file() else "",
+        "svgs": [Markup(svg) for svg in figs.svgs],  # matplotlib escapes the text it draws
         "figure_notes": figs.notes,
     }
 
@@ -167,23 +189,13 @@ def sampling_note(sampling: dict) -> str:
 
 
 def check_view(k: CheckResult) -> dict:
-    est = k.estimate
-    return {"metric": k.metric, "label": k.label,
-            "value_ci": format_estimate(est), "method": est.get("method", "") if est else "",
-            "n": est.get("n", "") if est else "",
-            "per_seed": ", ".join(fmt_num(v) for v in est.get("per_seed", [])) if est else "",
-            "expectation": k.expectation or "",
-            "verdict": "" if k.verdict is None else verdict_word(k.verdict),
-            "reason": k.reason or "", "null": "null" in str(k.metric),
-            "seeds_needed": seeds_needed_text(k)}
+    """Display strings of one check (see harness.report.check_view)."""
+    return cv.check_view(k, fmt_num)
 
 
 def seeds_needed_text(k: CheckResult) -> str:
     """'needs ≈ N seeds to decide' beside an inconclusive check whose entry carries `seeds_needed`."""
-    n = k.seeds_needed
-    if k.verdict != "inconclusive" or isinstance(n, bool) or not isinstance(n, (int, float)):
-        return ""
-    return f"needs ≈ {fmt_num(int(n))} seeds to decide"
+    return cv.seeds_needed_text(k, fmt_num)
 
 
 def change_view(c: dict) -> dict:
@@ -220,7 +232,7 @@ def provenance_view(run: RunSummary) -> dict:
 # --- formatting ----------------------------------------------------------------------------------
 
 def verdict_word(v) -> str:
-    return v if v in VERDICTS else "error"
+    return cv.verdict_word(v)
 
 
 def anchor(claim_id: str) -> str:
@@ -260,15 +272,7 @@ def fmt_seconds(s) -> str:
 
 def format_estimate(est: dict | None) -> str:
     """'2.05 [1.98, 2.12]'; 'no interval (1 seed)' when a bound is infinite; 'n/a' without an estimate."""
-    if not est:
-        return "n/a"
-    value, lo, hi, n = to_float(est["value"]), to_float(est["lo"]), to_float(est["hi"]), est.get("n", "?")
-    if not (math.isfinite(lo) and math.isfinite(hi)):
-        return f"{fmt_num(value)}, no interval ({n} seed{'' if n == 1 else 's'})"
-    if lo == hi:
-        exact = str(est.get("method", "")).startswith("deterministic")
-        return f"{fmt_num(value)} ({'exact' if exact else 'all seeds equal: zero-width interval'})"
-    return f"{fmt_num(value)} [{fmt_num(lo)}, {fmt_num(hi)}]"
+    return cv.format_estimate(est, fmt_num)
 
 
 def scale_numbers(scale: dict) -> str:
