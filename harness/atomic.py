@@ -13,8 +13,26 @@ import contextlib
 import os
 import shutil
 import tempfile
+import threading
 from collections.abc import Iterator
 from pathlib import Path
+
+_UMASK_LOCK = threading.Lock()
+
+
+def current_umask() -> int:
+    """The process's umask (e.g. 0o022), which `open` applies to new files and `mkstemp` ignores."""
+    try:
+        with open("/proc/self/status", encoding="ascii") as f:  # Linux: read without changing it
+            for line in f:
+                if line.startswith("Umask:"):
+                    return int(line.split()[1], 8)
+    except (OSError, ValueError):
+        pass
+    with _UMASK_LOCK:  # elsewhere: set and restore (the lock keeps our own threads from racing)
+        mask = os.umask(0o022)
+        os.umask(mask)
+    return mask
 
 
 @contextlib.contextmanager
@@ -41,10 +59,12 @@ def atomic_path(path: str | os.PathLike, *, directory: bool = False) -> Iterator
     prefix, suffix = f".{path.name}.", ".tmp"
     if directory:
         tmp = Path(tempfile.mkdtemp(dir=path.parent, prefix=prefix, suffix=suffix))
+        os.chmod(tmp, 0o777 & ~current_umask())
     else:
         fd, name = tempfile.mkstemp(dir=path.parent, prefix=prefix, suffix=suffix)
         os.close(fd)
         tmp = Path(name)
+        os.chmod(tmp, 0o666 & ~current_umask())  # mkstemp makes 0600; a shared store needs the umask's mode
     try:
         yield tmp
         os.replace(tmp, path)

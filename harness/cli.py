@@ -1,4 +1,4 @@
-"""Command line: `harness list | run | report | history | compare | perf | gate | new-claim`.
+"""Command line: `harness list | run | report | history | compare | perf | gate | show | export | new-claim`.
 
 Errors become one line and a non-zero exit; a regression (see harness.history) exits 1 with one line.
 """
@@ -12,6 +12,13 @@ from pathlib import Path
 
 import torch
 
+from harness.cli_inspect import (
+    add_global_flags,
+    add_inspect_commands,
+    check_tier,
+    inspect_command,
+    stdout_closed,
+)
 from harness.errors import ConfigError, HarnessError
 from harness.registry import TIERS, all_claims, get_claim, load_claims
 
@@ -127,6 +134,7 @@ def build_parser() -> argparse.ArgumentParser:
     cfg.add_argument("claim", help="claim id")
     cfg.add_argument("--tier", default="cpu", help="the tier whose config to show (default: cpu)")
     cfg.add_argument("--set", action="append", default=[], metavar="KEY=VALUE", help="as for run: show the result")
+    add_inspect_commands(sub)
     new = sub.add_parser("new-claim", help="write a claim file and its smoke test from a template")
     from harness.scaffold import add_arguments
 
@@ -134,8 +142,7 @@ def build_parser() -> argparse.ArgumentParser:
     for command in sub.choices.values():  # every subcommand can see claims kept outside this repository
         command.add_argument("--claims-path", action="append", default=[], metavar="DIR",
                              help="also load the claims in this folder (repeatable; see docs/writing-claims.md)")
-        if not any("--results" in a.option_strings for a in command._actions):  # also after the subcommand
-            command.add_argument("--results", default=argparse.SUPPRESS, help="results store folder")
+        add_global_flags(command)
     return p
 
 
@@ -164,6 +171,8 @@ def main(argv: list[str] | None = None) -> int:
     except KeyboardInterrupt:
         print("harness: interrupted; finished seeds are saved and will be reused", file=sys.stderr)
         return 130
+    except BrokenPipeError:
+        return stdout_closed()
 
 
 def _setup_logging(args) -> None:
@@ -188,6 +197,8 @@ def _dispatch(args) -> int:
         return 0
     if args.command in ("history", "compare", "gate", "perf"):
         return _history_command(args, store)
+    if args.command in ("show", "export"):
+        return inspect_command(args, store)
     load_all(args.claims_path)
     if not all_claims():
         raise HarnessError("the claims package registered no claims: nothing to list or run")
@@ -226,9 +237,7 @@ def _config(args) -> int:
 def _run(args, store) -> int:
     from harness.runner import RunOptions, run_claims
 
-    tier = args.tier if args.tier is not None else default_tier()
-    if tier not in TIERS:
-        raise ConfigError(f"unknown tier '{tier}'; tiers are: {', '.join(TIERS)}")
+    tier = check_tier(args.tier if args.tier is not None else default_tier())
     claims = [get_claim(c) for c in args.claim] if args.claim else list(all_claims().values())
     options = RunOptions(
         tier=tier, seeds=_positive_int(args.seeds) if args.seeds is not None else None,
@@ -281,8 +290,8 @@ def _history_command(args, store) -> int:
     if args.command == "history":
         if args.claim is not None:
             _known_claim(args.claim, store)
-        if args.tier is not None and args.tier not in TIERS:
-            raise ConfigError(f"unknown tier '{args.tier}'; tiers are: {', '.join(TIERS)}")
+        if args.tier is not None:
+            check_tier(args.tier)
         print(history.format_history(history.load_history(store, claim=args.claim, tier=args.tier)))
         return 0
     if args.command == "compare":

@@ -191,11 +191,25 @@ class RunDiff:
         return not self.changes
 
 
-def _fmt(est: dict | None) -> str:
+def _fmt(est: dict | None, digits: int = 4) -> str:
     if not est:
         return "n/a"
     v, lo, hi = _num(est.get("value")), _num(est.get("lo")), _num(est.get("hi"))
-    return f"{v:.4g}" if not (math.isfinite(lo) and math.isfinite(hi)) else f"{v:.4g} [{lo:.4g}, {hi:.4g}]"
+    g = f".{digits}g"
+    return f"{v:{g}}" if not (math.isfinite(lo) and math.isfinite(hi)) else f"{v:{g}} [{lo:{g}}, {hi:{g}}]"
+
+
+def _fmt_moved(old: dict, new: dict) -> str:
+    """'old → new' with as many significant digits (4 to 12) as it takes for the printed intervals to be
+    disjoint too, so a value called "moved" never reads 0.9929 → 0.9929."""
+    def shown(x: float, digits: int) -> float:
+        return float(f"{x:.{digits}g}")
+
+    o_lo, o_hi, n_lo, n_hi = (_num(e.get(k)) for e in (old, new) for k in ("lo", "hi"))
+    for digits in range(4, 13):
+        if shown(n_lo, digits) > shown(o_hi, digits) or shown(n_hi, digits) < shown(o_lo, digits):
+            break
+    return f"{_fmt(old, digits)} → {_fmt(new, digits)}"
 
 
 def diff_claim(old: ClaimResult | None, new: ClaimResult, baseline_run: str | None) -> ClaimDiff:
@@ -212,7 +226,7 @@ def diff_claim(old: ClaimResult | None, new: ClaimResult, baseline_run: str | No
         prev = old_checks.get(k.metric)
         moved = bool(prev and prev.estimate and k.estimate and intervals_disjoint(prev.estimate, k.estimate))
         if moved:
-            out.moved.append(f"{k.metric}: {_fmt(prev.estimate)} → {_fmt(k.estimate)}")
+            out.moved.append(f"{k.metric}: {_fmt_moved(prev.estimate, k.estimate)}")
         now = k.verdict or "error"
         was = prev.verdict if prev else None
         if (was in ("holds", "inconclusive") and now in ("fails", "error")) or \

@@ -85,7 +85,7 @@ def render_report(store: ResultStore, run_id: str, out_root: Path, *, notebooks:
         page={**common, "current": "history", "history": history_view(store, run)}))
     atomic_write_text(report_dir / "perf.html", env.get_template("perf.html.j2").render(
         page={**common, "current": "perf", "perf": perf}))
-    log.info("report for run %s: %s", run["run_id"], out)
+    log.debug("report for run %s: %s", run["run_id"], out)  # the CLI prints the one "report:" line
     return out
 
 
