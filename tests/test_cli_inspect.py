@@ -136,3 +136,18 @@ def test_atomic_files_respect_the_umask(tmp_path):
         os.umask(old)
     assert stat.S_IMODE((tmp_path / "a.txt").stat().st_mode) == 0o644
     assert stat.S_IMODE((tmp_path / "b.txt").stat().st_mode) == 0o640
+
+
+def test_history_page_lists_runs_with_other_options_and_links_rendered_reports(store, tmp_path):
+    from harness.report import render_report
+    from harness.report.history_page import history_view
+
+    st, summary = store
+    overridden = run_claims([CLAIM], RunOptions(tier="smoke", overrides={"steps": "5"}), st)
+    render_report(st, overridden["run_id"], tmp_path, notebooks=False)
+    view = history_view(st, summary, report_root=tmp_path)
+    assert [r["id"] for r in view["other_runs"]] == [overridden["run_id"]]
+    assert "steps=5" in view["other_runs"][0]["options"]
+    assert view["runs"][-1]["href"] == "index.html" and view["runs"][-1]["commit"]
+    html = (tmp_path / overridden["run_id"] / "index.html").read_text()
+    assert 'id="run-overrides"' in html and f'id="claim-{CLAIM.id}-overrides"' in html  # the --set banners

@@ -8,10 +8,12 @@ from __future__ import annotations
 
 import math
 import re
+from pathlib import Path
 
 import pandas as pd
 from markupsafe import Markup
 
+from harness.errors import HarnessError
 from harness.history import diff_against_history, load_history, options_key
 from harness.records import RunSummary
 from harness.report.figures import visible_region
@@ -21,15 +23,16 @@ from harness.store import ResultStore
 MAX_TIMELINE_RUNS = 30
 
 
-def history_view(store: ResultStore, run: dict) -> dict:
+def history_view(store: ResultStore, run: dict, report_root: Path | None = None) -> dict:
     """Display data for history.html: the diff, the timeline and one plot per (claim, check).
 
     Args:
         store: the results store. run: the report's run summary, as stored.
+        report_root: the folder holding one report folder per run: a run whose report is there is linked.
     """
     summary = RunSummary.from_dict(run)
-    df = load_history(store, tier=summary.tier)
-    df = df[(df["options_key"] == options_key(summary)) & (df["run_id"] <= summary.run_id)]
+    all_df = load_history(store, tier=summary.tier)
+    df = all_df[(all_df["options_key"] == options_key(summary)) & (all_df["run_id"] <= summary.run_id)]
     df = df[(df["status"] == "complete") | (df["run_id"] == summary.run_id)]
     runs = list(dict.fromkeys(df["run_id"]))[-MAX_TIMELINE_RUNS:]
     df = df[df["run_id"].isin(runs)]
@@ -38,12 +41,37 @@ def history_view(store: ResultStore, run: dict) -> dict:
         plots = [Markup(svg) for svg in metric_plots(df, number, run_labels(runs))]
     except PlottingUnavailable:  # the tables still render; index.html says how to get figures
         plots = []
+    commits = dict(zip(df["run_id"], df["commit"].astype(str).str[:10]))
     return {"tier": summary.tier, "options": describe_options(summary),
-            "runs": [{"n": number[r], "id": r, "label": lab, "current": r == summary.run_id}
+            "runs": [{"n": number[r], "id": r, "label": lab, "current": r == summary.run_id,
+                      "commit": commits.get(r, "unknown"), "href": _report_link(report_root, r, summary.run_id)}
                      for r, lab in run_labels(runs).items()],
+            "other_runs": other_runs(store, all_df, options_key(summary)),
             "diff": diff_view(store, run), "timeline": timeline(df, runs),
             "plots": plots,
             "gate_rule": gate_rule()}
+
+
+def _report_link(report_root: Path | None, run_id: str, current: str) -> str:
+    """'../<run>/index.html' when that run's report sits beside this one ('index.html' for this run)."""
+    if run_id == current:
+        return "index.html"
+    if report_root is not None and (Path(report_root) / run_id / "index.html").is_file():
+        return f"../{run_id}/index.html"
+    return ""
+
+
+def other_runs(store: ResultStore, all_df: pd.DataFrame, key: str) -> list[dict]:
+    """Runs of the same tier left out of the timeline because other options make them not comparable
+    (overrides, a step cap, a fixed seed count), with what differs; newest first."""
+    out = []
+    for run_id in list(dict.fromkeys(all_df.loc[all_df["options_key"] != key, "run_id"]))[::-1]:
+        try:
+            other = RunSummary.from_dict(store.load_run(run_id))
+        except (HarnessError, ValueError, KeyError):
+            continue
+        out.append({"id": run_id, "status": other.status, "options": describe_options(other)})
+    return out
 
 
 def gate_rule() -> str:

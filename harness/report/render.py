@@ -82,7 +82,7 @@ def render_report(store: ResultStore, run_id: str, out_root: Path, *, notebooks:
             _write_claim_doc(report_dir / c["doc"], c["id"], common)
     atomic_write_text(out, env.get_template("index.html.j2").render(page=page))
     atomic_write_text(report_dir / "history.html", env.get_template("history.html.j2").render(
-        page={**common, "current": "history", "history": history_view(store, run)}))
+        page={**common, "current": "history", "history": history_view(store, run, report_dir.parent)}))
     atomic_write_text(report_dir / "perf.html", env.get_template("perf.html.j2").render(
         page={**common, "current": "perf", "perf": perf}))
     log.debug("report for run %s: %s", run["run_id"], out)  # the CLI prints the one "report:" line
