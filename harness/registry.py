@@ -113,6 +113,9 @@ class Plot:
     xlog: bool = False
     hlines: tuple[tuple[float | str, str], ...] = ()
     style: str = "line"
+    band_check: str = ""  # a check's metric: its accepted band is drawn (in the plot's y units); "": none
+    window: float | str = 0.0  # scored window: the last fraction of measurements, or "onset"; 0: none
+    onset: str = ""  # a scalar giving the onset's x, drawn as a dotted line (NaN in every seed: "no onset")
 
 
 _DATE = re.compile(r"^\d{4}-\d{2}-\d{2}$")
@@ -212,6 +215,17 @@ def register(claim: Claim) -> Claim:
         if named is not None and not set(claim.tiers) <= named:
             raise ValueError(f"claim {claim.id!r}: check on {check.metric!r} has no tolerance for tiers "
                              f"{sorted(set(claim.tiers) - named)}")
+    checked = {c.metric for c in claim.checks + claim.regime}
+    for plot in claim.plots:
+        if plot.band_check and plot.band_check not in checked:
+            raise ValueError(f"claim {claim.id!r}: plot {plot.title!r} draws the band of {plot.band_check!r}, "
+                             f"which is not one of its checks ({', '.join(sorted(checked))})")
+        if not (plot.window == "onset" or (isinstance(plot.window, (int, float)) and 0 <= plot.window < 1)):
+            raise ValueError(f"claim {claim.id!r}: plot {plot.title!r} window must be a fraction in [0, 1) "
+                             f"or 'onset', got {plot.window!r}")
+        if plot.window == "onset" and not plot.onset:
+            raise ValueError(f"claim {claim.id!r}: plot {plot.title!r} scores from the onset but names no "
+                             "onset scalar (Plot.onset)")
     if not all(isinstance(c, Change) for c in claim.changes):
         raise TypeError(f"claim {claim.id!r}: changes must be a tuple of Change entries")
     if claim.version != 1 + len(claim.changes):

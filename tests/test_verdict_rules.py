@@ -133,3 +133,19 @@ def test_scale_note_follows_the_config_that_ran(tmp_path):
     assert declared["scale"] == "10 steps"
     changed = run_claims([claim], RunOptions(tier="smoke", overrides={"steps": "80"}), store)["claims"][0]
     assert changed["scale"] == "10 steps [ran with --set: steps=80]"
+
+
+def test_plot_band_must_be_a_check_of_the_claim():
+    from harness import Plot
+
+    cfg = RegimeConfig()
+    with pytest.raises(ValueError, match="not one of its checks"):
+        register(Claim(id="test-verdict-rules-plot", source="t", statement="s", paper_value="p",
+                       experiment=regime_experiment, tiers={"smoke": Tier(1, cfg), "cpu": Tier(1, cfg)},
+                       checks=(Check("effect", Effect(0.2), source="t"),),
+                       plots=(Plot("c", "step", ("y",), "y", band_check="gain"),)))
+    with pytest.raises(ValueError, match="names no onset"):
+        register(Claim(id="test-verdict-rules-plot2", source="t", statement="s", paper_value="p",
+                       experiment=regime_experiment, tiers={"smoke": Tier(1, cfg), "cpu": Tier(1, cfg)},
+                       checks=(Check("effect", Effect(0.2), source="t"),),
+                       plots=(Plot("c", "step", ("y",), "y", window="onset"),)))
