@@ -19,7 +19,7 @@ from harness.cli_inspect import (
     inspect_command,
     stdout_closed,
 )
-from harness.errors import ConfigError, HarnessError
+from harness.errors import ConfigError, HarnessError, describe, is_user_interrupt, on_signal
 from harness.registry import TIERS, all_claims, get_claim, load_claims
 
 log = logging.getLogger("harness")
@@ -157,22 +157,54 @@ def _report_options(p: argparse.ArgumentParser) -> None:
 
 
 def main(argv: list[str] | None = None) -> int:
+    """Run one command; returns its exit code: 0, 1 (a verdict or a regression says so), 2 (an error),
+    130 (the user's Ctrl-C or SIGTERM). No exception from user code (a claim file, an entry point, an
+    experiment), not even SystemExit, chooses the exit code."""
     try:
-        args = build_parser().parse_args(argv)
-        _setup_logging(args)
-        if args.data_dir:  # through the environment, so seed worker processes use the same cache
-            import os
-
-            os.environ["HARNESS_DATA"] = str(Path(args.data_dir).expanduser().resolve())
-        return _dispatch(args)
+        args = build_parser().parse_args(argv)  # --help exits 0 here, as argparse does
     except HarnessError as e:
         print(f"harness: error: {e}", file=sys.stderr)
         return EXIT_USAGE
-    except KeyboardInterrupt:
-        print("harness: interrupted; finished seeds are saved and will be reused", file=sys.stderr)
-        return 130
-    except BrokenPipeError:
-        return stdout_closed()
+    with _own_signals():
+        try:
+            _setup_logging(args)
+            if args.data_dir:  # through the environment, so seed worker processes use the same cache
+                import os
+
+                os.environ["HARNESS_DATA"] = str(Path(args.data_dir).expanduser().resolve())
+            return _dispatch(args)
+        except HarnessError as e:
+            print(f"harness: error: {e}", file=sys.stderr)
+            return EXIT_USAGE
+        except BrokenPipeError:
+            return stdout_closed()
+        except BaseException as e:
+            if is_user_interrupt(e):
+                print("harness: interrupted; finished seeds are saved and will be reused", file=sys.stderr)
+                return 130
+            if isinstance(e, Exception):
+                raise  # a bug of the harness itself: its traceback is what a developer needs
+            print(f"harness: error: {describe(e)} (raised by user code outside any seed: a claim file, "
+                  f"a claims path or an entry point); the command stopped", file=sys.stderr)
+            return EXIT_USAGE
+
+
+@contextlib.contextmanager
+def _own_signals():
+    """Ctrl-C raises harness.errors.Interrupted while a command runs, so a KeyboardInterrupt that user
+    code raises itself is told apart from the user's (harness.errors.is_user_interrupt)."""
+    import signal
+    import threading
+
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+    before = signal.signal(signal.SIGINT, on_signal)
+    try:
+        yield
+    finally:
+        if before is not None:  # None: a handler not installed from Python, which we cannot restore
+            signal.signal(signal.SIGINT, before)
 
 
 def _setup_logging(args) -> None:

@@ -31,3 +31,71 @@ def is_input_error(exc: BaseException) -> bool:
     """True for an error the user fixes (bad config, data path, claim id): the run stops with one
     line. False for everything else, which is a seed's `error` (a crash or a numerical failure)."""
     return isinstance(exc, HarnessError) and not isinstance(exc, NumericalError)
+
+
+class TransientError(RuntimeError):
+    """A failure of the environment met inside a seed (e.g. a sub-run it depends on hit a full disk):
+    reported for this run, never stored as the seed's result (see `is_environment_error`)."""
+
+
+class Interrupted(KeyboardInterrupt):
+    """The user's own Ctrl-C or a SIGTERM, raised by the harness's signal handlers (harness.cli,
+    harness.runner). A plain KeyboardInterrupt raised by a claim or an experiment is not one: it is
+    that claim's or seed's error like any other exception (see `is_user_interrupt`)."""
+
+
+def on_signal(signum, frame) -> None:
+    """Signal handler for SIGINT / SIGTERM: raise Interrupted, which no user-code guard swallows."""
+    raise Interrupted(f"signal {signum}")
+
+
+def is_user_interrupt(exc: BaseException) -> bool:
+    """True when `exc` is the user stopping the run (Ctrl-C, SIGTERM), which stops everything.
+
+    Where the harness installed its handler (the command line, a seed worker), only Interrupted
+    counts; a bare KeyboardInterrupt then came from user code. Where it did not (a library caller
+    with Python's default SIGINT handler), any KeyboardInterrupt is taken as the user's.
+    """
+    import signal
+
+    if isinstance(exc, Interrupted):
+        return True
+    if not isinstance(exc, KeyboardInterrupt):
+        return False
+    try:
+        return signal.getsignal(signal.SIGINT) is signal.default_int_handler
+    except ValueError:  # not the main thread of the main interpreter
+        return True
+
+
+def is_environment_error(exc: BaseException) -> bool:
+    """True for a failure of the machine, not of the experiment: it is reported for this run and never
+    stored as the seed's result, so the next run tries the seed again.
+
+    Environment (transient): OSError (a full disk, a read-only cache, a network error: not a
+    DataError, which is the user's input), MemoryError, CUDA out of memory, a worker process that died.
+    Experiment (a result, stored): NumericalError, a diverged run, any other exception from the
+    experiment's code (a bug stays a bug until its code, and so its cache key, changes).
+    """
+    if isinstance(exc, HarnessError):
+        return False
+    if isinstance(exc, (OSError, MemoryError, TransientError)):
+        return True
+    try:
+        import torch
+
+        oom = getattr(torch.cuda, "OutOfMemoryError", None) or getattr(torch, "OutOfMemoryError", None)
+    except ImportError:  # pragma: no cover - torch is a dependency
+        oom = None
+    if oom is not None and isinstance(exc, oom):
+        return True
+    return isinstance(exc, RuntimeError) and "out of memory" in str(exc).lower()
+
+
+def describe(exc: BaseException) -> str:
+    """'Type: first line of the message' (one line, for an error record or a status)."""
+    if isinstance(exc, SystemExit):
+        return f"SystemExit: user code called sys.exit({exc.code!r})"
+    text = str(exc).strip()
+    first = text.splitlines()[0] if text else ""
+    return f"{type(exc).__name__}: {first}" if first else type(exc).__name__

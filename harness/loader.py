@@ -24,7 +24,7 @@ from collections.abc import Iterable
 from importlib import metadata
 from pathlib import Path
 
-from harness.errors import HarnessError
+from harness.errors import HarnessError, describe, is_user_interrupt
 from harness.registry import Claim, all_claims, claims_from
 
 ENTRY_POINT_GROUP = "claim_harness.claims"  # each entry point names a module or package of claims
@@ -164,7 +164,9 @@ def import_claim_module(name: str, what: str = "claim module"):
     """
     try:
         spec = importlib.util.find_spec(name)
-    except Exception:  # a parent package that fails to import: the import below says why
+    except BaseException as e:  # a parent package that fails to import: the import below says why
+        if is_user_interrupt(e):
+            raise
         spec = None
     file = spec.origin if spec is not None and spec.has_location else None
     try:
@@ -175,12 +177,18 @@ def import_claim_module(name: str, what: str = "claim module"):
         if e.name == name:
             raise HarnessError(f"cannot import {what} '{name}': no such module") from e
         raise HarnessError(f"{what} {name} ({file}) failed to load: {type(e).__name__}: {e}") from e
-    except Exception as e:
+    except BaseException as e:  # SystemExit, a KeyboardInterrupt it raised itself: still this file's error
+        if is_user_interrupt(e):
+            raise
         frames = [f for f in traceback.extract_tb(e.__traceback__) if not f.filename.startswith("<")]
         at = f" (raised at {frames[-1].filename}:{frames[-1].lineno})" \
             if frames and frames[-1].filename != file else ""
         raise HarnessError(f"{what} {name} ({file or 'file unknown'}) failed to load: "
-                           f"{type(e).__name__}: {e}{at}") from e
+                           f"{_one_line(e)}{at}") from e
+
+
+def _one_line(exc: BaseException) -> str:
+    return describe(exc) if isinstance(exc, SystemExit) else f"{type(exc).__name__}: {exc}"
 
 
 def _is_claim_module(name: str) -> bool:

@@ -100,7 +100,7 @@ def _pool(tasks: list[_Task], jobs: int, session, hashes: dict, progress: list) 
         for fut in as_completed(futures):
             task = futures[fut]
             try:
-                fut.result()
+                transient = fut.result()
             except BrokenProcessPool:
                 unfinished.append(task)
                 continue
@@ -109,6 +109,8 @@ def _pool(tasks: list[_Task], jobs: int, session, hashes: dict, progress: list) 
             except Exception as e:  # e.g. a config that cannot be pickled: that seed's error
                 session.lost[task.key] = f"could not run in a worker process: {type(e).__name__}: {e}"
                 continue
+            if transient:  # an error of the environment: this run's error for the seed, not stored
+                session.lost[task.key] = transient
             progress[0] += 1
             log.info("  [%d/%d] %s seed %d done", progress[0], progress[1], task.label, task.seed)
     except BaseException:
@@ -147,7 +149,9 @@ def _worker_init(hashes: dict, parent_pid: int) -> None:
     threading.Thread(target=watch_parent, daemon=True, name="watch-parent").start()
 
 
-def _worker_run(task: _Task, options, device: str, root: str, run_id: str) -> None:
+def _worker_run(task: _Task, options, device: str, root: str, run_id: str) -> str | None:
+    """Compute one seed in a worker; returns the error of a seed that failed for a reason of the
+    environment (not stored: the parent records it in session.lost), else None."""
     from harness.registry import _EXPERIMENTS, load_claims
     from harness.runner import Session, cached_seed
     from harness.store import ResultStore
@@ -160,3 +164,4 @@ def _worker_run(task: _Task, options, device: str, root: str, run_id: str) -> No
     exp = _EXPERIMENTS[task.experiment]
     session = Session(options, torch.device(device), ResultStore(root), run_id)
     cached_seed(exp, task.config, task.seed, session, task.label)
+    return session.lost.get(task.key)

@@ -26,7 +26,8 @@ from dataclasses import asdict, dataclass, field
 import torch
 
 from harness import provenance
-from harness.errors import ConfigError, is_input_error
+from harness.errors import (ConfigError, TransientError, describe, is_environment_error, is_input_error,
+                            is_user_interrupt, on_signal)
 from harness.measurement import Measurement, RunContext
 from harness.planning import pick_device, plan_claims, step_capped  # noqa: F401 (pick_device: public here too)
 from harness.records import CheckResult, ClaimResult, RunSummary, SeedEntry, SeedRecord
@@ -143,10 +144,7 @@ def _sigterm_as_interrupt():
         yield
         return
 
-    def handler(signum, frame):
-        raise KeyboardInterrupt(f"signal {signum}")
-
-    before = signal.signal(signal.SIGTERM, handler)
+    before = signal.signal(signal.SIGTERM, on_signal)
     try:
         yield
     finally:
@@ -269,8 +267,8 @@ def cached_seed(exp, config, seed: int, session: Session, label: str) -> tuple[d
         if lock.stale:
             log.warning("  %s seed %d: an earlier attempt died while computing it; computing it again",
                         label, seed)
-        record = _run_seed(label, exp, config, seed, session)
-        session.store.save_seed(key, record)
+        record, transient = _run_seed(label, exp, config, seed, session)
+        _keep_seed(key, record, transient, session)
     finally:
         lock.release()
     return record, key, False
@@ -299,7 +297,9 @@ def _run_seed(label, exp, config, seed, session: Session) -> dict:
             progress(f"{label} seed {seed}: step {step}/{total}")
 
     def cached_run(sub_exp, sub_config) -> Measurement:
-        record, _, _ = cached_seed(sub_exp, sub_config, seed, session, f"{label}/{sub_exp.experiment_name}")
+        record, sub_key, _ = cached_seed(sub_exp, sub_config, seed, session, f"{label}/{sub_exp.experiment_name}")
+        if sub_key in session.lost:  # the sub-run failed for a reason of the environment: so does this seed
+            raise TransientError(f"sub-run {sub_exp.experiment_name} failed: {record['error']}")
         if record["error"]:
             raise RuntimeError(f"sub-run {sub_exp.experiment_name} failed: {record['error']}")
         return Measurement.from_dict(record["measurement"])
@@ -307,20 +307,45 @@ def _run_seed(label, exp, config, seed, session: Session) -> dict:
     ctx = RunContext(seed=seed, tier=options.tier, device=device, max_steps=options.max_steps,
                      progress=report, cached_run=cached_run)
     start = time.perf_counter()
-    error, measurement = None, None
+    error, measurement, transient = None, None, False
     with _fixed_threads(device) as threads:
         try:
             measurement = exp(config, ctx)
             if not isinstance(measurement, Measurement):
                 raise TypeError(f"experiment returned {type(measurement).__name__}, not Measurement")
             error = diverged(measurement)
-        except Exception as e:  # a crash is an 'error' verdict with its reason, never a 'fails'
-            if is_input_error(e):
-                raise  # bad input (config, data path): the user fixes it; nothing is recorded
-            error = f"{type(e).__name__}: {e}"
-            log.warning("%s seed %d crashed:\n%s", label, seed, traceback.format_exc())
-    return seed_record(exp, config, seed, session, threads=threads, wall_time_s=time.perf_counter() - start,
-                       error=error, measurement=measurement)
+        except BaseException as e:  # a crash is an 'error' verdict with its reason, never a 'fails'
+            error, transient = seed_failure(e, label, seed)
+    record = seed_record(exp, config, seed, session, threads=threads, wall_time_s=time.perf_counter() - start,
+                         error=error, measurement=measurement)
+    return record, transient
+
+
+def seed_failure(exc: BaseException, label: str, seed: int) -> tuple[str, bool]:
+    """What an exception raised by an experiment makes of its seed: (error, transient).
+
+    Anything user code raises — SystemExit, a KeyboardInterrupt it raised itself, any BaseException —
+    is the seed's error, so no experiment can end the run or choose its exit code. Re-raised: an input
+    error (the user fixes it; nothing is recorded) and the user's own Ctrl-C / SIGTERM.
+    transient: an error of the environment (harness.errors.is_environment_error), not stored.
+    """
+    if is_input_error(exc) or is_user_interrupt(exc):
+        raise exc
+    transient = is_environment_error(exc)
+    error = describe(exc) if isinstance(exc, SystemExit) else f"{type(exc).__name__}: {exc}"
+    if transient:
+        error = f"{error} (an error of the environment: not stored, retried by the next run)"
+    log.warning("%s seed %d crashed:\n%s", label, seed, traceback.format_exc())
+    return error, transient
+
+
+def _keep_seed(key: str, record: dict, transient: bool, session: Session) -> None:
+    """Store a computed seed's record, unless it failed for a reason of the environment: then it is
+    this run's error for that seed only (session.lost), and the next run computes it again."""
+    if transient:
+        session.lost[key] = record["error"]
+        return
+    session.store.save_seed(key, record)
 
 
 def seed_record(exp, config, seed: int, session: Session, *, threads: int, wall_time_s: float,
