@@ -55,8 +55,8 @@ def _int_at_least(text: str, least: int, what: str) -> int:
     return value
 
 
-def _positive_int(text: str) -> int:
-    return _int_at_least(text, 1, "expected a positive integer")
+def _positive_int(text: str, option: str = "") -> int:
+    return _int_at_least(text, 1, f"{option} expects a positive integer" if option else "expected a positive integer")
 
 
 def _overrides(pairs: list[str]) -> dict[str, str]:
@@ -256,10 +256,12 @@ def _list(args) -> int:
 
 def _config(args) -> int:
     from harness.config import apply_overrides, config_paths
+    from harness.planning import validate_config
 
     claim = get_claim(args.claim)
     tier = claim.tier(args.tier)
     config = apply_overrides(tier.config, _overrides(args.set))
+    validate_config(config, tier.config, f"{claim.id} ({args.tier} tier)")  # refuses what `run` refuses
     print(f"{claim.id} ({args.tier} tier): {type(config).__name__}; set any line as --set PATH=VALUE")
     for path, value in config_paths(config):
         print(f"  {path} = {value!r}")
@@ -272,16 +274,16 @@ def _run(args, store) -> int:
     tier = check_tier(args.tier if args.tier is not None else default_tier())
     claims = [get_claim(c) for c in args.claim] if args.claim else list(all_claims().values())
     options = RunOptions(
-        tier=tier, seeds=_positive_int(args.seeds) if args.seeds is not None else None,
+        tier=tier, seeds=_positive_int(args.seeds, "--seeds") if args.seeds is not None else None,
         overrides=_overrides(args.set),
-        max_steps=_positive_int(args.max_steps) if args.max_steps is not None else None,
+        max_steps=_positive_int(args.max_steps, "--max-steps") if args.max_steps is not None else None,
         device=args.device, use_cache=not args.no_cache,
-        jobs=_positive_int(args.jobs) if args.jobs is not None else default_jobs(tier, args.device),
+        jobs=_positive_int(args.jobs, "--jobs") if args.jobs is not None else default_jobs(tier, args.device),
         seed_offset=_non_negative_int(args.seed_offset, "--seed-offset"))
     if not args.no_report:  # a report folder we cannot write fails now, not after the compute
         from harness.store import check_folder_writable
 
-        check_folder_writable(Path(args.reports), "--reports")
+        check_folder_writable(_folder(args.reports, "--reports"), "--reports")
         _notebook_timeout(args)
     with _progress() as progress:
         summary = run_claims(claims, options, store, progress=progress)
@@ -360,6 +362,13 @@ def _notebook_timeout(args) -> float:
     return timeout
 
 
+def _folder(text: str, option: str) -> Path:
+    """A folder option as a Path; '' (which Path reads as the current folder) is refused."""
+    if not str(text).strip():
+        raise ConfigError(f"{option} must name a folder, got an empty string")
+    return Path(text)
+
+
 def _non_negative_int(text: str, option: str) -> int:
     return _int_at_least(text, 0, f"{option} expects a non-negative integer")
 
@@ -384,7 +393,7 @@ def _render(store, run_id: str, args) -> Path:
     timeout = _notebook_timeout(args)
     from harness.store import check_folder_writable
 
-    check_folder_writable(Path(args.reports), "--reports")
+    check_folder_writable(_folder(args.reports, "--reports"), "--reports")
     return render_report(store, run_id, Path(args.reports), notebooks=not args.no_notebooks,
                          notebooks_dir=Path(args.notebooks_dir), notebook_timeout_s=timeout,
                          notebook_kernel=args.notebook_kernel, benchmarks=Path(args.benchmarks))

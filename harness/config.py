@@ -130,3 +130,27 @@ def _parse_value(key: str, raw, config):
 
 def _type_name(hint) -> str:
     return getattr(hint, "__name__", None) or str(hint).replace("typing.", "")
+
+
+def check_bounds(config, *, at_least_one: tuple[str, ...] = (), positive: tuple[str, ...] = (),
+                 non_negative: tuple[str, ...] = (), fraction: tuple[str, ...] = ()) -> None:
+    """A config's range checks in one call from its `__post_init__` (so every override is checked
+    when the tier's config is built, before any seed runs).
+
+    Args:
+        config: the config being built.
+        at_least_one: int fields that count something (steps, sizes, periods): >= 1.
+        positive: number fields that must be > 0 (tolerances, thresholds, caps).
+        non_negative: number fields that may be 0 but not below.
+        fraction: number fields in [0, 1).
+
+    Raises:
+        ConfigError: naming the field, its value and the range.
+    """
+    rules = [(at_least_one, lambda v: v >= 1, ">= 1"), (positive, lambda v: v > 0, "> 0"),
+             (non_negative, lambda v: v >= 0, ">= 0"), (fraction, lambda v: 0 <= v < 1, "in [0, 1)")]
+    for names, ok, what in rules:
+        for name in names:
+            value = getattr(config, name)
+            if not ok(value):
+                raise ConfigError(f"{type(config).__name__}.{name} must be {what}, got {value!r}")

@@ -180,9 +180,19 @@ def plan_command(args) -> int:
     claims = [c for c in claims if tier in c.tiers] if not args.claim else claims
     device = str(pick_device(tier, args.device))
     plans = plan_claims(claims, tier, device=args.device, overrides=_overrides(args.set), probe_steps=(k1, k2),
-                        seeds=int(args.seeds) if args.seeds else None, download=args.download)
+                        seeds=_planned_seeds(args.seeds), download=args.download)
     print(format_plan(plans, tier, device, (k1, k2)))
     return 0
+
+
+def _planned_seeds(text: str | None) -> int | None:
+    """--seeds as `run` reads it: a positive integer up to harness.runner.MAX_SEEDS, or None."""
+    from harness.cli import _positive_int
+    from harness.runner import RunOptions
+
+    if text is None:
+        return None
+    return RunOptions(tier="cpu", seeds=_positive_int(text, "--seeds")).seeds  # the same bounds as run
 
 
 def numeric_settings(device: str | None = None) -> dict:

@@ -38,6 +38,7 @@ from harness.verdict import (CONFIDENCE, ERROR, FAILS, HOLDS, INCONCLUSIVE, comb
 
 log = logging.getLogger(__name__)
 MAX_SEEDS = 10_000  # more is a typo, not a plan
+MAX_SEED = 2**31 - 1  # the largest seed number: any RNG (torch, numpy's legacy seed) takes it
 STEP_CAPPED = "step-capped run"
 
 
@@ -69,8 +70,16 @@ class RunOptions:
             raise ConfigError(f"--max-steps must be a positive integer, got {self.max_steps!r}")
         if not isinstance(self.seed_offset, int) or self.seed_offset < 0:
             raise ConfigError(f"--seed-offset must be a non-negative integer, got {self.seed_offset!r}")
+        _check_last_seed(self)
         if not isinstance(self.tier, str) or not self.tier.strip():
             raise ConfigError("--tier must name a tier, got an empty string")
+
+
+def _check_last_seed(options: "RunOptions") -> None:
+    """The last seed a run may use (offset + its seeds, a second look's included) fits MAX_SEED."""
+    if options.seed_offset + (options.seeds or MAX_SEEDS) - 1 > MAX_SEED:
+        raise ConfigError(f"--seed-offset {options.seed_offset} is too large: seed numbers must stay "
+                          f"<= {MAX_SEED} (offset + seeds - 1)")
 
 
 @dataclass

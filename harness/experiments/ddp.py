@@ -37,7 +37,7 @@ from harness.distributed import Checkpointing, Comm, StopTraining, process_group
 from harness.errors import ConfigError, HarnessError
 from harness.measurement import Measurement, RunContext
 from harness.registry import Claim, get_claim
-from harness.runner import RunOptions, Session, seed_key, seed_record
+from harness.runner import RunOptions, Session, seed_failure, seed_key, seed_record
 from harness.store import ResultStore, SeedLock
 
 log = logging.getLogger("harness.ddp")
@@ -58,6 +58,22 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--claims-path", action="append", default=[], metavar="DIR",
                    help="also load the claims in this folder (repeatable; see docs/writing-claims.md)")
     return p
+
+
+def check_args(args: argparse.Namespace) -> None:
+    """Bounds of the launcher's options, checked before torchrun's group starts (as `harness run` checks its own).
+
+    Raises:
+        ConfigError: a negative or too large --seed, a --checkpoint-every, --until-step or --max-steps below 1.
+    """
+    from harness.runner import MAX_SEED
+
+    if not 0 <= args.seed <= MAX_SEED:
+        raise ConfigError(f"--seed must be in [0, {MAX_SEED}], got {args.seed}")
+    for option in ("checkpoint_every", "until_step", "max_steps"):
+        value = getattr(args, option)
+        if value is not None and value < 1:
+            raise ConfigError(f"--{option.replace('_', '-')} must be >= 1, got {value}")
 
 
 def load_claim(claim_id: str, claims_path: list[str]) -> Claim:
@@ -100,9 +116,13 @@ def run_seed(args: argparse.Namespace, comm: Comm, device: torch.device) -> int:
     from harness.experiments.llm import SpeedupConfig, speedup_arms
     from harness.experiments.llm_train import llm_pretrain_arm, run_arm
 
+    from harness.cli import _overrides
+    from harness.planning import validate_config
+
     claim = load_claim(args.claim, args.claims_path)
-    overrides = dict(kv.partition("=")[::2] for kv in args.set)
+    overrides = _overrides(args.set)
     config = apply_overrides(claim.tier(args.tier).config, overrides)
+    validate_config(config, claim.tier(args.tier).config, f"{claim.id} ({args.tier} tier)")
     launch = getattr(getattr(config, "base", config), "launch", "torchrun")  # a comparison's arms: its base's
     if launch != "torchrun":
         log.warning("tier %s of %s is configured for launch=%s; running it data-parallel anyway",
@@ -169,14 +189,16 @@ def run_seed(args: argparse.Namespace, comm: Comm, device: torch.device) -> int:
         if comm.broadcast_object(store.load_seed(key) is not None if comm.rank == 0 else None):
             log.info("seed %d of %s is already stored", args.seed, args.claim)
             return 0
-        tic, error, m = time.perf_counter(), None, None
+        tic, error, m, transient = time.perf_counter(), None, None, False
         try:
             m = claim.experiment(config, ctx)
-        except (HarnessError, StopTraining):
+        except StopTraining:
             raise
-        except Exception as e:  # as the runner: a crash is the seed's 'error' verdict
-            error = f"{type(e).__name__}: {e}"
-            log.exception("seed %d crashed", args.seed)
+        except BaseException as e:  # as the runner: a crash (even SystemExit) is the seed's 'error' verdict
+            error, transient = seed_failure(e, claim.id, args.seed)
+        if transient:  # an error of the environment: not stored, the next launch computes it again
+            log.error("seed %d: %s", args.seed, error)
+            return 1
         if comm.rank == 0:
             store.save_seed(key, record_of(claim.experiment, config, time.perf_counter() - tic, m, error))
         return 1 if error else 0
@@ -189,6 +211,11 @@ def run_seed(args: argparse.Namespace, comm: Comm, device: torch.device) -> int:
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(message)s", stream=sys.stderr)
+    try:
+        check_args(args)
+    except HarnessError as e:
+        print(f"harness: error: {e}", file=sys.stderr)
+        return 2
     if "WORLD_SIZE" not in os.environ:
         raise SystemExit("harness.experiments.ddp runs under torchrun: torchrun --standalone "
                          "--nproc_per_node=N -m harness.experiments.ddp ...")

@@ -20,7 +20,7 @@ import torch
 from scipy import stats
 
 from harness.components import check_choice
-from harness.config import derive
+from harness.config import check_bounds, derive
 from harness.data.datasets import DATASETS, check_data_source, load_dataset
 from harness.errors import ConfigError
 from harness.losses import LOSSES
@@ -84,6 +84,14 @@ class GDConfig:
             raise ConfigError(f"n_train and n_test must be >= 1, got {self.n_train} and {self.n_test}")
         if not 0 < self.tail_fraction <= 1:
             raise ConfigError(f"tail_fraction must be in (0, 1], got {self.tail_fraction}")
+        check_bounds(self, positive=("lanczos_tol", "onset_threshold", "threshold_onset"),
+                     non_negative=("bn_eps",))
+        if any(w < 1 for w in self.widths):
+            raise ConfigError(f"widths must be >= 1, got {self.widths}")
+        for name in ("band", "threshold_band"):
+            lo, hi = getattr(self, name)
+            if not 0 < lo < hi:
+                raise ConfigError(f"{name} must be (lo, hi) with 0 < lo < hi, got {getattr(self, name)}")
 
     @property
     def lr_wd(self) -> float:
@@ -261,6 +269,9 @@ class ReductionConfig:
     # The wd = 0 twin needs only its S_sph at the onset and at the end: sparse measurements.
     other_arms_measure_every: int = 199
 
+    def __post_init__(self):
+        check_bounds(self, at_least_one=("other_arms_measure_every",))
+
     def preflight(self) -> None:
         self.base.preflight()
 
@@ -311,6 +322,7 @@ class ArmsConfig:
 
     def __post_init__(self):
         CLASSIFIERS.check(self.plain_model)
+        check_bounds(self, at_least_one=("other_arms_measure_every",))
 
     def preflight(self) -> None:
         self.base.preflight()

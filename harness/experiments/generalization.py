@@ -28,6 +28,7 @@ from harness.components import Registry, check_choice
 from harness.curvature import HessianOperator, hutchinson_trace
 from harness.data import augment_batch, with_label_noise
 from harness.data.datasets import DATASETS, check_data_source, load_dataset
+from harness.config import check_bounds
 from harness.errors import ConfigError, NumericalError
 from harness.losses import accuracy
 from harness.measurement import Measurement, RunContext
@@ -95,6 +96,9 @@ class VisionConfig:
                      set_by="the recipe (cosine from optim.lr, IRE from ire_start, the mask per arm)")
         if self.epochs < 1 or self.batch_size < 1:
             raise ConfigError(f"epochs and batch_size must be >= 1, got {self.epochs}, {self.batch_size}")
+        check_bounds(self, at_least_one=("width", "n_train", "n_test", "mask_batch", "trace_examples",
+                                         "trace_batch", "trace_probes", "eval_batch"),
+                     fraction=("label_smoothing",))
 
     def preflight(self) -> None:
         """Fail fast on a missing data source, before any seed runs."""

@@ -26,6 +26,7 @@ import torch.nn.functional as F
 
 from harness.curvature import HessianOperator, hutchinson_trace
 from harness.data.datasets import load_dataset
+from harness.config import check_bounds
 from harness.errors import ConfigError, NumericalError
 from harness.experiments.toy import loglog_slope
 from harness.measurement import Measurement, RunContext
@@ -56,6 +57,7 @@ class SamToyConfig:
             raise ConfigError(f"rhos needs >= 3 positive radii for a slope with an error, got {self.rhos}")
         if self.lr <= 0:
             raise ConfigError(f"toy lr must be > 0, got {self.lr}")
+        check_bounds(self, at_least_one=("step_cap", "mask_every"), positive=("divergence_cap", "flat_u"))
 
 
 @dataclass(frozen=True)
@@ -75,6 +77,7 @@ class SamNetConfig:
     def __post_init__(self):
         require_spec("net.optim", self.optim, ("sam_ire",), role="the SAM arm derives from it",
                      fixed=CONSTANT_LR, set_by="the experiment (it runs at a constant lr)")
+        check_bounds(self, at_least_one=("n_train", "mask_batch", "width", "measure_every", "trace_probes"))
         if self.grad_evals < 2:
             raise ConfigError(f"net grad_evals must be >= 2, got {self.grad_evals}")
 

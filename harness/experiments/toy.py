@@ -21,6 +21,7 @@ import pandas as pd
 import torch
 from scipy import stats
 
+from harness.config import check_bounds
 from harness.errors import ConfigError, NumericalError
 from harness.measurement import Measurement, RunContext
 from harness.models.toys import Figure1Toy, RotatedToy
@@ -82,6 +83,7 @@ class RotatedToyConfig:
             raise ConfigError(f"rotated kappas must be >= 0, got {self.kappas}")
         if not 0 < self.gamma < 1:
             raise ConfigError(f"rotated gamma must be in (0, 1), got {self.gamma}")
+        check_bounds(self, at_least_one=("p",))
 
 
 @dataclass(frozen=True)
@@ -107,6 +109,7 @@ class ToyConfig:
             raise ConfigError("steps must be >= 1 and learning rates > 0")
         if not self.kappas or any(k < 0 for k in self.kappas):
             raise ConfigError(f"kappas must be non-empty and >= 0, got {self.kappas}")
+        check_bounds(self, positive=("divergence_cap", "record_floor"))
 
 
 def _kname(kappa: float) -> str:
