@@ -19,7 +19,7 @@ from harness.cli_inspect import (
     inspect_command,
     stdout_closed,
 )
-from harness.errors import ConfigError, HarnessError, describe, is_user_interrupt, on_signal
+from harness.errors import ConfigError, HarnessError, describe, is_user_interrupt, own_sigint
 from harness.registry import TIERS, all_claims, get_claim, load_claims
 
 log = logging.getLogger("harness")
@@ -165,7 +165,7 @@ def main(argv: list[str] | None = None) -> int:
     except HarnessError as e:
         print(f"harness: error: {e}", file=sys.stderr)
         return EXIT_USAGE
-    with _own_signals():
+    with own_sigint():
         try:
             _setup_logging(args)
             if args.data_dir:  # through the environment, so seed worker processes use the same cache
@@ -187,24 +187,6 @@ def main(argv: list[str] | None = None) -> int:
             print(f"harness: error: {describe(e)} (raised by user code outside any seed: a claim file, "
                   f"a claims path or an entry point); the command stopped", file=sys.stderr)
             return EXIT_USAGE
-
-
-@contextlib.contextmanager
-def _own_signals():
-    """Ctrl-C raises harness.errors.Interrupted while a command runs, so a KeyboardInterrupt that user
-    code raises itself is told apart from the user's (harness.errors.is_user_interrupt)."""
-    import signal
-    import threading
-
-    if threading.current_thread() is not threading.main_thread():
-        yield
-        return
-    before = signal.signal(signal.SIGINT, on_signal)
-    try:
-        yield
-    finally:
-        if before is not None:  # None: a handler not installed from Python, which we cannot restore
-            signal.signal(signal.SIGINT, before)
 
 
 def _setup_logging(args) -> None:

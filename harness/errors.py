@@ -1,4 +1,10 @@
-"""User-facing errors. The CLI turns any HarnessError into one line and a non-zero exit."""
+"""User-facing errors. The CLI turns any HarnessError into one line and a non-zero exit.
+
+Also which failures are whose: the user's input (HarnessError), the user's own interrupt (Interrupted),
+the environment (`is_environment_error`: reported, never stored) or the experiment (a stored result).
+See docs/errors.md.
+"""
+import contextlib
 
 
 class HarnessError(Exception):
@@ -99,3 +105,38 @@ def describe(exc: BaseException) -> str:
     text = str(exc).strip()
     first = text.splitlines()[0] if text else ""
     return f"{type(exc).__name__}: {first}" if first else type(exc).__name__
+
+
+def seed_failure(exc: BaseException) -> tuple[str, bool]:
+    """What an exception raised by an experiment makes of its seed: (error, transient).
+
+    Anything user code raises (SystemExit, a KeyboardInterrupt it raised itself, any BaseException)
+    is the seed's error, so no experiment can end the run or choose its exit code. Re-raised: an
+    input error (the user fixes it; nothing is recorded) and the user's own Ctrl-C / SIGTERM.
+    transient: an error of the environment (`is_environment_error`), which is not stored.
+    """
+    if is_input_error(exc) or is_user_interrupt(exc):
+        raise exc
+    transient = is_environment_error(exc)
+    error = describe(exc) if isinstance(exc, SystemExit) else f"{type(exc).__name__}: {exc}"
+    if transient:
+        error = f"{error} (an error of the environment: not stored, retried by the next run)"
+    return error, transient
+
+
+@contextlib.contextmanager
+def own_sigint():
+    """While a command runs, Ctrl-C raises Interrupted, so a KeyboardInterrupt that user code raises
+    itself is told apart from the user's (`is_user_interrupt`); the handler before is restored."""
+    import signal
+    import threading
+
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+    before = signal.signal(signal.SIGINT, on_signal)
+    try:
+        yield
+    finally:
+        if before is not None:  # None: a handler not installed from Python, which we cannot restore
+            signal.signal(signal.SIGINT, before)

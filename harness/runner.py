@@ -7,7 +7,8 @@ Errors are kept apart by who can fix them. An input error (a HarnessError such a
 data path: harness.errors.is_input_error) stops the run with one line before or during the compute;
 the run is recorded as 'aborted' with the reason. Anything else raised inside a seed — a crash, a
 numerical failure (NumericalError, an eigensolver that did not converge), a measurement that says
-it diverged — is that seed's `error` verdict with its reason, and the other seeds and claims go on.
+it diverged, even a SystemExit — is that seed's `error` with its reason; the others go on. One of the
+environment (full disk, MemoryError: harness.errors.is_environment_error) is not stored: rerun, recomputed.
 """
 from __future__ import annotations
 
@@ -26,8 +27,7 @@ from dataclasses import asdict, dataclass, field
 import torch
 
 from harness import provenance
-from harness.errors import (ConfigError, TransientError, describe, is_environment_error, is_input_error,
-                            is_user_interrupt, on_signal)
+from harness.errors import ConfigError, TransientError, on_signal, seed_failure
 from harness.measurement import Measurement, RunContext
 from harness.planning import pick_device, plan_claims, step_capped  # noqa: F401 (pick_device: public here too)
 from harness.records import CheckResult, ClaimResult, RunSummary, SeedEntry, SeedRecord
@@ -70,16 +70,11 @@ class RunOptions:
             raise ConfigError(f"--max-steps must be a positive integer, got {self.max_steps!r}")
         if not isinstance(self.seed_offset, int) or self.seed_offset < 0:
             raise ConfigError(f"--seed-offset must be a non-negative integer, got {self.seed_offset!r}")
-        _check_last_seed(self)
+        if self.seed_offset + (self.seeds or MAX_SEEDS) - 1 > MAX_SEED:  # a second look's seeds too
+            raise ConfigError(f"--seed-offset {self.seed_offset} is too large: seed numbers must stay "
+                              f"<= {MAX_SEED} (offset + seeds - 1)")
         if not isinstance(self.tier, str) or not self.tier.strip():
             raise ConfigError("--tier must name a tier, got an empty string")
-
-
-def _check_last_seed(options: "RunOptions") -> None:
-    """The last seed a run may use (offset + its seeds, a second look's included) fits MAX_SEED."""
-    if options.seed_offset + (options.seeds or MAX_SEEDS) - 1 > MAX_SEED:
-        raise ConfigError(f"--seed-offset {options.seed_offset} is too large: seed numbers must stay "
-                          f"<= {MAX_SEED} (offset + seeds - 1)")
 
 
 @dataclass
@@ -307,10 +302,9 @@ def _run_seed(label, exp, config, seed, session: Session) -> dict:
 
     def cached_run(sub_exp, sub_config) -> Measurement:
         record, sub_key, _ = cached_seed(sub_exp, sub_config, seed, session, f"{label}/{sub_exp.experiment_name}")
-        if sub_key in session.lost:  # the sub-run failed for a reason of the environment: so does this seed
-            raise TransientError(f"sub-run {sub_exp.experiment_name} failed: {record['error']}")
-        if record["error"]:
-            raise RuntimeError(f"sub-run {sub_exp.experiment_name} failed: {record['error']}")
+        if record["error"]:  # a sub-run's error of the environment is this seed's too (not stored)
+            raise (TransientError if sub_key in session.lost else RuntimeError)(
+                f"sub-run {sub_exp.experiment_name} failed: {record['error']}")
         return Measurement.from_dict(record["measurement"])
 
     ctx = RunContext(seed=seed, tier=options.tier, device=device, max_steps=options.max_steps,
@@ -324,33 +318,15 @@ def _run_seed(label, exp, config, seed, session: Session) -> dict:
                 raise TypeError(f"experiment returned {type(measurement).__name__}, not Measurement")
             error = diverged(measurement)
         except BaseException as e:  # a crash is an 'error' verdict with its reason, never a 'fails'
-            error, transient = seed_failure(e, label, seed)
+            error, transient = seed_failure(e)  # re-raises an input error and the user's Ctrl-C
+            log.warning("%s seed %d crashed:\n%s", label, seed, traceback.format_exc())
     record = seed_record(exp, config, seed, session, threads=threads, wall_time_s=time.perf_counter() - start,
                          error=error, measurement=measurement)
     return record, transient
 
 
-def seed_failure(exc: BaseException, label: str, seed: int) -> tuple[str, bool]:
-    """What an exception raised by an experiment makes of its seed: (error, transient).
-
-    Anything user code raises — SystemExit, a KeyboardInterrupt it raised itself, any BaseException —
-    is the seed's error, so no experiment can end the run or choose its exit code. Re-raised: an input
-    error (the user fixes it; nothing is recorded) and the user's own Ctrl-C / SIGTERM.
-    transient: an error of the environment (harness.errors.is_environment_error), not stored.
-    """
-    if is_input_error(exc) or is_user_interrupt(exc):
-        raise exc
-    transient = is_environment_error(exc)
-    error = describe(exc) if isinstance(exc, SystemExit) else f"{type(exc).__name__}: {exc}"
-    if transient:
-        error = f"{error} (an error of the environment: not stored, retried by the next run)"
-    log.warning("%s seed %d crashed:\n%s", label, seed, traceback.format_exc())
-    return error, transient
-
-
 def _keep_seed(key: str, record: dict, transient: bool, session: Session) -> None:
-    """Store a computed seed's record, unless it failed for a reason of the environment: then it is
-    this run's error for that seed only (session.lost), and the next run computes it again."""
+    """Store a computed seed's record; an error of the environment is this run's only (session.lost)."""
     if transient:
         session.lost[key] = record["error"]
         return

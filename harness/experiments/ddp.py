@@ -34,10 +34,10 @@ import torch
 
 from harness.config import apply_overrides
 from harness.distributed import Checkpointing, Comm, StopTraining, process_group
-from harness.errors import ConfigError, HarnessError
+from harness.errors import ConfigError, HarnessError, seed_failure
 from harness.measurement import Measurement, RunContext
 from harness.registry import Claim, get_claim
-from harness.runner import RunOptions, Session, seed_failure, seed_key, seed_record
+from harness.runner import RunOptions, Session, seed_key, seed_record
 from harness.store import ResultStore, SeedLock
 
 log = logging.getLogger("harness.ddp")
@@ -195,7 +195,8 @@ def run_seed(args: argparse.Namespace, comm: Comm, device: torch.device) -> int:
         except StopTraining:
             raise
         except BaseException as e:  # as the runner: a crash (even SystemExit) is the seed's 'error' verdict
-            error, transient = seed_failure(e, claim.id, args.seed)
+            error, transient = seed_failure(e)
+            log.exception("seed %d crashed", args.seed)
         if transient:  # an error of the environment: not stored, the next launch computes it again
             log.error("seed %d: %s", args.seed, error)
             return 1
