@@ -19,6 +19,11 @@ from harness.cli_inspect import (
     inspect_command,
     stdout_closed,
 )
+from harness.cli_values import folder as _folder
+from harness.cli_values import non_negative_int as _non_negative_int
+from harness.cli_values import notebook_timeout as _notebook_timeout
+from harness.cli_values import overrides as _overrides
+from harness.cli_values import positive_int as _positive_int
 from harness.errors import ConfigError, HarnessError, describe, is_user_interrupt, own_sigint
 from harness.registry import TIERS, all_claims, get_claim, load_claims
 
@@ -42,31 +47,6 @@ def default_jobs(tier: str, device: str | None) -> int:
     on_cuda = (device or "").startswith("cuda") or (device is None and tier in ("gpu", "paper")
                                                       and torch.cuda.is_available())
     return 1 if on_cuda else max(1, min(os.cpu_count() or 1, 4))
-
-
-def _int_at_least(text: str, least: int, what: str) -> int:
-    """int(text) if it is >= least, else a one-line ConfigError '<what>, got <text>'."""
-    try:
-        value = int(text)
-    except ValueError:
-        raise ConfigError(f"{what}, got '{text}'") from None
-    if value < least:
-        raise ConfigError(f"{what}, got '{text}'")
-    return value
-
-
-def _positive_int(text: str, option: str = "") -> int:
-    return _int_at_least(text, 1, f"{option} expects a positive integer" if option else "expected a positive integer")
-
-
-def _overrides(pairs: list[str]) -> dict[str, str]:
-    out = {}
-    for pair in pairs:
-        key, sep, value = pair.partition("=")
-        if not sep or not key:
-            raise ConfigError(f"--set expects KEY=VALUE, got '{pair}'")
-        out[key.strip()] = value.strip()
-    return out
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -331,30 +311,6 @@ def _history_command(args, store) -> int:
     return 0
 
 
-def _notebook_timeout(args) -> float:
-    import math
-
-    try:
-        timeout = float(args.notebook_timeout)
-    except ValueError:
-        raise ConfigError(f"--notebook-timeout expects seconds, got '{args.notebook_timeout}'") from None
-    if not (math.isfinite(timeout) and timeout > 0):
-        raise ConfigError(f"--notebook-timeout must be a positive, finite number of seconds, "
-                          f"got '{args.notebook_timeout}'")
-    return timeout
-
-
-def _folder(text: str, option: str) -> Path:
-    """A folder option as a Path; '' (which Path reads as the current folder) is refused."""
-    if not str(text).strip():
-        raise ConfigError(f"{option} must name a folder, got an empty string")
-    return Path(text)
-
-
-def _non_negative_int(text: str, option: str) -> int:
-    return _int_at_least(text, 0, f"{option} expects a non-negative integer")
-
-
 def _known_claim(claim_id: str, store) -> None:
     """A claim id `history` can answer for: registered, or recorded in some run of the store."""
     import difflib
@@ -375,10 +331,17 @@ def _render(store, run_id: str, args) -> Path:
     timeout = _notebook_timeout(args)
     from harness.store import check_folder_writable
 
-    check_folder_writable(_folder(args.reports, "--reports"), "--reports")
-    return render_report(store, run_id, Path(args.reports), notebooks=not args.no_notebooks,
-                         notebooks_dir=Path(args.notebooks_dir), notebook_timeout_s=timeout,
-                         notebook_kernel=args.notebook_kernel, benchmarks=Path(args.benchmarks))
+    reports = _folder(args.reports, "--reports")
+    check_folder_writable(reports / store.load_run(run_id)["run_id"], "--reports")  # reports/<run-id> too
+    try:
+        return render_report(store, run_id, reports, notebooks=not args.no_notebooks,
+                             notebooks_dir=Path(args.notebooks_dir), notebook_timeout_s=timeout,
+                             notebook_kernel=args.notebook_kernel, benchmarks=Path(args.benchmarks))
+    except HarnessError:
+        raise
+    except OSError as e:  # a full or read-only report disk: one line naming the path
+        raise HarnessError(f"cannot write the report under {reports}: "
+                           f"{e.strerror or e}{f' ({e.filename})' if e.filename else ''}") from None
 
 
 def format_table(summary: dict) -> str:

@@ -99,16 +99,44 @@ def _bench_key(bench: dict) -> str:
     return f"{file}::{bench.get('name', '?')}"
 
 
+def bench_file_problem(data: object) -> str | None:
+    """Why a parsed pytest-benchmark file cannot be read (None: it is sound): every field this module
+    reads has its type (numbers where numbers belong), so a damaged file is skipped, never a crash."""
+    if not isinstance(data, dict):
+        return f"not an object but {type(data).__name__}"
+    for name in ("commit_info", "machine_info"):
+        if not isinstance(data.get(name, {}), dict):
+            return f"'{name}' is not an object"
+    if not isinstance(data.get("machine_info", {}).get("cpu", {}), dict):
+        return "'machine_info.cpu' is not an object"
+    benches = data.get("benchmarks", [])
+    if not isinstance(benches, list) or not all(isinstance(b, dict) for b in benches):
+        return "'benchmarks' is not a list of objects"
+    for b in benches:
+        stats = b.get("stats")
+        if not isinstance(stats, dict):
+            return f"benchmark {b.get('name')!r} has no 'stats' object"
+        for field in ("median", "iqr", "min", "rounds"):
+            value = stats.get(field, 0)
+            if isinstance(value, bool) or not isinstance(value, (int, float)):
+                return f"benchmark {b.get('name')!r}: stats.{field} is not a number"
+    return None
+
+
 def load_bench_runs(root: str | Path = ".benchmarks") -> list[BenchRun]:
-    """Every readable saved run under root, oldest first (unreadable files are logged and skipped)."""
+    """Every readable saved run under root, oldest first (unreadable or damaged files are logged and skipped)."""
     runs = []
     for path in sorted(Path(root).glob("*/*.json")):
         try:
             data = json.loads(path.read_text())
-            stats = {_bench_key(b): b["stats"] for b in data.get("benchmarks", [])}
-        except (OSError, ValueError, KeyError, TypeError) as e:
+        except (OSError, ValueError, RecursionError) as e:
             log.warning("benchmarks: skipping unreadable %s: %s", path, e)
             continue
+        problem = bench_file_problem(data)
+        if problem:
+            log.warning("benchmarks: skipping damaged %s: %s", path, problem)
+            continue
+        stats = {_bench_key(b): b["stats"] for b in data.get("benchmarks", [])}
         commit = data.get("commit_info", {})
         runs.append(BenchRun(path, path.parent.name, str(data.get("datetime", "")),
                              str(commit.get("id") or "unknown") + ("+dirty" if commit.get("dirty") else ""),

@@ -234,3 +234,82 @@ class RunSummary(_Record):
         if "claims" in kw:
             kw["claims"] = [ClaimResult.from_dict(c) for c in kw["claims"]]
         return cls(**kw)
+
+
+def _allowed_types(hint) -> tuple[type, ...]:
+    """The JSON types a stored field of this annotation may hold (int for float; never bool for a number)."""
+    import types
+    import typing
+
+    args = typing.get_args(hint) if isinstance(hint, types.UnionType) or typing.get_origin(hint) is typing.Union \
+        else (hint,)
+    out: list[type] = []
+    for arg in args:
+        base = typing.get_origin(arg) or arg
+        if base is float:
+            out += [int, float]
+        elif isinstance(base, type):
+            out.append(dict if base is dict or issubclass(base, _Record) else base)
+    return tuple(out)
+
+
+def field_type_problem(cls, d: Mapping) -> str | None:
+    """Why a stored record's known fields do not have their declared types (None: they do).
+
+    A list or mapping stored as null is fine (it reads as empty); a bool is not a number; a number
+    field may hold the store's text for a non-finite value ("nan", "inf", "-inf").
+    """
+    import typing
+
+    if not isinstance(d, Mapping):
+        return f"a {cls.__name__} is not an object but {type(d).__name__}"
+    hints = typing.get_type_hints(cls)
+    for f in dataclasses.fields(cls):
+        if f.name == "extra" or f.name not in d:
+            continue
+        value, allowed = d[f.name], _allowed_types(hints[f.name])
+        if value is None and (type(None) in allowed or f.default_factory is not dataclasses.MISSING):
+            continue
+        if float in allowed and value in ("nan", "inf", "-inf"):
+            continue
+        if isinstance(value, bool) and bool not in allowed:
+            ok = False
+        else:
+            ok = isinstance(value, tuple(t for t in allowed if t is not type(None)))
+        if not ok:
+            want = " or ".join(t.__name__ for t in allowed if t is not type(None)) or "?"
+            return f"{cls.__name__}.{f.name} is {type(value).__name__}, not {want}"
+    return None
+
+
+def run_record_problem(run: Mapping) -> str | None:
+    """Why a stored run summary's fields, its claims', seeds' and checks' do not have their declared
+    types, or hold an unknown verdict or a malformed region (None: the whole record is sound)."""
+    from harness.verdict import VERDICTS
+
+    problem = field_type_problem(RunSummary, run)
+    for c in run.get("claims") or []:
+        if problem:
+            return problem
+        problem = field_type_problem(ClaimResult, c)
+        if problem is None and c.get("verdict", ERROR_WORD) not in VERDICTS:
+            problem = f"claim {c.get('id')!r}: unknown verdict {c.get('verdict')!r}"
+        for s in (c.get("seeds") or []) if problem is None else []:
+            problem = problem or field_type_problem(SeedEntry, s)
+        for k in ((c.get("checks") or []) + (c.get("reported") or [])) if problem is None else []:
+            problem = problem or field_type_problem(CheckResult, k) or _check_problem(k, VERDICTS)
+    return problem
+
+
+ERROR_WORD = "error"  # ClaimResult.verdict's default
+
+
+def _check_problem(k: Mapping, verdicts: tuple[str, ...]) -> str | None:
+    if k.get("verdict") is not None and k["verdict"] not in verdicts:
+        return f"check {k.get('metric')!r}: unknown verdict {k['verdict']!r}"
+    region = k.get("region")
+    if region is not None and (len(region) != 2 or not all(
+            x is None or x in ("nan", "inf", "-inf") or (isinstance(x, (int, float)) and not isinstance(x, bool))
+            for x in region)):
+        return f"check {k.get('metric')!r}: region is not [lo, hi] numbers"
+    return None

@@ -28,6 +28,7 @@ from pathlib import Path
 
 from harness.atomic import atomic_write_text
 from harness.errors import HarnessError
+from harness.records import run_record_problem
 
 SCHEMA = 2  # 2: records carry a digest; keys hash each experiment's own code and the thread count
 RUN_ID = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_-]{0,99}$")  # no '.', '/', '\\': never leaves runs/
@@ -118,6 +119,8 @@ def run_summary_problem(run: object, run_id: str) -> str | None:
     claims = run.get("claims")
     if not isinstance(claims, list) or not all(isinstance(c, dict) for c in claims):
         return "'claims' is not a list of objects"
+    if typed := run_record_problem(run):  # every field of its declared type, as seed records are checked
+        return typed
     for c in claims:
         if not isinstance(c.get("id"), str) or not CLAIM_ID.match(c["id"]):
             return f"claim id {c.get('id')!r} is not a claim id"
@@ -146,9 +149,7 @@ def _lock_is_free(path: Path) -> bool | None:
     """True when nobody holds the flock on path, False when a live process does, None when absent."""
     try:
         fd = os.open(path, os.O_RDONLY)
-    except FileNotFoundError:
-        return None
-    except OSError:
+    except OSError:  # absent (FileNotFoundError) or unreadable
         return None
     try:
         fcntl.flock(fd, fcntl.LOCK_SH | fcntl.LOCK_NB)
@@ -185,9 +186,11 @@ class ResultStore:
         """Fail with one line, before any compute, when the store cannot be written.
 
         Raises:
-            HarnessError: the root is a file, or a folder this process cannot write.
+            HarnessError: the root, its cache/ or runs/ is a file or a folder this process cannot write.
         """
         check_folder_writable(self.root, "--results")
+        for sub in ("cache", "runs"):  # a partly read-only store fails now too, naming the folder
+            check_folder_writable(self.root / sub, "--results")
 
     # --- seed records -------------------------------------------------------------------------
     @staticmethod
@@ -256,9 +259,9 @@ class ResultStore:
             `wait` is False and another live process holds the seed.
         """
         path = self.root / "cache" / f"{self.seed_path(key).stem}.lock"
-        path.parent.mkdir(parents=True, exist_ok=True)
+        _make_folder(path.parent)
         while True:
-            fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o644)
+            fd = _open_lock(path)
             try:
                 try:
                     fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
@@ -300,6 +303,8 @@ class ResultStore:
             except FileExistsError:  # another run started this second: take the next suffix
                 n += 1
                 run_id = f"{base}-{n}"
+            except OSError as e:
+                raise HarnessError(f"cannot create {self.root / 'runs' / run_id}: {e.strerror or e}") from None
 
     def run_path(self, run_id: str) -> Path:
         return self.root / "runs" / check_run_id(run_id) / "run.json"
@@ -312,8 +317,8 @@ class ResultStore:
         """Hold runs/<id>/.lock while the run is written; a run whose lock is free but whose status
         is still 'running' was killed, and reads as 'interrupted'."""
         path = self.run_path(run_id).parent / ".lock"
-        path.parent.mkdir(parents=True, exist_ok=True)
-        fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o644)
+        _make_folder(path.parent)
+        fd = _open_lock(path)
         try:
             fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
             os.write(fd, f"{os.getpid()} {socket.gethostname()}\n".encode())
@@ -359,6 +364,23 @@ class ResultStore:
             run["status"] = "interrupted"
             run["status_reason"] = "the process writing it died before the run finished"
         return run
+
+
+def _make_folder(folder: Path) -> None:
+    """mkdir -p, or one line naming the folder (a file in the way, read-only, disk full)."""
+    try:
+        folder.mkdir(parents=True, exist_ok=True)
+    except OSError as e:
+        raise HarnessError(f"cannot create the folder {folder}: {e.strerror or e}") from None
+
+
+def _open_lock(path: Path) -> int:
+    """The lock file's descriptor, or one line naming it (a folder of that name, a read-only folder)."""
+    try:
+        return os.open(path, os.O_RDWR | os.O_CREAT, 0o644)
+    except OSError as e:
+        kind = "it is a folder" if path.is_dir() else e.strerror or str(e)
+        raise HarnessError(f"cannot open the lock file {path}: {kind}; remove or fix it") from None
 
 
 def check_folder_writable(folder: Path, option: str) -> None:
