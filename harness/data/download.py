@@ -16,7 +16,7 @@ mirror, a machine without network, and the tests' loopback server. Standard libr
 from __future__ import annotations
 
 import contextlib
-import hashlib
+import errno
 import http.client
 import logging
 import os
@@ -31,12 +31,12 @@ from pathlib import Path
 from typing import TextIO
 
 from harness.atomic import atomic_path
+from harness.data.checksums import CHUNK, checksum, verified, write_stamp
 from harness.errors import DataError
 
 log = logging.getLogger(__name__)
 
 ENV_DIR, ENV_URL = "HARNESS_DATA", "HARNESS_DATA_URL"
-CHUNK = 1 << 20
 
 
 @dataclass(frozen=True)
@@ -85,14 +85,6 @@ def data_dir(explicit: str | os.PathLike | None = None) -> Path:
         return Path(os.environ[ENV_DIR]).expanduser()
     base = os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache"
     return Path(base) / "claim-harness" / "data"
-
-
-def _checksum(path: Path, algorithm: str) -> str:
-    h = hashlib.new(algorithm, usedforsecurity=False) if algorithm == "md5" else hashlib.new(algorithm)
-    with open(path, "rb") as f:
-        while block := f.read(CHUNK):
-            h.update(block)
-    return h.hexdigest()
 
 
 class _Bar:
@@ -145,8 +137,8 @@ def _transfer(url: str, part: Path, remote: Remote, timeout: float, stream: Text
         length = int(response.headers.get("Content-Length") or 0)
         bar = _Bar(remote.filename, (have if resumed else 0) + length or remote.size,
                    have if resumed else 0, stream)
-        with open(part, "ab" if resumed else "wb") as f:
-            while block := response.read(CHUNK):
+        with _local(part), open(part, "ab" if resumed else "wb") as f:
+            while block := _network(response.read, CHUNK):
                 f.write(block)
                 bar.update(len(block))
         bar.close()
@@ -154,6 +146,38 @@ def _transfer(url: str, part: Path, remote: Remote, timeout: float, stream: Text
         expected = (have if resumed else 0) + length
         if length and got < expected:  # connection closed early: keep the part for the next try
             raise OSError(f"transfer cut off at {got} of {expected} bytes")
+
+
+class LocalWriteError(DataError):
+    """The download could not be written here (a `.part` that is a folder, a read-only folder, a full
+    disk): no other address is tried, and the message names the local cause, not the network."""
+
+
+class _NetworkError(OSError):
+    """A read from the connection failed (the network's fault: retried, resumed)."""
+
+
+def _network(read, n: int) -> bytes:
+    try:
+        return read(n)
+    except (OSError, http.client.HTTPException) as e:
+        raise _NetworkError(f"connection lost: {e!r}") from e
+
+
+@contextlib.contextmanager
+def _local(part: Path):
+    """Writes to `part`: an OSError that is not the network's is a LocalWriteError, and a part that
+    filled the disk is deleted (nothing is left behind that could not be finished)."""
+    try:
+        yield
+    except _NetworkError:
+        raise
+    except OSError as e:
+        if e.errno == errno.ENOSPC:
+            with contextlib.suppress(OSError):
+                part.unlink()
+        raise LocalWriteError(f"cannot write the download {part}: {e.strerror or e} (a local problem, not the "
+                              f"network: free space or fix the folder, then run again)") from None
 
 
 def fetch(remote: Remote, dest: str | os.PathLike | None = None, *, timeout: float = 60.0,
@@ -176,7 +200,7 @@ def fetch(remote: Remote, dest: str | os.PathLike | None = None, *, timeout: flo
     folder = data_dir(dest)
     final, part = folder / remote.filename, folder / (remote.filename + ".part")
     if final.is_file():
-        return _verified(final, remote)
+        return verified(final, remote)
     try:
         folder.mkdir(parents=True, exist_ok=True)
     except OSError as e:
@@ -184,29 +208,8 @@ def fetch(remote: Remote, dest: str | os.PathLike | None = None, *, timeout: flo
     stream = None if quiet else stream or sys.stderr
     with _locked(folder / (remote.filename + ".lock")):
         if final.is_file():  # another process finished it while this one waited
-            return _verified(final, remote)
+            return verified(final, remote)
         return _fetch_locked(remote, final, part, timeout, attempts, stream)
-
-
-def _stamp(final: Path, remote: Remote) -> None:
-    """Record that `final` (this size and mtime) matched the published checksum, so later runs skip the hash."""
-    st = final.stat()
-    final.with_name(final.name + ".verified").write_text(f"{remote.algorithm} {remote.digest} {st.st_size} "
-                                                         f"{st.st_mtime_ns}\n")
-
-
-def _verified(final: Path, remote: Remote) -> Path:
-    """`final` if it matches the published checksum: a file put there by hand is checked once, before use."""
-    st, mark = final.stat(), final.with_name(final.name + ".verified")
-    expected = f"{remote.algorithm} {remote.digest} {st.st_size} {st.st_mtime_ns}"
-    if mark.is_file() and mark.read_text().strip() == expected:
-        return final
-    digest = _checksum(final, remote.algorithm)
-    if digest != remote.digest:
-        raise DataError(f"{final} has {remote.algorithm} {digest}, expected {remote.digest} "
-                        f"({remote.checksum_source}); replace it with the published {remote.filename} or delete it")
-    _stamp(final, remote)
-    return final
 
 
 @contextlib.contextmanager
@@ -217,7 +220,12 @@ def _locked(path: Path):
     except ImportError:  # no flock on this platform: the caller's single preflight is the only guard
         yield
         return
-    with open(path, "a") as f:
+    try:
+        f = open(path, "a")
+    except OSError as e:
+        raise LocalWriteError(f"cannot write in the data directory {path.parent}: {e.strerror or e} "
+                              f"(--data-dir or ${ENV_DIR} names a writable folder)") from None
+    with f:
         fcntl.flock(f, fcntl.LOCK_EX)
         try:
             yield
@@ -235,6 +243,8 @@ def _fetch_locked(remote: Remote, final: Path, part: Path, timeout: float, attem
                 _transfer(url, part, remote, timeout, stream)
                 complete = True
                 break
+            except LocalWriteError:
+                raise  # the disk or folder here, not the network: no other address helps
             except (urllib.error.URLError, ValueError) as e:  # offline, refused, 404, bad URL: next address
                 reasons.append(f"{url}: {getattr(e, 'reason', e)}")
                 break
@@ -242,13 +252,14 @@ def _fetch_locked(remote: Remote, final: Path, part: Path, timeout: float, attem
                 reasons.append(f"{url}: {e!r}")
         if not complete:
             continue
-        digest = _checksum(part, remote.algorithm)
+        digest = checksum(part, remote.algorithm)
         if digest != remote.digest:
             part.unlink(missing_ok=True)
             raise DataError(f"{remote.filename} from {url} has {remote.algorithm} {digest}, expected "
                             f"{remote.digest} ({remote.checksum_source}); the download was deleted, nothing kept")
-        os.replace(part, final)
-        _stamp(final, remote)
+        with _local(part):
+            os.replace(part, final)
+        write_stamp(final, remote)
         log.info("%s: %s verified (%s), saved to %s", remote.filename, remote.algorithm, remote.digest, final)
         return final
     raise DataError(f"cannot download {remote.filename} ({reasons[-1] if reasons else 'no address'}); "

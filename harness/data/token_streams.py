@@ -177,13 +177,13 @@ def _build(cache_dir: PathLike, tok: Tokenizer, splits: dict[str, Callable[[], I
     meta_path = out / "meta.json"
     try:
         meta = json.loads(meta_path.read_text())
-        sizes_match = all((out / f"{s}.bin").stat().st_size == 2 * meta[f"{s}_tokens"] for s in splits)
-        if meta["key"] == key and sizes_match:
+        problem = "its key differs" if meta["key"] != key else _tokens_problem(out, meta, splits)
+        if problem is None:
             log.info("reusing token cache %s", out)
             train, val = TokenStream(out / "train.bin"), TokenStream(out / "val.bin")
             return TextData(train, val, tok.vocab_size, meta)
-        log.info("token cache %s does not match its source; rebuilding", out)
-    except (OSError, ValueError, KeyError, TypeError):
+        log.warning("token cache %s does not match its record (%s); rebuilding it", out, problem)
+    except (OSError, ValueError, KeyError, TypeError, AttributeError):
         pass  # no cache yet, or a partial one: (re)built below
     try:
         out.mkdir(parents=True, exist_ok=True)
@@ -197,8 +197,36 @@ def _build(cache_dir: PathLike, tok: Tokenizer, splits: dict[str, Callable[[], I
             raise DataError(f"{key['source']}: the {split} split has {n} tokens ({key['split_rule']}); "
                             "add data")
         meta[f"{split}_tokens"], meta[f"{split}_tokens_sha256"] = n, sha
+    for split in splits:  # the stamp that lets a reuse skip rehashing an untouched file
+        meta[f"{split}_stamp"] = _stamp(out / f"{split}.bin")
     meta["seconds_to_tokenize"], meta["created_unix"] = round(time.perf_counter() - t0, 3), time.time()
     atomic_write_text(meta_path, json.dumps(meta, indent=1))
     log.info("tokenized %s into %s: %d train, %d val tokens", key["source"], out, meta["train_tokens"],
              meta["val_tokens"])
     return TextData(TokenStream(out / "train.bin"), TokenStream(out / "val.bin"), tok.vocab_size, meta)
+
+
+def _stamp(path: Path) -> list[int]:
+    st = path.stat()
+    return [st.st_size, st.st_mtime_ns]
+
+
+def _tokens_problem(out: Path, meta: dict, splits) -> str | None:
+    """Why the cached .bin files are not the ones meta.json records (None: they are).
+
+    Each file's size must be its token count; a file whose size and mtime are not those recorded when
+    it was written (edited, shuffled, copied over) is rehashed and must match its recorded sha256.
+    """
+    for split in splits:
+        path = out / f"{split}.bin"
+        if path.stat().st_size != 2 * meta[f"{split}_tokens"]:
+            return f"{split}.bin has {path.stat().st_size} bytes, not 2 x {meta[f'{split}_tokens']} tokens"
+        if meta.get(f"{split}_stamp") == _stamp(path):
+            continue
+        digest = hashlib.sha256()
+        with open(path, "rb") as f:
+            for block in iter(lambda: f.read(1 << 20), b""):
+                digest.update(block)
+        if digest.hexdigest() != meta[f"{split}_tokens_sha256"]:
+            return f"the sha256 of {split}.bin is not the one recorded when it was written"
+    return None
