@@ -191,6 +191,32 @@ def _one_line(exc: BaseException) -> str:
     return describe(exc) if isinstance(exc, SystemExit) else f"{type(exc).__name__}: {exc}"
 
 
+def new_module_problem(name: str, folder: Path) -> str | None:
+    """Why a new claim file `<folder>/<name>.py` would not load as a claim (None: it would), by the rules
+    `load_folder` and `load_package` apply: skipped as a helper or test, not an importable name, or (in a
+    plain --claims-path folder) a name another module already has."""
+    if not _is_claim_module(name):
+        return (f"its file {name}.py would be skipped by the loader (files named _*, test_*, *_test or "
+                "conftest are helpers and tests, not claims)")
+    if not name.isidentifier() or keyword.iskeyword(name):
+        return f"'{name}' is a Python keyword, not a module name" if keyword.iskeyword(name) \
+            else f"'{name}' is not a Python module name"
+    if not (folder / "__init__.py").is_file():
+        try:
+            _check_module_name(name, folder / f"{name}.py")
+        except HarnessError:
+            return f"its module name '{name}' is already taken by another module ({_origin(name)})"
+    return None
+
+
+def _origin(name: str) -> str:
+    try:
+        spec = importlib.util.find_spec(name)
+    except (ImportError, ValueError):
+        spec = None
+    return (spec.origin if spec is not None and spec.has_location else None) or f"the built-in module {name}"
+
+
 def _is_claim_module(name: str) -> bool:
     return not (name.startswith(("_", "test_")) or name.endswith("_test") or name == "conftest")
 

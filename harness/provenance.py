@@ -125,6 +125,48 @@ def _excluded(module: str) -> bool:
     return module in NOT_MEASUREMENT or module.startswith("harness.report.")
 
 
+def _user_root(own: Path, module: str) -> Path | None:
+    """The folder an outside experiment's own modules live in (None for an installed package): its
+    file's folder for a top-level module, else its top package's folder (so `from mypkg._helper import
+    x` is followed too)."""
+    dots = module.count(".")
+    root = own.resolve().parent
+    for _ in range(dots if own.name == "__init__.py" else max(dots - 1, 0)):
+        root = root.parent
+    return None if _installed(root) else root
+
+
+def _installed(path: Path) -> bool:
+    """True under site-packages or the standard library: versioned code, not the user's own files."""
+    import sysconfig
+
+    if {"site-packages", "dist-packages"} & set(path.parts):
+        return True
+    libs = {sysconfig.get_paths()[k] for k in ("stdlib", "platstdlib", "purelib", "platlib")}
+    return any(path.is_relative_to(Path(lib).resolve()) for lib in libs if lib)
+
+
+def _user_file(module: str, root: Path | None) -> Path | None:
+    """The source file of `module` when it lies under `root` (an outside experiment's folder), else None."""
+    if root is None:
+        return None
+    import importlib.util
+    import sys
+
+    mod = sys.modules.get(module)
+    file = getattr(mod, "__file__", None) if mod is not None else None
+    if file is None and "." not in module:  # a top-level name: finding it imports nothing
+        try:
+            spec = importlib.util.find_spec(module)
+        except (ImportError, ValueError):
+            spec = None
+        file = spec.origin if spec is not None and spec.has_location else None
+    if file is None or not file.endswith(".py"):
+        return None
+    path = Path(file).resolve()
+    return path if path.is_relative_to(root) and not _installed(path) else None
+
+
 @cache
 def _module_closure_hash(module: str) -> str:
     import sys
@@ -134,13 +176,15 @@ def _module_closure_hash(module: str) -> str:
     if own is None or not own.is_file():
         return code_hash()
     files: dict[str, Path] = {module: own}
+    # An experiment outside the package (a --claims-path folder): its helpers there are its code too.
+    user_root = None if module.split(".")[0] == "harness" else _user_root(own, module)
     todo = [module]
     while todo:
         name = todo.pop()
         for dep in _imports_of(files[name], name):
             if dep in files or _excluded(dep):
                 continue
-            path = _harness_file(dep)
+            path = _harness_file(dep) or _user_file(dep, user_root)
             if path is not None:
                 files[dep] = path
                 todo.append(dep)

@@ -19,6 +19,7 @@ from harness.errors import ConfigError, HarnessError
 from harness.registry import _ID, Claim, all_claims, get_claim, module_origin
 
 TEMPLATES = Path(__file__).resolve().parent / "templates_claim"
+MAX_ID_LENGTH = 80  # the file names test_<id>.py and the report's pages stay well under 255 bytes
 DEFAULT_LIKE = "ire-toy-figure1"  # deterministic and cheap: its smoke tier runs in about a second
 
 
@@ -39,6 +40,7 @@ def new_claim(args) -> int:
 
     load_all(args.claims_path)
     claim_dir = Path(args.dir)
+    check_new_id(args.claim_id, claim_dir)  # before anything is written
     tests_dir = Path(args.tests_dir) if args.tests_dir else (
         Path("tests") if claim_dir == Path("claims") else claim_dir)
     claim_file, test_file = write_claim(args.claim_id, claim_dir, tests_dir, like=args.like, force=args.force)
@@ -65,14 +67,12 @@ def write_claim(claim_id: str, claim_dir: Path, tests_dir: Path, like: str = DEF
         HarnessError: a malformed or taken id, an unknown `like`, files that exist (without force),
             or a config value that cannot be written as Python code.
     """
-    if not _ID.match(claim_id):
-        raise ConfigError(f"claim id '{claim_id}' must be lower-case words joined by '-' (e.g. my-claim)")
+    check_new_id(claim_id, claim_dir)
     if claim_id in all_claims():
         raise HarnessError(f"claim id '{claim_id}' is taken: registered in "
                            f"{module_origin(all_claims()[claim_id].module)}")
     base = get_claim(like)
-    module = claim_id.replace("-", "_")
-    module = f"claim_{module}" if module[0].isdigit() else module
+    module = check_new_id(claim_id, claim_dir)
     claim_file, test_file = claim_dir / f"{module}.py", tests_dir / f"test_{module}.py"
     for path in (claim_file, test_file):
         if path.exists() and not force:
@@ -83,6 +83,34 @@ def write_claim(claim_id: str, claim_dir: Path, tests_dir: Path, like: str = DEF
     test_file.write_text(Template((TEMPLATES / "test_claim.py.tmpl").read_text()).substitute(
         claim_id=claim_id, module=module, imports=_claim_import(claim_id, module, claim_dir, tests_dir)))
     return claim_file, test_file
+
+
+def check_new_id(claim_id: str, claim_dir: Path) -> str:
+    """The module name of a new claim, once its id passes the registry's and the loader's rules.
+
+    Raises:
+        ConfigError: not lower-case words joined by '-' (a trailing newline included), longer than
+            MAX_ID_LENGTH, a file name the loader skips or refuses (test-x, conftest, class, or json in a
+            plain folder), or a ./claims folder that would shadow the claims package.
+    """
+    shown = json.dumps(claim_id) if not str(claim_id).isprintable() else f"'{claim_id}'"
+    if not isinstance(claim_id, str) or not _ID.fullmatch(claim_id):
+        raise ConfigError(f"{shown} is not a claim id: lower-case words joined by '-' (e.g. my-claim)")
+    if len(claim_id) > MAX_ID_LENGTH:
+        raise ConfigError(f"claim id '{claim_id[:20]}...' is longer than {MAX_ID_LENGTH} characters")
+    from harness.loader import new_module_problem
+
+    module = claim_id.replace("-", "_")
+    module = f"claim_{module}" if module[0].isdigit() else module
+    problem = new_module_problem(module, claim_dir)
+    if problem:
+        raise ConfigError(f"claim id '{claim_id}' cannot be used: {problem}; choose another id")
+    folder = claim_dir.resolve()
+    if folder.name == "claims" and folder.parent == Path.cwd().resolve() and _package_name(claim_dir) is None:
+        raise ConfigError(f"{claim_dir} here is not this repository's claims package: a ./claims folder would "
+                          "shadow it for every command run from this folder; pass --dir DIR (then load it with "
+                          "--claims-path DIR), or run new-claim in the repository")
+    return module
 
 
 def _claim_source(claim_id: str, base: Claim) -> str:
