@@ -2,7 +2,6 @@
 cache key, and `harness new-claim` checks an id by the loader's own rule before writing anything."""
 from __future__ import annotations
 
-import textwrap
 
 import pytest
 
