@@ -107,8 +107,8 @@ def check_new_id(claim_id: str, claim_dir: Path) -> str:
         raise ConfigError(f"claim id '{claim_id}' cannot be used: {problem}; choose another id")
     folder = claim_dir.resolve()
     if folder.name == "claims" and folder.parent == Path.cwd().resolve() and _package_name(claim_dir) is None:
-        raise ConfigError(f"{claim_dir} here is not this repository's claims package: a ./claims folder would "
-                          "shadow it for every command run from this folder; pass --dir DIR (then load it with "
+        raise ConfigError(f"./{folder.name} in {folder.parent} is not this repository's claims package: it would "
+                          "shadow the package for every command run from this folder; pass --dir DIR (then load it with "
                           "--claims-path DIR), or run new-claim in the repository")
     return module
 

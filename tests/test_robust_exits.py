@@ -43,7 +43,8 @@ def exits_toy(cfg: ExitConfig, ctx) -> Measurement:
 def exit_claim(cid: str, failure: str) -> Claim:
     cfg = ExitConfig(failure)
     return register(Claim(id=cid, source="test", statement="m near 2", paper_value="2", experiment=exits_toy,
-                          tiers={"smoke": Tier(2, cfg), "cpu": Tier(2, cfg)}, checks=(Check("m", Between((1.9, 2.1))),)))
+                          tiers={"smoke": Tier(2, cfg), "cpu": Tier(2, cfg)},
+                          checks=(Check("m", Between((1.9, 2.1))),)))
 
 
 @pytest.fixture

@@ -74,7 +74,7 @@ def test_identity_new_claim_outside_the_repository_does_not_create_a_shadowing_c
     monkeypatch.chdir(tmp_path)
     assert main(["new-claim", "my-claim"]) == 2
     err = capsys.readouterr().err.strip()
-    assert "a ./claims folder would shadow it" in err and len(err.splitlines()) == 1
+    assert "is not this repository's claims package: it would shadow the package" in err and len(err.splitlines()) == 1
     assert list(tmp_path.iterdir()) == []
     assert main(["new-claim", "my-claim", "--dir", str(tmp_path / "mine")]) == 0  # a folder of its own is fine
     assert (tmp_path / "mine" / "my_claim.py").is_file()

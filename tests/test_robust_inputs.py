@@ -39,7 +39,8 @@ def test_inputs_refused_with_one_line_before_compute(tmp_path, capsys, monkeypat
 
 
 def test_inputs_every_count_tolerance_and_size_refuses_minus_one():
-    """Every number field of every library experiment's config in the registered claims' tiers refuses -1 when the config is built
+    """Every number field of every library experiment's config in the registered claims' tiers refuses -1
+    when the config is built
     (the config's own __post_init__ or planning's generic checks), except the signed ones."""
     load_claims()
     accepted = set()
@@ -58,9 +59,11 @@ def test_inputs_every_count_tolerance_and_size_refuses_minus_one():
     assert not accepted, f"-1 accepted by {sorted(accepted)}"
 
 
-@pytest.mark.parametrize("extra,needle", [(["--seed", "-1"], "--seed must be in [0, 2147483647], got -1"),
-                                          (["--seed", "0", "--checkpoint-every", "0"], "--checkpoint-every must be >= 1, got 0"),
-                                          (["--seed", "0", "--until-step", "-5"], "--until-step must be >= 1, got -5")])
+@pytest.mark.parametrize("extra,needle", [
+    (["--seed", "-1"], "--seed must be in [0, 2147483647], got -1"),
+    (["--seed", "0", "--checkpoint-every", "0"], "--checkpoint-every must be >= 1, got 0"),
+    (["--seed", "0", "--until-step", "-5"], "--until-step must be >= 1, got -5"),
+])
 def test_inputs_ddp_launcher_bounds_are_one_line(tmp_path, capsys, extra, needle):
     from harness.experiments import ddp
 

@@ -88,9 +88,9 @@ class GDConfig:
                      non_negative=("bn_eps",))
         if any(w < 1 for w in self.widths):
             raise ConfigError(f"widths must be >= 1, got {self.widths}")
-        for name in ("band", "threshold_band"):
-            lo, hi = getattr(self, name)
-            if not 0 < lo < hi:
+        for name in ("band", "threshold_band"):  # its length: planning.validate_config names the arity
+            value = getattr(self, name)
+            if len(value) == 2 and not 0 < value[0] < value[1]:
                 raise ConfigError(f"{name} must be (lo, hi) with 0 < lo < hi, got {getattr(self, name)}")
 
     @property
