@@ -1,4 +1,5 @@
-"""Command line: `harness list | run | report | history | compare | perf | gate | show | export | new-claim`.
+"""Command line: `harness list | run | status | report | history | compare | perf | gate | show | export |
+new-claim`.
 
 Errors become one line and a non-zero exit; a regression (see harness.history) exits 1 with one line.
 """
@@ -81,6 +82,9 @@ def build_parser() -> argparse.ArgumentParser:
     run.add_argument("--fail-on-regression", action="store_true",
                      help="exit 1 when a claim that held in its previous comparable run no longer holds")
     _report_options(run)
+    from harness.executors import add_arguments
+
+    add_arguments(run, sub)  # --executor, --detach, --slurm-*; and `harness status RUN`
 
     rep = sub.add_parser("report", help="render the HTML report of a run")
     rep.add_argument("run_id", nargs="?", default="latest")
@@ -142,6 +146,7 @@ def main(argv: list[str] | None = None) -> int:
     experiment), not even SystemExit, chooses the exit code."""
     try:
         args = build_parser().parse_args(argv)  # --help exits 0 here, as argparse does
+        args.argv = list(argv if argv is not None else sys.argv[1:])  # kept by a detached run
     except HarnessError as e:
         print(f"harness: error: {e}", file=sys.stderr)
         return EXIT_USAGE
@@ -189,6 +194,8 @@ def _dispatch(args) -> int:
         path = _render(store, args.run_id, args)
         print(f"report: {path}")
         return 0
+    if args.command == "status":
+        return _status(args, store)
     if args.command in ("history", "compare", "gate", "perf"):
         return _history_command(args, store)
     if args.command in ("show", "export"):
@@ -231,6 +238,7 @@ def _config(args) -> int:
 
 
 def _run(args, store) -> int:
+    from harness.executors import from_args
     from harness.runner import RunOptions, run_claims
 
     tier = check_tier(args.tier if args.tier is not None else default_tier())
@@ -241,14 +249,19 @@ def _run(args, store) -> int:
         max_steps=_positive_int(args.max_steps, "--max-steps") if args.max_steps is not None else None,
         device=args.device, use_cache=not args.no_cache,
         jobs=_positive_int(args.jobs, "--jobs") if args.jobs is not None else default_jobs(tier, args.device),
-        seed_offset=_non_negative_int(args.seed_offset, "--seed-offset"))
+        seed_offset=_non_negative_int(args.seed_offset, "--seed-offset"), executor=from_args(args))
     if not args.no_report:  # a report folder we cannot write fails now, not after the compute
         from harness.store import check_folder_writable
 
         check_folder_writable(_folder(args.reports, "--reports"), "--reports")
         _notebook_timeout(args)
+    if args.detach:
+        from harness.executors.detach import submit_detached
+
+        print("\n".join(submit_detached(claims, options, store, args.argv)))
+        return 0
     with _progress() as progress:
-        summary = run_claims(claims, options, store, progress=progress)
+        summary = run_claims(claims, options, store, progress=progress, run_id=getattr(args, "resume_run", None))
     print(format_table(summary))
     if not args.no_report:
         print(f"report: {_render(store, summary['run_id'], args)}")
@@ -262,6 +275,19 @@ def _run(args, store) -> int:
     if args.strict and any(c["verdict"] != "holds" for c in summary["claims"]):
         return EXIT_FAILED
     return 0
+
+
+def _status(args, store) -> int:
+    """`harness status RUN`: a detached run's jobs per claim; once all have ended, finish it (verdicts, report)."""
+    from harness.executors.detach import load_detached, status_lines
+
+    lines, ended = status_lines(store, args.run_id, args.wait)
+    print("\n".join(lines))
+    if not ended and not args.wait:
+        return 0
+    resumed = build_parser().parse_args(load_detached(store, args.run_id)["argv"])
+    resumed.argv, resumed.results, resumed.resume_run = [], args.results, args.run_id
+    return _dispatch(resumed)
 
 
 @contextlib.contextmanager

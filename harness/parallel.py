@@ -53,6 +53,14 @@ def precompute(plans, session, seeds: range | None = None) -> None:
     Raises:
         HarnessError: an input error raised inside a worker (the run stops as a serial run would).
     """
+    run_tasks(missing_tasks(plans, session, seeds), session)
+
+
+def missing_tasks(plans, session, seeds: range | None = None) -> list[_Task]:
+    """The seeds of `plans` with no usable record in the store, one task each (no key twice).
+
+    `seeds` replaces the tier's seed numbers (a second look's added seeds).
+    """
     from harness.runner import _usable, seed_key, seed_numbers
 
     tasks, seen = [], set()
@@ -64,6 +72,11 @@ def precompute(plans, session, seeds: range | None = None) -> None:
                 continue
             seen.add(key)
             tasks.append(_Task(claim.id, exp.__module__, exp.experiment_name, config, seed, key))
+    return tasks
+
+
+def run_tasks(tasks: list[_Task], session) -> None:
+    """Compute `tasks` in `session.options.jobs` processes (precompute's pool, for a given task list)."""
     if not tasks:
         return
     from harness.registry import _EXPERIMENTS

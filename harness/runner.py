@@ -52,6 +52,7 @@ class RunOptions:
     use_cache: bool = True
     jobs: int = 1  # seeds run in this many processes at once (CPU); results are identical
     seed_offset: int = 0  # seeds are seed_offset .. seed_offset + n - 1 (fresh, disjoint seeds)
+    executor: object | None = None  # a harness.executors.Executor computing missing seeds; None: local pool
 
     def __post_init__(self):
         def positive(x):
@@ -90,8 +91,10 @@ class Session:
 
 
 def run_claims(claims: Sequence[Claim], options: RunOptions, store: ResultStore,
-               progress: Callable[[str], None] | None = None) -> dict:
+               progress: Callable[[str], None] | None = None, run_id: str | None = None) -> dict:
     """Run every claim at one tier; returns (and stores, after each claim) the run summary.
+
+    `run_id`: finish a run whose seeds were submitted earlier (harness.executors, --detach).
 
     Raises:
         HarnessError: bad input (before any compute where it can be told in advance); the run is
@@ -101,14 +104,17 @@ def run_claims(claims: Sequence[Claim], options: RunOptions, store: ResultStore,
     device = pick_device(options.tier, options.device)
     plans = plan_claims(claims, options)
     store.check_writable()
-    run_id = store.new_run_id()
+    if options.executor is not None:
+        options.executor.preflight(plans, options)
+    run_id = run_id or store.new_run_id()
     summary = RunSummary(
         run_id=run_id, status="running", tier=options.tier,
         started=time.strftime("%Y-%m-%d %H:%M:%S"), finished=None,
         options={"seeds": options.seeds, "overrides": dict(options.overrides),
                  "max_steps": options.max_steps, "device": str(device),
                  "use_cache": options.use_cache, "jobs": options.jobs,
-                 "seed_offset": options.seed_offset, "threads": _seed_threads(device)},
+                 "seed_offset": options.seed_offset, "threads": _seed_threads(device),
+                 "executor": getattr(options.executor, "name", "local")},
         writer={"pid": os.getpid(), "host": socket.gethostname()},
         environment=provenance.environment(device), claims=[],
     )
@@ -117,7 +123,9 @@ def run_claims(claims: Sequence[Claim], options: RunOptions, store: ResultStore,
         store.save_run(run_id, summary.to_dict())
         log.info("run %s: %d claim(s) at tier %s on %s", run_id, len(plans), options.tier, device)
         try:
-            if options.jobs > 1:
+            if options.executor is not None:
+                options.executor.precompute(plans, session)
+            elif options.jobs > 1:
                 from harness.parallel import precompute
 
                 precompute(plans, session)
@@ -206,7 +214,9 @@ def run_one_claim(claim: Claim, tier, config, session: Session) -> ClaimResult:
         log.info("  %s: the pilot of %d seeds is inconclusive; adding %d seed(s) (second look)",
                  claim.id, len(numbers), total - len(numbers))
         extra = range(numbers.stop, numbers.start + total)
-        if options.jobs > 1 and len(extra) > 1:  # the added seeds in the pool too, not one by one
+        if options.executor is not None:
+            options.executor.precompute([(claim, tier, config)], session, extra)
+        elif options.jobs > 1 and len(extra) > 1:  # the added seeds in the pool too, not one by one
             from harness.parallel import precompute
 
             precompute([(claim, tier, config)], session, extra)

@@ -29,7 +29,8 @@ LAYERS: list[tuple[str, ...]] = [
     ("harness.verdict", "harness.sequential", "harness.planning", "harness.store",  # results, decisions
      "harness.records", "harness.history", "harness.perf", "harness.export"),
     ("harness.runner", "harness.parallel", "harness.progress", "harness.plan",   # running claims
-     "harness.loader", "harness.show", "harness.experiments.ddp"),  # ddp: the torchrun launcher, a runner, not an experiment
+     "harness.loader", "harness.show", "harness.experiments.ddp",  # ddp: the torchrun launcher, a runner
+     "harness.executors"),                         # where seeds run: local pool, SLURM
     ("harness.report",),
     ("harness.cli", "harness.cli_inspect", "harness.cli_values", "harness.__main__", "harness.scaffold",
      "harness"),  # entry points, public API

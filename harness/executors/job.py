@@ -1,0 +1,50 @@
+"""What runs inside a SLURM job: one seed, computed and stored exactly as a local worker does it.
+
+The job reads the store, takes the seed's lock, runs the experiment and saves the record through the
+runner's own cached_seed, with the same code hashes (pinned from the submitting process), thread count and
+key, so a record a job stores is the record a local run would store (bit-identical measurement on CPU).
+"""
+from __future__ import annotations
+
+import importlib
+import logging
+import pickle
+
+
+def seed_payload(task, options, device: str, root: str, run_id: str | None, hashes: dict,
+                 sources: tuple[str, ...]) -> tuple[tuple[str, ...], bytes]:
+    """What a job needs, as (claim folders, pickled rest): the folders load first in the job, so configs
+    defined in `--claims-path` files unpickle there."""
+    return tuple(sources), pickle.dumps((task, options, device, root, run_id, hashes))
+
+
+def run_seed_job(payload: tuple[tuple[str, ...], bytes]) -> str:
+    """The SLURM job's function (submitit calls it): compute and store one seed.
+
+    Returns:
+        "ok", or the seed's error (a crash inside the experiment, stored like a local crash).
+    """
+    import torch
+
+    from harness import provenance
+    from harness.loader import load_all
+    from harness.registry import _EXPERIMENTS, load_claims
+    from harness.runner import Session, cached_seed
+    from harness.store import ResultStore
+
+    logging.basicConfig(level=logging.INFO, format="%(message)s")
+    sources, blob = payload
+    if sources:
+        load_all(sources)
+    task, options, device, root, run_id, hashes = pickle.loads(blob)
+    provenance.pin_code_hash(hashes)
+    torch.set_num_threads(provenance.SEED_THREADS)
+    if task.experiment not in _EXPERIMENTS:
+        try:
+            importlib.import_module(task.module)
+        except ImportError:
+            load_claims()
+    session = Session(options, torch.device(device), ResultStore(root), run_id)
+    record, key, _ = cached_seed(_EXPERIMENTS[task.experiment], task.config, task.seed, session, task.label)
+    logging.getLogger("harness.executors").info("%s seed %d stored as %s", task.label, task.seed, key)
+    return record["error"] or "ok"
