@@ -30,8 +30,8 @@ def _run(cmd: list[str], timeout: float = 30) -> subprocess.CompletedProcess:
         raise SlurmUnavailable(f"--executor slurm: `{cmd[0]}` is not installed here; run from a SLURM "
                                "login node (or start one: tools/slurm-single-node)") from None
     except subprocess.TimeoutExpired:
-        raise SlurmUnavailable(f"--executor slurm: `{' '.join(cmd[:2])}` did not answer in {timeout:.0f} s; "
-                               "is slurmctld reachable?") from None
+        raise SlurmUnavailable(f"--executor slurm: no SLURM cluster is reachable (`{cmd[0]}` did not answer "
+                               f"in {timeout:.0f} s)") from None
 
 
 def _first_line(text: str) -> str:
