@@ -37,7 +37,7 @@ def claims(session):
 @nox.session
 def tests(session):
     """Run the test suite (CPU, a few minutes), notebook tests included."""
-    _install(session, "[test,notebooks]", compile_now=True)
+    _install(session, "[test,notebooks,slurm]", compile_now=True)  # slurm: submitit, for tests/test_slurm.py
     # Tiny tensors gain nothing from a second thread and slow down badly when cores are shared.
     session.run("pytest", "-q", "--benchmark-skip", *session.posargs, env={"OMP_NUM_THREADS": "1"})
 

@@ -9,6 +9,7 @@ from __future__ import annotations
 import importlib
 import logging
 import pickle
+import signal
 
 
 def seed_payload(task, options, device: str, root: str, run_id: str | None, hashes: dict,
@@ -32,7 +33,12 @@ def run_seed_job(payload: tuple[tuple[str, ...], bytes]) -> str:
     from harness.runner import Session, cached_seed
     from harness.store import ResultStore
 
+    import os
+
+    if os.environ.get("SLURM_PROCID", "0") != "0":  # a request of several tasks: the seed is computed once
+        return "ok"
     logging.basicConfig(level=logging.INFO, format="%(message)s")
+    _no_error_at_time_limit()
     sources, blob = payload
     if sources:
         load_all(sources)
@@ -48,3 +54,24 @@ def run_seed_job(payload: tuple[tuple[str, ...], bytes]) -> str:
     record, key, _ = cached_seed(_EXPERIMENTS[task.experiment], task.config, task.seed, session, task.label)
     logging.getLogger("harness.executors").info("%s seed %d stored as %s", task.label, task.seed, key)
     return record["error"] or "ok"
+
+
+def _no_error_at_time_limit() -> None:
+    """Near its time limit submitit raises UncompletedJobError inside the running code (the seed is not
+    checkpointable), where the runner would store it as the seed's own error. Keep computing instead: the
+    seed is stored if it finishes in time, else SLURM ends the job (TIMEOUT) and nothing is stored, so the
+    seed is that run's error and a rerun submits it again. Preemption still requeues (submitit's handler)."""
+    from submitit.core.utils import UncompletedJobError
+
+    before = signal.getsignal(signal.SIGUSR2)
+    if not callable(before):
+        return
+
+    def handler(signum, frame):
+        try:
+            before(signum, frame)
+        except UncompletedJobError:
+            logging.getLogger("harness.executors").warning("near the time limit: the seed is stored only "
+                                                           "if it finishes before SLURM ends the job")
+
+    signal.signal(signal.SIGUSR2, handler)

@@ -64,12 +64,13 @@ class SlurmResources:
 
 
 # Our choice, from the tiers' own scale notes: a cpu/smoke seed runs on one thread (provenance.SEED_THREADS)
-# in well under an hour; a gpu seed needs one GPU for hours; a paper seed is a data-parallel arm on 8 GPUs.
+# in well under an hour; a gpu seed needs one GPU for hours; a paper seed is sized for 8 GPUs. A seed job
+# runs one task: data-parallel ranks inside a job (torchrun / srun) are not started by the executor yet.
 TIER_DEFAULTS: dict[str, SlurmResources] = {
     "smoke": SlurmResources(time_min=15, cpus_per_task=1, mem_gb=2.0),
     "cpu": SlurmResources(time_min=120, cpus_per_task=1, mem_gb=4.0),
     "gpu": SlurmResources(time_min=12 * 60, cpus_per_task=8, mem_gb=32.0, gpus_per_node=1),
-    "paper": SlurmResources(time_min=72 * 60, cpus_per_task=8, mem_gb=64.0, gpus_per_node=8, tasks_per_node=8),
+    "paper": SlurmResources(time_min=72 * 60, cpus_per_task=8, mem_gb=64.0, gpus_per_node=8),
 }
 FIELDS = tuple(f.name for f in dataclasses.fields(SlurmResources))
 
