@@ -14,7 +14,6 @@ from __future__ import annotations
 
 import contextlib
 import logging
-import math
 import os
 import signal
 import socket
@@ -27,19 +26,18 @@ from dataclasses import asdict, dataclass, field
 import torch
 
 from harness import provenance
+from harness.checks import STEP_CAPPED, evaluate_check, scale_that_ran  # noqa: F401 (STEP_CAPPED: public here too)
 from harness.errors import ConfigError, TransientError, on_signal, seed_failure
 from harness.measurement import Measurement, RunContext
 from harness.planning import pick_device, plan_claims, step_capped  # noqa: F401 (pick_device: public here too)
 from harness.records import CheckResult, ClaimResult, RunSummary, SeedEntry, SeedRecord
 from harness.registry import Claim
 from harness.store import ResultStore
-from harness.verdict import (CONFIDENCE, ERROR, FAILS, HOLDS, INCONCLUSIVE, combine, decide, effect_distance,
-                             estimate, family_confidence)
+from harness.verdict import combine, family_confidence
 
 log = logging.getLogger(__name__)
 MAX_SEEDS = 10_000  # more is a typo, not a plan
 MAX_SEED = 2**31 - 1  # the largest seed number: any RNG (torch, numpy's legacy seed) takes it
-STEP_CAPPED = "step-capped run"
 
 
 @dataclass
@@ -203,7 +201,7 @@ def run_one_claim(claim: Claim, tier, config, session: Session) -> ClaimResult:
                      record["wall_time_s"], f" ERROR: {record['error']}" if record["error"] else "")
 
     def decide_checks() -> list[CheckResult]:
-        return [_evaluate_check(claim, c.metric, measurements, seeds, options.tier, c, capped=capped,
+        return [evaluate_check(claim, c.metric, measurements, seeds, options.tier, c, capped=capped,
                                 confidence=confidence) for c in claim.checks + claim.regime]
 
     add(numbers, len(numbers))
@@ -223,7 +221,7 @@ def run_one_claim(claim: Claim, tier, config, session: Session) -> ClaimResult:
         add(extra, total)
         checks, looks = decide_checks(), 2
     checks, regime = checks[:len(claim.checks)], checks[len(claim.checks):]
-    reported = [_evaluate_check(claim, m, measurements, seeds, options.tier, None, label, confidence=confidence)
+    reported = [evaluate_check(claim, m, measurements, seeds, options.tier, None, label, confidence=confidence)
                 for m, label in claim.reported]
     first_ok = next((m for m in measurements if m is not None), None)
     return ClaimResult(
@@ -242,18 +240,6 @@ def run_one_claim(claim: Claim, tier, config, session: Session) -> ClaimResult:
         wall_time_s=sum(s.wall_time_s for s in seeds),
         plots=[asdict(p) for p in claim.plots],
     )
-
-
-def scale_that_ran(tier, config) -> str:
-    """The tier's scale note, followed by the config paths a --set changed, so a run with overrides never
-    prints the declared scale alone (e.g. '..., 2000 GD steps [ran with --set: steps=8000]')."""
-    if config == tier.config:
-        return tier.scale
-    from harness.config import config_paths
-
-    declared, ran = dict(config_paths(tier.config)), dict(config_paths(config))
-    changed = [f"{k}={ran[k]!r}" for k in ran if declared.get(k) != ran[k]]
-    return f"{tier.scale} [ran with --set: {', '.join(changed) or 'changed config'}]"
 
 
 def cached_seed(exp, config, seed: int, session: Session, label: str) -> tuple[dict, str, bool]:
@@ -389,41 +375,3 @@ def _fixed_threads(device: torch.device):
         yield torch.get_num_threads()
     finally:
         torch.set_num_threads(before)
-
-
-def _evaluate_check(claim, metric, measurements, seeds, tier, check=None, label="", capped=False,
-                    confidence: float = CONFIDENCE) -> CheckResult:
-    row = {"metric": metric, "label": check.label if check else label}
-    if check is not None:
-        region = check.expect.region(tier)
-        row.update(expectation=check.expect.describe(tier), region=[region.lo, region.hi],
-                   source=check.source or None, paper=check.paper or None)
-    errors = [f"seed {s.seed}: {s.error}" for s in seeds if s.error]
-    values, ses = [], []
-    for s, m in zip(seeds, measurements):
-        if m is None:
-            continue
-        v = m.scalars.get(metric)
-        if v is None:
-            errors.append(f"seed {s.seed}: metric '{metric}' missing from the measurement")
-        elif not isinstance(v, (int, float)) or isinstance(v, bool) or not math.isfinite(v):
-            errors.append(f"seed {s.seed}: metric '{metric}' is {v}")
-        else:
-            values.append(v)
-            ses.append(m.standard_errors.get(metric))
-    if errors or not values:
-        return CheckResult(**row, verdict=ERROR, estimate=None, reason="; ".join(errors) or "no values")
-    est = estimate(values, ses, deterministic=claim.deterministic, confidence=confidence)
-    if check is None:
-        return CheckResult(**row, estimate=est.as_dict())
-    from harness.sequential import seeds_needed
-
-    verdict, reason, needed = decide(est, check.expect, tier), None, None
-    if capped and verdict in (FAILS, HOLDS):  # a capped run is not the tier's scale: it decides nothing
-        verdict, reason = INCONCLUSIVE, STEP_CAPPED
-    elif verdict == INCONCLUSIVE and not claim.deterministic:
-        from harness.expect import Effect
-
-        distance = effect_distance(est.value, check.expect, tier) if isinstance(check.expect, Effect) else None
-        needed = seeds_needed(values, region, confidence, distance)
-    return CheckResult(**row, estimate=est.as_dict(), verdict=verdict, seeds_needed=needed, reason=reason)

@@ -7,11 +7,11 @@ import logging
 
 import numpy as np
 import pytest
+from test_download import _fake_cifar_archive, _point, _Server, cache  # noqa: F401 (cache: a fixture)
 
 from harness.data import download
 from harness.data.text import stdlib_corpus
 from harness.errors import DataError
-from test_download import _fake_cifar_archive, _point, _Server, cache  # noqa: F401 (cache: a fixture)
 
 
 def test_data_token_cache_with_a_shuffled_bin_is_rebuilt_with_a_warning(tmp_path, caplog):

@@ -11,13 +11,13 @@ import sys
 from dataclasses import dataclass
 
 import pytest
+from test_house_loader import _dist, isolated, write  # noqa: F401 (isolated: a fixture)
 
 from harness import Between, Check, Claim, Measurement, Tier, experiment, register
 from harness.cli import main
 from harness.errors import Interrupted, is_environment_error, is_user_interrupt, on_signal
 from harness.runner import RunOptions, run_claims
 from harness.store import ResultStore
-from test_house_loader import _dist, isolated, write  # noqa: F401 (isolated: a fixture)
 
 FAULTS: dict[str, int] = {}  # failure kind -> how many more calls raise it
 

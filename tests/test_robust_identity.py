@@ -2,13 +2,12 @@
 cache key, and `harness new-claim` checks an id by the loader's own rule before writing anything."""
 from __future__ import annotations
 
-
 import pytest
+from test_house_loader import isolated, toy_claim, write  # noqa: F401 (isolated: a fixture)
 
 from harness import provenance
 from harness.cli import main
 from harness.loader import load_folder
-from test_house_loader import isolated, toy_claim, write  # noqa: F401 (isolated: a fixture)
 
 
 def _claim_with_helper(exp: str, helper_import: str) -> str:

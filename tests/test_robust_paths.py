@@ -6,13 +6,13 @@ import json
 import os
 
 import pytest
+from test_robust_store import CALLS, CLAIM  # noqa: F401 (CLAIM: registers test-robust-store)
 
 from harness.cli import main
 from harness.errors import HarnessError
 from harness.history import load_history
 from harness.perf import load_bench_runs
 from harness.store import ResultStore
-from test_robust_store import CALLS, CLAIM  # noqa: F401 (CLAIM: registers test-robust-store)
 
 RUN = ["run", "--claim", "test-robust-store", "--tier", "smoke", "--jobs", "1"]
 

@@ -26,7 +26,7 @@ LAYERS: list[tuple[str, ...]] = [
      "harness.losses", "harness.distributed"),
     ("harness.train",),
     ("harness.experiments",),
-    ("harness.verdict", "harness.sequential", "harness.planning", "harness.store",  # results, decisions
+    ("harness.verdict", "harness.sequential", "harness.checks", "harness.planning", "harness.store",  # results, decisions
      "harness.records", "harness.history", "harness.perf", "harness.export"),
     ("harness.runner", "harness.parallel", "harness.progress", "harness.plan",   # running claims
      "harness.loader", "harness.show", "harness.experiments.ddp",  # ddp: the torchrun launcher, a runner

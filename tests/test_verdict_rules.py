@@ -11,8 +11,18 @@ from harness.errors import ConfigError
 from harness.runner import RunOptions, run_claims
 from harness.sequential import seeds_needed
 from harness.store import ResultStore
-from harness.verdict import (FAILS, HOLDS, INCONCLUSIVE, OUT_OF_REGIME, Estimate, combine, decide,
-                             effect_distance, estimate, family_confidence)
+from harness.verdict import (
+    FAILS,
+    HOLDS,
+    INCONCLUSIVE,
+    OUT_OF_REGIME,
+    Estimate,
+    combine,
+    decide,
+    effect_distance,
+    estimate,
+    family_confidence,
+)
 
 
 def _est(lo, hi):

@@ -38,7 +38,7 @@ class Executor(ABC):
     name = "executor"
     detach = False  # True: precompute returns after submitting; a later run collects
 
-    def preflight(self, plans, options) -> None:
+    def preflight(self, plans, options) -> None:  # noqa: B027 (optional hook: most executors need no preflight)
         """Check, before anything is submitted, that seeds can run here (one-line HarnessError if not)."""
 
     @abstractmethod

@@ -25,6 +25,8 @@ def run_seed_job(payload: tuple[tuple[str, ...], bytes]) -> str:
     Returns:
         "ok", or the seed's error (a crash inside the experiment, stored like a local crash).
     """
+    import os
+
     import torch
 
     from harness import provenance
@@ -32,8 +34,6 @@ def run_seed_job(payload: tuple[tuple[str, ...], bytes]) -> str:
     from harness.registry import _EXPERIMENTS, load_claims
     from harness.runner import Session, cached_seed
     from harness.store import ResultStore
-
-    import os
 
     if os.environ.get("SLURM_PROCID", "0") != "0":  # a request of several tasks: the seed is computed once
         return "ok"

@@ -15,9 +15,10 @@ An unknown field or section is an error, never ignored.
 from __future__ import annotations
 
 import dataclasses
-import tomllib
 from dataclasses import dataclass
 from pathlib import Path
+
+import tomllib
 
 from harness.errors import ConfigError
 

@@ -25,10 +25,10 @@ import torch
 import torch.nn.functional as F
 
 from harness.components import Registry, check_choice
+from harness.config import check_bounds
 from harness.curvature import HessianOperator, hutchinson_trace
 from harness.data import augment_batch, with_label_noise
 from harness.data.datasets import DATASETS, check_data_source, load_dataset
-from harness.config import check_bounds
 from harness.errors import ConfigError, NumericalError
 from harness.losses import accuracy
 from harness.measurement import Measurement, RunContext

@@ -24,9 +24,9 @@ import pandas as pd
 import torch
 import torch.nn.functional as F
 
+from harness.config import check_bounds
 from harness.curvature import HessianOperator, hutchinson_trace
 from harness.data.datasets import load_dataset
-from harness.config import check_bounds
 from harness.errors import ConfigError, NumericalError
 from harness.experiments.toy import loglog_slope
 from harness.measurement import Measurement, RunContext
