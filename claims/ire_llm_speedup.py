@@ -1,26 +1,39 @@
 """Wang et al. (NeurIPS 2024): AdmIRE pre-trains Llama 2x faster than AdamW, with fairness controls."""
-from harness import AtLeast, Change, Check, Claim, Plot, Tier, register
+from harness import AtLeast, AtMost, Change, Check, Claim, Plot, Tier, register
 from harness.config import derive
 from harness.experiments.llm import SpeedupConfig, ire_llm_speedup
 from harness.experiments.llm_train import PAPER_ADAMW, PretrainSetup
 
 # cpu: ~1M-parameter Llama on the standard library's source (bytes). T, batch and the eval interval are
-# set by the cpu-tier budget (5 seeds x <= 9.2 T-step runs in ~250 single-core seconds); the peak LR 1e-3
-# is Pythia's for its smallest (14M, 70M) models, since the paper's 6e-4 belongs to 60M-229M models
-# trained 250x longer. Warm-up 2 steps (the paper's 1% of T rounds to 1, which is no warm-up).
+# set by the cpu-tier budget (<= 9.2 T-step runs per seed); the peak LR 1e-3 is Pythia's for its smallest
+# (14M, 70M) models, since the paper's 6e-4 belongs to 60M-229M models trained 250x longer. Warm-up 2 steps
+# (the paper's 1% of T rounds to 1, which is no warm-up). 0.04 tokens per parameter: early training, out
+# of the speed-up's regime (see `regime`); ire-llm-early-loss checks what the mechanism predicts there.
 CPU = SpeedupConfig(base=PretrainSetup(model="tiny-1m", data="stdlib", max_bytes=2_000_000, tokenizer="bytes",
                                        seq_len=64, batch_size=8, steps=80, eval_every=10, val_windows=32,
                                        optim=derive(PAPER_ADAMW, lr=1e-3, lr_warmup_steps=2)))
 SMOKE = derive(CPU, base=dict(max_bytes=300_000, seq_len=32, batch_size=4, steps=8, eval_every=2, val_windows=8,
                               eval_batch=8))
-GPU = derive(CPU, {"base.optim.lr": 6e-4, "base.optim.lr_warmup_steps": 20},
-             base=dict(model="small-30m", data="wikitext103", data_root="data/wikitext-103-raw", tokenizer="gpt2",
-                       seq_len=256, batch_size=32, steps=2000, eval_every=50, val_windows=256))
-PAPER = derive(GPU, {"base.optim.lr_warmup_steps": 500},
-               base=dict(model="wikitext-60m", seq_len=150, batch_size=240, steps=50_000, eval_every=500,
-                         val_windows=1000, eval_batch=60, launch="torchrun", nproc=8))
+# gpu: sized INTO the regime rather than at a larger model: the same ~1.03M-parameter byte-level Llama on
+# WikiText-103 (bytes), 64 x 128 tokens per step, T = 2000: 16.4M tokens at T, ~16 tokens per parameter
+# (the paper's WikiText-103 run: ~25). The trade-off: a 30M model with the GPT-2 vocabulary would see
+# ~0.5 tokens per parameter in the tier's 45 minutes (out of the regime); a 1M byte model reaches it. LR
+# 1e-3 as at cpu (same model), warm-up 1% of T (the paper's 500 of 50k); float32 with TF32 matmuls, as the
+# authors' LM script runs (allow_tf32 on, its bf16 autocast context never entered).
+GPU = derive(CPU, {"base.optim.lr_warmup_steps": 20},
+             base=dict(data="wikitext103", data_root="data/wikitext-103-raw", seq_len=128, batch_size=64, steps=2000, eval_every=100, val_windows=256, eval_batch=64,
+                       bf16=False, tf32=True))
+PAPER = derive(CPU, {"base.optim.lr": 6e-4, "base.optim.lr_warmup_steps": 500},
+               base=dict(model="wikitext-60m", data="wikitext103", data_root="data/wikitext-103-raw",
+                         tokenizer="gpt2", seq_len=150, batch_size=240, steps=50_000, eval_every=500,
+                         val_windows=1000, eval_batch=60, launch="torchrun", nproc=8, bf16=False, tf32=True))
 
 TOLERANCE = 0.10  # 2x accepted down to 1.8x: see `notes`
+# The regime of a steps speed-up read at the end of a schedule (Fig. 4): the paper's WikiText-103 run trains
+# 50k x 240 x 150 = 1.8B tokens on its ~72M-parameter model (~25 tokens per parameter), and doubling the
+# steps buys AdamW (2.76 - 2.48) / 2.76 = 10.1% of its loss there, 4.1% on MiniPile, 2.2% on OpenWebText.
+MIN_TOKENS_PER_PARAM = 10.0
+MAX_DOUBLING_GAIN_SHARE = 0.101
 
 CLAIM = register(Claim(
     id="ire-llm-speedup",
@@ -32,15 +45,17 @@ CLAIM = register(Claim(
     tiers={
         "smoke": Tier(seeds=1, config=SMOKE, scale="tiny-1m, 300 kB stdlib bytes, T = 8 steps of 4x32 tokens "
                                                    "(plumbing only)"),
-        "cpu": Tier(seeds=3, max_seeds=5, config=CPU, scale="tiny-1m Llama (~1.0M params, byte vocab) on 2 MB of the Python "
-                                               "standard library; T = 80 steps of 8x64 tokens (AdamW 2T = 160); "
-                                               "val every 10 steps on 32 fixed 64-token windows spread over the "
-                                               "whole validation split. Far below the paper's scale (60M, 1.8B "
-                                               "tokens): early training only"),
-        "gpu": Tier(seeds=3, config=GPU, scale="small-30m Llama (GPT-2 BPE), WikiText-103, seq 256, 32x256 tokens "
-                                               "per step, T = 2000 (2T = 4000), val every 50 steps on 256 windows "
-                                               "(65k tokens) spread over the validation split; sized for ~30 min "
-                                               "on one H100 (estimate, not yet timed)"),
+        "cpu": Tier(seeds=3, config=CPU, scale="tiny-1m Llama (~1.0M params, byte vocab) on 2 MB of the Python "
+                                               "standard library; T = 80 steps of 8x64 tokens (AdamW 2T = 160), "
+                                               "0.04 tokens per parameter; val every 10 steps on 32 fixed "
+                                               "64-token windows spread over the whole validation split. Out of "
+                                               "the speed-up's regime by design (seeds shared with "
+                                               "ire-llm-early-loss, which checks this tier)"),
+        "gpu": Tier(seeds=3, max_seeds=5, config=GPU,
+                    scale="tiny-1m Llama (~1.0M params, byte vocab) on WikiText-103 (bytes), 64x128 tokens per "
+                          "step, T = 2000 (2T = 4000): ~16 tokens per parameter at T; float32 with TF32 "
+                          "matmuls; val every 100 steps on 256 windows (33k tokens) spread over the validation "
+                          "split; 3-5 seeds (by power)"),
         "paper": Tier(seeds=3, config=PAPER, scale="the paper's WikiText-103 setup: wikitext-60m Llama, 240x150 "
                                                    "tokens per step, T = 50k, warm-up 500, data-parallel on 8 GPUs "
                                                    "through torchrun (see README); days of GPU time per seed"),
@@ -48,7 +63,21 @@ CLAIM = register(Claim(
     checks=(
         Check("speedup_paper_protocol", AtLeast(2.0 * (1 - TOLERANCE)),
               "2T / first evaluation step at which AdmIRE (kappa 3) reaches AdamW(2T, lr x1)'s final val loss; "
-              "a seed that never reaches it scores 0"),
+              "a seed that never reaches it scores 0",
+              source="Fig. 4 / Sec. 6: 2x, accepted from 1.8x (the losses are read off plots, +-0.02: see notes)",
+              paper="2.1x WikiText-103, 2.3x MiniPile, 2.1x OpenWebText (Fig. 4)"),
+    ),
+    regime=(
+        Check("tokens_per_param_T", AtLeast(MIN_TOKENS_PER_PARAM),
+              "AdamW(T)'s training tokens per model parameter (the premise: late training, not its start)",
+              source="Sec. 6: the WikiText-103 run has ~25 tokens per parameter; 10 is our choice, the low end "
+                     "of the 10-20 at which a model is trained near its compute-optimal length, because a speed-up "
+                     "read at the end of a schedule is about that regime",
+              paper="~25 (1.8B tokens / ~72M parameters, Sec. 6)"),
+        Check("doubling_gain_share", AtMost(MAX_DOUBLING_GAIN_SHARE),
+              "(L(AdamW T) - L(AdamW 2T)) / L(AdamW T), lr x1: what doubling the steps still buys",
+              source="Fig. 4: the largest share in the paper's three runs (WikiText-103, (2.76 - 2.48) / 2.76)",
+              paper="10.1% WikiText-103, 4.1% MiniPile, 2.2% OpenWebText (Fig. 4, read +-0.02)"),
     ),
     reported=(
         ("speedup_paper_protocol_null", "NULL: AdamW(T, lr x1) scored as if it were the method (same target, "
@@ -125,7 +154,10 @@ CLAIM = register(Claim(
            "is the paper's for every arm. The paper-protocol number uses kappa 3 vs AdamW x1; the fair "
            "number picks each side's best final val loss at T, runs AdamW(2T) at the chosen LR too and takes "
            "the better AdamW(2T) as the target.",
-    notes="Verdict on the paper's number, 2T / (first evaluation step at which AdmIRE's val loss <= AdamW(2T)'s "
+    notes="Regime: the check is read only where AdamW(T) trains >= 10 tokens per parameter and doubling the "
+          "steps buys AdamW at most 10.1% of its loss (the paper's runs: ~25 tokens per parameter, 2-10%); "
+          "elsewhere the claim reads out-of-regime (early training: see ire-llm-early-loss). "
+          "Verdict on the paper's number, 2T / (first evaluation step at which AdmIRE's val loss <= AdamW(2T)'s "
           "final val loss), accepted from 1.8x: 10% below 2x covers the paper's read-off (losses ±0.02 move the "
           "crossing by a few % of T at the end-of-schedule slope); at the cpu tier (E/T = 12.5%) a reached "
           "seed reads 2T/T = 2 or more, so there the check amounts to 'reached by T in every seed'. A seed in "
@@ -175,6 +207,27 @@ CLAIM = register(Claim(
                    "(fails), i.e. a pilot of 3 already decides at 97.5%; the band, arms and T are "
                    "unchanged.",
                results_seen=True),
+        Change("2026-12-07",
+               what="Regime checks (pre-registered): AdamW(T) trains >= 10 tokens per parameter and doubling the "
+                    "steps buys AdamW <= 10.1% of its loss; where either fails the claim reads out-of-regime "
+                    "instead of holds/fails. cpu tier: a fixed 3 seeds (shared with the new claim "
+                    "ire-llm-early-loss, which checks the early-training loss differences at this tier; the "
+                    "speed-up is out of its regime there at 0.04 tokens per parameter). gpu tier resized into "
+                    "the regime: tiny-1m on WikiText-103 bytes, 64x128 tokens per step, T 2000 (~16 tokens per "
+                    "parameter; was small-30m with GPT-2 BPE, 32x256 tokens, T 2000, ~0.5 tokens per "
+                    "parameter), 3-5 seeds by power, float32 with TF32 matmuls (was bf16 autocast), warm-up "
+                    "20. paper tier: float32 with TF32. Every check names its source. The band (>= 1.8) is "
+                    "unchanged.",
+               why="Sec. 6 / Fig. 4: the speed-up is read at the end of schedules of ~25 tokens per parameter, "
+                   "where doubling the steps buys AdamW 2-10% of its loss; the authors' LM script "
+                   "(NLP/LLM/train_adamire_wiki103_Llama.py) sets allow_tf32 and never enters its bf16 "
+                   "autocast context. A review of the stored runs read: at the cpu tier doubling the steps "
+                   "buys 0.23 nats on 80 steps of a 1M-parameter model and every speed-up row reads 0, while "
+                   "the final losses carry a finding (AdmIRE 2.273 < AdamW(T) 2.318; random mask 2.522; AdamW "
+                   "x3.4 2.561); the gpu tier sat at ~0.5 tokens per parameter. A 30M model cannot reach the "
+                   "regime in the gpu tier's 45 minutes; a 1M model can, so the tier trades model size for "
+                   "the regime.",
+               results_seen=True),
     ),
-    version=3,
+    version=4,
 ))

@@ -1,5 +1,6 @@
 """ire-llm-speedup and ire-overhead: speed-up arithmetic, schedule, accounting, and every tier's plumbing."""
 import math
+from dataclasses import replace
 
 import numpy as np
 import pandas as pd
@@ -8,24 +9,33 @@ import torch
 
 from harness.config import apply_overrides
 from harness.errors import ConfigError, DataError
+from harness.expect import Effect
 from harness.experiments.llm import (
     Curve,
     SpeedupConfig,
     cost_speedup,
     first_step_reaching,
+    regime_and_loss_rows,
     speedup_arms,
     speedup_curve,
     steps_speedup,
 )
 from harness.experiments.llm_overhead import TimedArm
-from harness.experiments.llm_train import PAPER_ADAMW, PretrainSetup, ire_grad_evals, run_arm
+from harness.experiments.llm_train import (
+    PAPER_ADAMW,
+    PretrainSetup,
+    ire_grad_evals,
+    matmul_precision,
+    precision_name,
+    run_arm,
+)
 from harness.measurement import Measurement, RunContext
 from harness.models.llama import Llama, count_parameters, preset
 from harness.optim import IRE
 from harness.registry import load_claims
 from harness.runner import RunOptions, run_claims
 from harness.store import ResultStore
-from harness.verdict import FAILS, HOLDS, decide, estimate
+from harness.verdict import FAILS, HOLDS, OUT_OF_REGIME, combine, decide, estimate
 
 CLAIMS = load_claims()
 SPEEDUP, OVERHEAD = CLAIMS["ire-llm-speedup"], CLAIMS["ire-overhead"]
@@ -232,6 +242,7 @@ def test_smoke_tiers_run_through_the_runner(tmp_path):
             assert rows[m] <= rows[m.replace("_protocol", "") + "_upper"], m
     over = {r["metric"]: r["estimate"]["per_seed"][0] for r in overhead["checks"] + overhead["reported"]}
     assert over["step_time_ratio"] == over["step_time_ratio_cpu"] and over["step_time_ratio_null"] > 0
+    assert {r["metric"] for r in speed["regime"]} == {"tokens_per_param_T", "doubling_gain_share"}
 
 
 def write_fake_wikitext(folder):
@@ -244,16 +255,65 @@ def write_fake_wikitext(folder):
 
 def test_gpu_tier_config_runs_two_steps_on_cpu(tmp_path):
     root = write_fake_wikitext(tmp_path / "wikitext-103-raw")
-    # The gpu tier's config but for the tokenizer (no tiktoken here), the batch and the validation set
-    # (a 32 x 256-token step of a 30M model takes tens of seconds on a CPU).
-    overrides = {"base.data_root": str(root), "base.tokenizer": "bytes", "base.batch_size": "1",
+    # The gpu tier's config but for the batch and the validation set (cut to keep it fast on a CPU).
+    overrides = {"base.data_root": str(root), "base.batch_size": "1",
                  "base.val_windows": "2", "base.cache_dir": str(tmp_path / "cache")}
     options = RunOptions(tier="gpu", seeds=1, max_steps=2, device="cpu", overrides=overrides)
     entry = run_claims([SPEEDUP], options, ResultStore(tmp_path / "results"))["claims"][0]
     _finite(entry)
     scale = entry["measured_scale"]
-    assert scale["model"] == "small-30m" and scale["seq_len"] == 256 and scale["T"] == 2
+    assert scale["model"] == "tiny-1m" and scale["seq_len"] == 128 and scale["T"] == 2
+    assert scale["precision"] == "float32"  # TF32 applies on CUDA only
     assert entry["config"]["base"]["steps"] == 2000 and entry["config"]["base"]["data"] == "wikitext103"
+
+
+def test_speedup_gpu_tier_lies_in_its_regime_and_cpu_tier_outside():
+    """The gpu tier trains >= 10 tokens per parameter at T (the regime check's bound); the cpu tier does not."""
+    bound = next(c for c in SPEEDUP.regime if c.metric == "tokens_per_param_T").expect.region("gpu").lo
+    with torch.device("meta"):
+        params = {t: count_parameters(Llama(replace(preset(SPEEDUP.tier(t).config.base.model), vocab_size=256)))
+                  for t in ("cpu", "gpu")}
+    tokens = {t: SPEEDUP.tier(t).config.base.steps * SPEEDUP.tier(t).config.base.batch_size
+              * SPEEDUP.tier(t).config.base.seq_len for t in ("cpu", "gpu")}
+    assert tokens["gpu"] / params["gpu"] >= bound > tokens["cpu"] / params["cpu"]
+    assert SPEEDUP.tier("gpu").config.base.tf32 and not SPEEDUP.tier("gpu").config.base.bf16
+
+
+def test_regime_and_loss_rows_of_known_runs():
+    def run(loss, tokens=1000.0, params=100):
+        return Measurement(scalars={"final_val_loss": loss, "tokens": tokens}, scale={"params": params})
+
+    runs = {"adamw_T_x1": run(2.0), "adamw_2T_x1": run(1.8), "admire_k3": run(1.9), "ire_random_k3": run(2.1),
+            "adamw_T_x3.4": run(1.95)}
+    rows = regime_and_loss_rows(runs, "admire_k3", "ire_random_k3", "adamw_T_x3.4")
+    assert rows["tokens_per_param_T"] == pytest.approx(10.0)
+    assert rows["doubling_gain_share"] == pytest.approx(0.1)
+    assert rows["rel_loss_admire_minus_adamw_T"] == pytest.approx(-0.05)
+    assert rows["rel_loss_admire_minus_random_mask"] == pytest.approx(-0.1)
+    assert rows["rel_loss_admire_minus_best_adamw"] == pytest.approx(-0.025)
+
+
+def test_early_loss_claim_shares_the_speedup_runs_and_checks_effects():
+    early = CLAIMS["ire-llm-early-loss"]
+    for tier in ("smoke", "cpu", "gpu"):
+        assert early.tier(tier).config == SPEEDUP.tier(tier).config  # one cache entry per seed for both
+    assert all(isinstance(c.expect, Effect) and c.expect.direction == -1 and c.source for c in early.checks)
+    assert all(c.source for c in SPEEDUP.checks + SPEEDUP.regime)
+
+
+def test_speedup_claim_reads_out_of_regime_when_a_premise_fails():
+    regime = {c.metric: c for c in SPEEDUP.regime}
+    few = decide(estimate([0.04] * 3), regime["tokens_per_param_T"].expect.region("cpu"))
+    assert few == FAILS and combine([FAILS], [few]) == OUT_OF_REGIME
+
+
+def test_matmul_precision_is_scoped_and_named():
+    cfg = PretrainSetup(bf16=False, tf32=True)
+    with matmul_precision(cfg, torch.device("cpu")):  # nothing to set on a CPU
+        pass
+    assert precision_name(cfg, torch.device("cpu")) == "float32"
+    assert precision_name(cfg, torch.device("cuda")) == "float32, TF32 matmuls"
+    assert precision_name(PretrainSetup(), torch.device("cuda")) == "bf16 autocast"
 
 
 def test_gpu_and_paper_tiers_stop_early_without_data(tmp_path):

@@ -166,13 +166,36 @@ def speedup_arms(cfg: SpeedupConfig) -> dict[str, PretrainSetup]:
     return arms
 
 
+def regime_and_loss_rows(runs: dict[str, Measurement], admire: str, random_ire: str,
+                         best_adamw: str) -> dict[str, float]:
+    """The premise of a steps speed-up and the early-training loss differences, from the arms' runs.
+
+    tokens_per_param_T: training tokens of AdamW(T) per model parameter (the paper's WikiText-103 run: ~25).
+    doubling_gain_share: (L(AdamW T) - L(AdamW 2T)) / L(AdamW T) at lr x1: what doubling the steps buys,
+        as a share of the loss (the paper's runs: 2-10%).
+    rel_loss_*: paired final-validation-loss differences as a share of AdamW(T, x1)'s loss (negative:
+        AdmIRE lower), against AdamW(T) x1, the random-mask IRE (same kappa, gamma) and the best AdamW(T)
+        of the LR grid.
+    """
+    loss = {n: m.scalars["final_val_loss"] for n, m in runs.items()}
+    ref = loss["adamw_T_x1"]
+    tokens, params = runs["adamw_T_x1"].scalars["tokens"], runs["adamw_T_x1"].scale["params"]
+    return {"tokens_per_param_T": tokens / params,
+            "doubling_gain_share": (ref - loss["adamw_2T_x1"]) / ref,
+            "rel_loss_admire_minus_adamw_T": (loss[admire] - ref) / ref,
+            "rel_loss_admire_minus_random_mask": (loss[admire] - loss[random_ire]) / ref,
+            "rel_loss_admire_minus_best_adamw": (loss[admire] - loss[best_adamw]) / ref}
+
+
 def _best(runs: dict[str, Measurement], names: list[str]) -> str:
     """The arm with the lowest final validation loss (a diverged arm's loss is inf)."""
     return min(names, key=lambda n: (runs[n].scalars["final_val_loss"], names.index(n)))
 
 
 @experiment("ire_llm_speedup", SpeedupConfig,
-            outputs=('best_kappa', 'best_lr_multiplier', 'fair_adamw_grad_evals', 'fair_adamw_steps',
+            outputs=('best_kappa', 'best_lr_multiplier', 'doubling_gain_share', 'rel_loss_admire_minus_adamw_T',
+                     'rel_loss_admire_minus_best_adamw', 'rel_loss_admire_minus_random_mask',
+                     'tokens_per_param_T', 'fair_adamw_grad_evals', 'fair_adamw_steps',
                      'fair_adamw_tokens', 'fair_adamw_train_time_s', 'fair_admire_grad_evals', 'fair_admire_steps',
                      'fair_admire_tokens', 'fair_admire_train_time_s', 'final_val_loss.*', 'paper_adamw_grad_evals',
                      'paper_adamw_steps', 'paper_adamw_tokens', 'paper_adamw_train_time_s',
@@ -244,6 +267,7 @@ def ire_llm_speedup(cfg: SpeedupConfig, ctx: RunContext) -> Measurement:
     s["tuning_grad_evals_admire"] = sum(runs[n].scalars["grad_evals"] for n in names_ire)
     for name, m in runs.items():
         s[f"final_val_loss.{name}"] = m.scalars["final_val_loss"]
+    s.update(regime_and_loss_rows(runs, paper_ire, random_ire, best_T))
 
     def curve_of(ref: str, methods: dict[str, str], hi_arm: str) -> pd.DataFrame:
         lo, hi = runs[ref].scalars["final_val_loss"], runs[hi_arm].scalars["final_val_loss"]

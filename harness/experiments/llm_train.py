@@ -75,6 +75,7 @@ class PretrainSetup:
     val_windows: int = 32            # fixed validation windows, spread evenly over the val split
     eval_batch: int = 32
     bf16: bool = True                # bf16 autocast on CUDA; CPU runs float32
+    tf32: bool = False               # CUDA: float32 matmuls in TF32 (the authors' LM script: allow_tf32, no autocast)
     launch: str = "inprocess"        # torchrun: arms run only through `python -m harness.experiments.ddp`
     nproc: int = 1                   # processes the torchrun command in messages asks for
 
@@ -143,6 +144,28 @@ def autocast_for(cfg: PretrainSetup, device: torch.device):
     return contextlib.nullcontext()
 
 
+@contextlib.contextmanager
+def matmul_precision(cfg: PretrainSetup, device: torch.device):
+    """While the block runs on CUDA, float32 matmuls (and cuDNN) use TF32 iff `cfg.tf32`; restored after.
+    The authors' LM training script turns allow_tf32 on and never enters its bf16 autocast context."""
+    if device.type != "cuda":
+        yield
+        return
+    saved = torch.backends.cuda.matmul.allow_tf32, torch.backends.cudnn.allow_tf32
+    torch.backends.cuda.matmul.allow_tf32 = torch.backends.cudnn.allow_tf32 = cfg.tf32
+    try:
+        yield
+    finally:
+        torch.backends.cuda.matmul.allow_tf32, torch.backends.cudnn.allow_tf32 = saved
+
+
+def precision_name(cfg: PretrainSetup, device: torch.device) -> str:
+    """The arithmetic a run used, for its scale: bf16 autocast, float32 with TF32 matmuls, or float32."""
+    if device.type == "cuda" and cfg.bf16:
+        return "bf16 autocast" + (" (TF32 outside it)" if cfg.tf32 else "")
+    return "float32, TF32 matmuls" if device.type == "cuda" and cfg.tf32 else "float32"
+
+
 def train_step(model, opt, x, y, grad_clip: float, autocast) -> torch.Tensor:
     """One update on (x, y); returns the detached training loss (no host sync)."""
     opt.zero_grad(set_to_none=True)
@@ -196,6 +219,12 @@ def run_arm(cfg: PretrainSetup, ctx: RunContext, comm: Comm | None = None,
         mask_refreshes, train_time_s, diverged, and the curve "val" (one row per evaluation).
         A non-finite loss stops the arm and is recorded (diverged = 1, losses inf), never raised.
     """
+    with matmul_precision(cfg, ctx.device):
+        return _train_arm(cfg, ctx, comm, checkpointing)
+
+
+def _train_arm(cfg: PretrainSetup, ctx: RunContext, comm: Comm | None,
+               checkpointing: Checkpointing | None) -> Measurement:
     comm = comm or Comm()
     device = ctx.device
     if cfg.batch_size % comm.world:
@@ -291,7 +320,7 @@ def _arm_measurement(cfg, model, data, state: _Progress, comm, device, resumed) 
              "seq_len": cfg.seq_len, "batch_size": cfg.batch_size,
              "tokens_per_step": cfg.batch_size * cfg.seq_len, "steps": state.step, "horizon": cfg.steps,
              "world_size": comm.world, "device": str(device),
-             "precision": "bf16 autocast" if device.type == "cuda" and cfg.bf16 else "float32",
+             "precision": precision_name(cfg, device),
              "val_tokens": min(cfg.val_windows, (len(data.val) - 1) // cfg.seq_len) * cfg.seq_len,
              "data": {k: data.provenance.get(k) for k in ("source", "content_sha256", "n_bytes", "tokenizer",
                                                          "train_tokens", "val_tokens", "split_rule")}}
