@@ -12,29 +12,54 @@ CLAIM = register(Claim(
     source="Wang et al. 2024 (IRE, arXiv 2405.20763), Sec. 5 (SAM-IRE theorem), Table 7",
     statement="Along a manifold of minima standard SAM drifts at rate eta*rho^2 and SAM-IRE (kappa = 1/rho, "
               "exact projection) at rate eta*rho: on the Figure 1 toy the steps to reach the flat region "
-              "scale like rho^-2 for SAM and rho^-1 for SAM-IRE, both with the exact flat projection and with the "
-              "practical SAM-IRE (sampled-Fisher diagonal mask, refreshed every K = 10 steps).",
+              "scale like rho^-2 for SAM and rho^-1 for SAM-IRE, with the exact flat projection and with the "
+              "practical SAM-IRE (sampled-Fisher diagonal mask, refreshed every K = 10 steps) on the same valley "
+              "turned 4 degrees off the axes, where the diagonal mask is not the flat projection.",
     paper_value="log-log slope of steps vs rho: SAM -2, SAM-IRE -1 (theory, exact projection)",
     experiment=sam_flat_convergence,
     tiers={
         "smoke": Tier(seeds=1, config=SMOKE,
                       scale="toy rho in (0.05, 0.04, 0.03); net: 64 digits, 20 grad evals"),
         "cpu": Tier(seeds=1, config=CPU,
-                    scale="toy rho in (0.05, 0.03, 0.02, 0.01); net: SmallCNN width 8 (4.4k params), "
+                    scale="toy rho in (0.05, 0.03, 0.02, 0.01), axis-aligned and turned 4 degrees; net: SmallCNN "
+                          "width 8 (4.4k params), "
                           "256 digits full batch, 400 grad evals per arm"),
     },
     # Bands fixed from the theory before running: with kappa = 1/rho SAM-IRE's rate is
     # eta*rho^2*(1 + 1/rho), a local slope of -(1 + 2 rho)/(1 + rho) in [-1.05, -1.01] for these rho;
-    # +-0.3 leaves room for the finite rho and integer step counts. The practical (Fisher-mask) arm gets
-    # the same band, fixed before it was run: the theory's rate holds for it if its mask finds the u axis.
+    # +-0.3 leaves room for the finite rho and integer step counts. The practical arm on the oblique
+    # valley gets the same band: its mask leaks a share sin^2(4 deg) = 0.5% of the amplification into the
+    # sharp direction (kappa sin^2 <= 0.49 at the smallest rho, inside GD's stability), so the theory's
+    # rate holds for it if the mask still carries the drift.
     checks=(
-        Check("sam_slope", Between((-2.3, -1.7)), "SAM: slope of log(steps to |u| < 0.5) on log(rho)"),
+        Check("sam_slope", Between((-2.3, -1.7)), "SAM: slope of log(steps to |u| < 0.5) on log(rho)",
+              source="Sec. 5: SAM's drift rate eta*rho^2 gives slope -2; +-0.3 for finite rho and integer counts "
+                     "(our choice)", paper="-2 (theory, Sec. 5)"),
         Check("samire_slope", Between((-1.3, -0.7)),
-              "SAM-IRE (kappa = 1/rho, exact projection): slope of log(steps to |u| < 0.5) on log(rho)"),
-        Check("samire_fisher_slope", Between((-1.3, -0.7)),
-              "practical SAM-IRE (kappa = 1/rho, sampled-Fisher mask, K = 10): slope of log(steps) on log(rho)"),
+              "SAM-IRE (kappa = 1/rho, exact projection): slope of log(steps to |u| < 0.5) on log(rho)",
+              source="Sec. 5: SAM-IRE's rate eta*rho with kappa = 1/rho and the exact projection gives "
+                     "-(1 + 2 rho)/(1 + rho) in [-1.05, -1.01]; +-0.3 as for SAM", paper="-1 (theory, Sec. 5)"),
+        Check("samire_fisher_oblique_slope", Between((-1.3, -0.7)),
+              "practical SAM-IRE (kappa = 1/rho, sampled-Fisher diagonal mask, K = 10) on the valley turned "
+              "4 degrees: slope of log(steps) on log(rho)",
+              source="Sec. 5's rate, as for the exact arm (the band is the exact arm's); the 4-degree turn is our "
+                     "choice: the largest whole-degree angle whose mask leak kappa*sin^2 stays below 1/2 at the "
+                     "smallest rho, so the arm tests the mask, not a divergence",
+              paper="-1 (theory, exact projection; the paper has no oblique toy)"),
     ),
     reported=(
+        ("samire_fisher_slope", "axis-aligned toy, practical SAM-IRE: slope (there the diagonal mask IS the "
+                                "exact projection, so it repeats samire_slope)"),
+        ("steps_ratio_fisher_oblique_at_smallest_rho", "oblique toy: SAM steps / practical SAM-IRE steps at the "
+                                                       "smallest rho"),
+        ("fisher_oblique_mask_u_share", "oblique toy: share of mask refreshes that marked the coordinate nearest "
+                                        "the valley flat (min over rho)"),
+        ("net_norm_trace_ratio_at_matched_loss", "net: trace x ||w_conv||^2, SAM-IRE / SAM, read at the same "
+                                                 "training loss (the larger final loss)"),
+        ("net_norm_trace_at_matched_loss_sam", "net: SAM's trace x ||w_conv||^2 at the matched loss"),
+        ("net_norm_trace_at_matched_loss_samire", "net: SAM-IRE's trace x ||w_conv||^2 at the matched loss"),
+        ("net_grad_evals_at_matched_loss_sam", "net: SAM's gradient evaluations to the matched loss"),
+        ("net_grad_evals_at_matched_loss_samire", "net: SAM-IRE's gradient evaluations to the matched loss"),
         ("steps_ratio_at_smallest_rho", "toy: SAM steps / SAM-IRE steps at the smallest rho"),
         ("null_steps_ratio_kappa0_at_smallest_rho",
          "null: SAM steps / SAM-IRE steps with kappa = 0 (amplifies nothing) at the smallest rho"),
@@ -56,7 +81,7 @@ CLAIM = register(Claim(
         ("net_conv_sq_norm_final_samire", "net: conv weights' squared norm at the end, SAM-IRE"),
     ),
     plots=(
-        Plot("toy_steps", "rho", ("steps_sam", "steps_samire", "steps_samire_fisher"),
+        Plot("toy_steps", "rho", ("steps_sam", "steps_samire", "steps_samire_fisher", "steps_samire_fisher_oblique"),
              "Toy: steps to |u| < 0.5 vs rho",
              xlabel="rho", ylabel="steps", xlog=True, ylog=True, style="line+markers"),
         Plot("net_trace", "grad_evals", ("trace_sam", "trace_samire"),
@@ -80,8 +105,12 @@ CLAIM = register(Claim(
           "projection. Practical SAM-IRE: the same SAMIRE with the mask from Figure1Toy.sampled_fisher_scores "
           "(L = f^2/2 read as a Gaussian likelihood, f = sqrt(1+u^2) v; a label drawn from N(f, 1); "
           "h = g~^2) under the project's global threshold, refreshed every 10 steps; the toy is axis-aligned, "
-          "so this tests the practical pipeline (scores, threshold, refresh, staleness), not a rotated "
-          "valley (ire-toy-figure1's rotated rows do that). A diverged toy run (e.g. --set toy.lr=1e6) raises "
+          "so there the practical arm repeats the exact one (reported); the checked practical arm runs on the "
+          "valley turned 4 degrees (u = a cos + b sin, v = -a sin + b cos), where the same one-label score "
+          "ranks the coordinates like the Gauss-Newton diagonal (sin^2 vs cos^2 of the turn) and the mask "
+          "marks the coordinate nearest the valley; SAM itself is rotation-equivariant, so its counts are "
+          "the axis-aligned ones. The toy's counts do not depend on the seed, so the interval on a slope is how "
+          "far the counts lie from one power law, and more seeds cannot narrow it. A diverged toy run (e.g. --set toy.lr=1e6) raises "
           "NumericalError (error verdict); a capped count (--max-steps) is a lower bound, so its slope gets "
           "an infinite standard error (inconclusive). Nulls: kappa = 0 gives the steps ratio 1 through the "
           "same code; independent probes show the Hutchinson noise of a trace ratio. Net part: "
@@ -99,6 +128,20 @@ CLAIM = register(Claim(
                    "item 8 (null rows) and issue 10 item 8 (--set lr=1e6 or --max-steps 5 read 'fails'). "
                    "v1 at the cpu tier: SAM slope -2.000, SAM-IRE slope -1.025.",
                results_seen=True),
+        Change("2026-12-07",
+               what="The checked practical arm runs on the Figure 1 valley turned 4 degrees in the (a, b) plane "
+                    "(samire_fisher_oblique_slope, band [-1.3, -0.7] as the exact arm's), where the sampled-"
+                    "Fisher diagonal mask marks one coordinate instead of the valley's direction; the "
+                    "axis-aligned practical arm is reported. Net rows: trace x ||w_conv||^2 (BN's scale "
+                    "invariance) read at a matched training loss, reported. Every check names its source. One "
+                    "seed (the checked toy rows are seed-free).",
+               why="A review of the stored runs read the axis-aligned Fisher arm equal to the exact projection "
+                   "(slope -1.025 both, same step counts): on that toy the diagonal mask is the projection, so "
+                   "the arm certified nothing new; the net rows compared traces at different losses and weight "
+                   "norms. Seen before this entry was written: a mechanics probe of the oblique arm at this "
+                   "angle (steps 10, 14, 22, 34 at rho 0.05, 0.03, 0.02, 0.01); the band is the exact arm's, "
+                   "unchanged.",
+               results_seen=True),
     ),
-    version=2,
+    version=3,
 ))

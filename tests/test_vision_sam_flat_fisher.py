@@ -3,12 +3,20 @@ the closed form, the Fisher-mask arm against the exact one, a diverged toy run i
 count gives a slope with no finite interval."""
 import math
 
+import pandas as pd
 import pytest
 import torch
 
 from harness.config import derive
 from harness.errors import NumericalError
-from harness.experiments.sam_flat import SamFlatConfig, SamToyConfig, sam_flat_convergence, toy_steps_to_flat
+from harness.experiments.sam_flat import (
+    ObliqueToy,
+    SamFlatConfig,
+    SamToyConfig,
+    matched_loss_rows,
+    sam_flat_convergence,
+    toy_steps_to_flat,
+)
 from harness.measurement import RunContext
 from harness.models.toys import Figure1Toy
 
@@ -53,7 +61,7 @@ def test_kappa_zero_samire_is_sam():
         0.05, cfg, "sam", cap=10_000)[0]
 
 
-@pytest.mark.parametrize("arm", ["sam", "samire", "samire_fisher"])
+@pytest.mark.parametrize("arm", ["sam", "samire", "samire_fisher", "samire_fisher_oblique"])
 def test_diverged_toy_run_raises_instead_of_counting_as_not_reached(arm):
     cfg = SamToyConfig(lr=1e6)
     with pytest.raises(NumericalError, match="diverged"):
@@ -66,10 +74,51 @@ SMALL = derive(SamFlatConfig(), toy={"rhos": (0.05, 0.04, 0.03)},
 
 def test_capped_counts_give_slopes_no_finite_interval():
     m = sam_flat_convergence(SMALL, RunContext(seed=0, tier="smoke", max_steps=5))
-    for name in ("sam", "samire", "samire_fisher"):  # every count hit the cap: the slopes are not decided
+    for name in ("sam", "samire", "samire_fisher", "samire_fisher_oblique"):  # every count hit the cap: the slopes are not decided
         assert m.standard_errors[f"{name}_slope"] == math.inf
     assert any("lower bound" in n for n in m.notes)
     full = sam_flat_convergence(SMALL, RunContext(seed=0, tier="smoke"))
-    assert all(math.isfinite(full.standard_errors[f"{n}_slope"]) for n in ("sam", "samire", "samire_fisher"))
+    assert all(math.isfinite(full.standard_errors[f"{n}_slope"])
+               for n in ("sam", "samire", "samire_fisher", "samire_fisher_oblique"))
     assert full.scalars["null_steps_ratio_kappa0_at_smallest_rho"] == 1.0
     assert full.scalars["steps_ratio_fisher_at_smallest_rho"] > 1.0
+
+
+def test_oblique_toy_mask_is_not_the_flat_projection_and_ranks_like_gauss_newton():
+    """On the valley turned by phi the one-label score ranks a (nearest the valley) flatter than b, but the
+    mask (a flat) is the axis e_a, not the valley's direction (cos phi, sin phi)."""
+    toy = ObliqueToy(1.0, 0.01, 4.0)
+    with torch.no_grad():
+        u, v = (float(t) for t in toy.uv())
+    assert u == pytest.approx(1.0) and v == pytest.approx(0.01)
+    h_a, h_b = toy.sampled_fisher_scores(torch.Generator().manual_seed(0))
+    phi = math.radians(4.0)
+    # grad f = sqrt(1+u^2) * (-sin, cos) + (u v / sqrt(1+u^2)) * (cos, sin): the ratio is seed-free
+    gf = [math.sqrt(1 + u * u) * -math.sin(phi) + u * v / math.sqrt(1 + u * u) * math.cos(phi),
+          math.sqrt(1 + u * u) * math.cos(phi) + u * v / math.sqrt(1 + u * u) * math.sin(phi)]
+    assert float(h_a) / float(h_b) == pytest.approx(gf[0] ** 2 / gf[1] ** 2, rel=1e-9)
+    assert float(h_a) < float(h_b)
+    steps, share = toy_steps_to_flat(0.05, SamToyConfig(), "samire_fisher_oblique", cap=10_000,
+                                     generator=torch.Generator().manual_seed(1))
+    assert share == 1.0 and steps < toy_steps_to_flat(0.05, SamToyConfig(), "sam", cap=100_000)[0]
+
+
+def test_oblique_arm_diverges_when_its_mask_leak_exceeds_stability():
+    """kappa * sin^2(phi) is the share of the amplification that lands on the sharp direction: at 30 degrees
+    and kappa = 100 the leak (25) is far past GD's stability, and the run is an error, not a count."""
+    cfg = SamToyConfig(oblique_deg=30.0)
+    with pytest.raises(NumericalError, match="diverged"):
+        toy_steps_to_flat(0.01, cfg, "samire_fisher_oblique", cap=10_000, generator=torch.Generator().manual_seed(0))
+
+
+def test_matched_loss_rows_read_both_arms_at_the_same_loss():
+    sam = pd.DataFrame({"loss": [2.0, 1.0, 0.5, 0.3], "trace": [10.0, 8.0, 6.0, 5.0],
+                        "conv_sq_norm": [1.0, 2.0, 3.0, 4.0], "grad_evals": [0, 50, 100, 150]})
+    ire = pd.DataFrame({"loss": [2.0, 0.9, 0.6, 0.4], "trace": [10.0, 4.0, 3.0, 2.0],
+                        "conv_sq_norm": [1.0, 1.0, 1.0, 1.0], "grad_evals": [0, 75, 150, 225]})
+    rows = matched_loss_rows(sam, ire)
+    assert rows["net_matched_loss"] == 0.4  # the larger final loss
+    assert rows["net_norm_trace_at_matched_loss_sam"] == 5.0 * 4.0  # first row with loss <= 0.4
+    assert rows["net_norm_trace_at_matched_loss_samire"] == 2.0 * 1.0
+    assert rows["net_norm_trace_ratio_at_matched_loss"] == pytest.approx(0.1)
+    assert rows["net_grad_evals_at_matched_loss_samire"] == 225

@@ -51,6 +51,7 @@ class SamToyConfig:
     step_cap: int = 100_000           # a run that never reaches |u| < flat_u counts as cap + 1 steps
     mask_every: int = 10              # K for the practical (Fisher-mask) SAM-IRE arm, the paper's default
     divergence_cap: float = 1e10      # a toy loss above this (or non-finite) is a diverged run
+    oblique_deg: float = 4.0          # the oblique toy: the valley turned by this angle off the first axis
 
     def __post_init__(self):
         if len(self.rhos) < 3 or any(r <= 0 for r in self.rhos):
@@ -58,6 +59,8 @@ class SamToyConfig:
         if self.lr <= 0:
             raise ConfigError(f"toy lr must be > 0, got {self.lr}")
         check_bounds(self, at_least_one=("step_cap", "mask_every"), positive=("divergence_cap", "flat_u"))
+        if not 0 < self.oblique_deg < 45:
+            raise ConfigError(f"oblique_deg must lie in (0, 45), got {self.oblique_deg}")
 
 
 @dataclass(frozen=True)
@@ -102,7 +105,54 @@ def first_below_after_peak(values: np.ndarray, target: float) -> int | None:
     return peak + int(idx[0]) if len(idx) else None
 
 
-TOY_ARMS = ("sam", "samire", "samire_fisher")
+TOY_ARMS = ("sam", "samire", "samire_fisher", "samire_fisher_oblique")
+
+
+class ObliqueToy:
+    """Figure 1's valley L = (1 + u²) v² / 2 turned by `deg` degrees in the plane of the parameters (a, b):
+    u = a cos φ + b sin φ, v = -a sin φ + b cos φ. No coordinate is the valley's direction, so a diagonal
+    mask (one coordinate flat) is not the flat projection: it amplifies a share sin² φ of the sharp v step.
+    """
+
+    def __init__(self, u0: float, v0: float, deg: float):
+        self.phi = math.radians(deg)
+        c, s = math.cos(self.phi), math.sin(self.phi)
+        self.a = torch.tensor(u0 * c - v0 * s, dtype=torch.float64, requires_grad=True)
+        self.b = torch.tensor(u0 * s + v0 * c, dtype=torch.float64, requires_grad=True)
+        self.params = [self.a, self.b]
+
+    def uv(self) -> tuple[torch.Tensor, torch.Tensor]:
+        c, s = math.cos(self.phi), math.sin(self.phi)
+        return self.a * c + self.b * s, -self.a * s + self.b * c
+
+    def loss(self) -> torch.Tensor:
+        u, v = self.uv()
+        return (1 + u ** 2) * v ** 2 / 2
+
+    def u_now(self) -> float:
+        with torch.no_grad():
+            return float(self.uv()[0])
+
+    def sampled_fisher_scores(self, generator: torch.Generator) -> list[torch.Tensor]:
+        """h = g̃ ⊙ g̃ with one label ŷ ~ N(f, 1), f = √(1 + u²) v (as Figure1Toy.sampled_fisher_scores)."""
+        with torch.enable_grad():
+            u, v = self.uv()
+            f = torch.sqrt(1 + u ** 2) * v
+            y = f.detach() + torch.randn((), generator=generator, dtype=f.dtype)
+            ga, gb = torch.autograd.grad((f - y) ** 2 / 2, self.params)
+        return [ga.detach().square(), gb.detach().square()]
+
+
+class _AxisToy:
+    """Figure1Toy seen through ObliqueToy's interface (params, loss, u_now, sampled_fisher_scores)."""
+
+    def __init__(self, u0: float, v0: float):
+        self.toy = Figure1Toy(u0, v0)
+        self.params = [self.toy.u, self.toy.v]
+        self.loss, self.sampled_fisher_scores = self.toy.loss, self.toy.sampled_fisher_scores
+
+    def u_now(self) -> float:
+        return self.toy.u.item()
 
 
 def toy_steps_to_flat(rho: float, cfg: SamToyConfig, arm: str, cap: int,
@@ -115,7 +165,9 @@ def toy_steps_to_flat(rho: float, cfg: SamToyConfig, arm: str, cap: int,
         cfg: toy settings (lr, start, flat_u, mask_every, divergence_cap).
         arm: "sam"; "samire" (the mask (u flat, v sharp) set by hand: on this toy the exact flat
             projection); "samire_fisher" (the practical mask: `Figure1Toy.sampled_fisher_scores`, γ = 1/2
-            under one global threshold, refreshed every cfg.mask_every steps).
+            under one global threshold, refreshed every cfg.mask_every steps); "samire_fisher_oblique"
+            (the same practical mask on `ObliqueToy`, the valley turned by cfg.oblique_deg: the mask
+            marks one coordinate, not the valley's direction).
         cap: most steps to run.
         generator: label draws of the Fisher mask (samire_fisher only).
         kappa: IRE's κ; default 1/ρ (the theory's choice).
@@ -130,16 +182,17 @@ def toy_steps_to_flat(rho: float, cfg: SamToyConfig, arm: str, cap: int,
     """
     if arm not in TOY_ARMS:
         raise ValueError(f"arm must be one of {TOY_ARMS}, got {arm!r}")
-    if arm == "samire_fisher" and generator is None:
+    if arm.startswith("samire_fisher") and generator is None:
         raise ValueError("samire_fisher draws labels for its mask: pass a generator")
-    toy = Figure1Toy(cfg.u0, cfg.v0)
+    oblique = arm == "samire_fisher_oblique"
+    toy = ObliqueToy(cfg.u0, cfg.v0, cfg.oblique_deg) if oblique else _AxisToy(cfg.u0, cfg.v0)
     kappa = 1.0 / rho if kappa is None else kappa
     refreshes, hits = 0, 0
     if arm == "sam":
-        opt = OptimizerSpec("sam", lr=cfg.lr, rho=rho).build([toy.u, toy.v])
+        opt = OptimizerSpec("sam", lr=cfg.lr, rho=rho).build(toy.params)
     else:
         opt = OptimizerSpec("sam_ire", lr=cfg.lr, rho=rho, kappa=kappa, gamma=0.5,
-                            mask_every=cfg.mask_every).build([toy.u, toy.v], seed=0)
+                            mask_every=cfg.mask_every).build(toy.params, seed=0)
         if arm == "samire":  # the u axis is the valley's tangent: the exact flat projection here
             opt.set_mask([torch.tensor(True), torch.tensor(False)])
 
@@ -149,17 +202,17 @@ def toy_steps_to_flat(rho: float, cfg: SamToyConfig, arm: str, cap: int,
         return loss
 
     for step in range(1, cap + 1):
-        if arm == "samire_fisher" and opt.should_refresh_mask():
+        if arm.startswith("samire_fisher") and opt.should_refresh_mask():
             mask = flat_mask_from_scores(toy.sampled_fisher_scores(generator), 0.5)
             opt.set_mask(mask)
-            refreshes += 1
+            refreshes += 1  # the first coordinate: the u axis, or the one nearest the oblique valley
             hits += int(bool(mask[0]) and not bool(mask[1]))
         opt.step(closure)
         with torch.no_grad():
             loss = toy.loss().item()
         if not math.isfinite(loss) or loss > cfg.divergence_cap:  # diverged: an error, never "not reached"
             raise NumericalError(f"toy {arm} (rho {rho:g}, lr {cfg.lr:g}) diverged at step {step}: loss {loss}")
-        if abs(toy.u.item()) < cfg.flat_u:
+        if abs(toy.u_now()) < cfg.flat_u:
             break
     else:
         step = cap + 1
@@ -222,6 +275,24 @@ def _net_arm(cfg: SamNetConfig, ctx: RunContext, split, x_mask: torch.Tensor,
     return pd.DataFrame(rows), null_trace
 
 
+def matched_loss_rows(sam: pd.DataFrame, samire: pd.DataFrame) -> dict[str, float]:
+    """Both arms read at the same training loss, with the trace made scale-free.
+
+    BN makes the loss invariant to each conv kernel's scale, so the Hessian on those kernels shrinks as
+    1/||w||²: trace x ||w_conv||² does not move when the kernels only grow. The matched loss is the larger of
+    the two final losses (a level both reach); each arm is read at its first measurement at or below it.
+    """
+    level = max(float(sam["loss"].iloc[-1]), float(samire["loss"].iloc[-1]))
+    out = {"net_matched_loss": level}
+    for name, t in (("sam", sam), ("samire", samire)):
+        i = int(np.flatnonzero(t["loss"].to_numpy() <= level)[0])
+        out[f"net_norm_trace_at_matched_loss_{name}"] = float(t["trace"].iloc[i] * t["conv_sq_norm"].iloc[i])
+        out[f"net_grad_evals_at_matched_loss_{name}"] = float(t["grad_evals"].iloc[i])
+    out["net_norm_trace_ratio_at_matched_loss"] = (out["net_norm_trace_at_matched_loss_samire"]
+                                                   / out["net_norm_trace_at_matched_loss_sam"])
+    return out
+
+
 def _net_part(cfg: SamNetConfig, ctx: RunContext) -> tuple[dict, dict, pd.DataFrame, dict]:
     split = load_dataset("digits", n_train=cfg.n_train + cfg.mask_batch, n_test=0, images=True)
     x_mask = split.x_train[cfg.n_train:].to(ctx.device)
@@ -238,6 +309,7 @@ def _net_part(cfg: SamNetConfig, ctx: RunContext) -> tuple[dict, dict, pd.DataFr
         s[f"net_loss_final_{name}"] = float(t["loss"].iloc[-1])
         s[f"net_conv_sq_norm_final_{name}"] = float(t["conv_sq_norm"].iloc[-1])
     s["net_trace_ratio_samire_over_sam"] = s["net_trace_final_samire"] / s["net_trace_final_sam"]
+    s.update(matched_loss_rows(sam, samire))
     # Null: the same SAM net with independent Hutchinson probes; the ratio shows the estimator's noise
     s["net_null_trace_ratio_sam_reprobed_over_sam"] = sam_reprobed / s["net_trace_final_sam"]
     target = s["net_trace_final_sam"]  # the flatness SAM reaches with the whole budget
@@ -266,7 +338,12 @@ def _net_part(cfg: SamNetConfig, ctx: RunContext) -> tuple[dict, dict, pd.DataFr
 
 
 @experiment("sam_ire_flat_convergence", SamFlatConfig,
-            outputs=('fisher_mask_u_share', 'net_conv_sq_norm_final_sam', 'net_conv_sq_norm_final_samire',
+            outputs=('fisher_mask_u_share', 'fisher_oblique_mask_u_share', 'net_conv_sq_norm_final_sam',
+                     'net_conv_sq_norm_final_samire', 'net_grad_evals_at_matched_loss_sam',
+                     'net_grad_evals_at_matched_loss_samire', 'net_matched_loss',
+                     'net_norm_trace_at_matched_loss_sam', 'net_norm_trace_at_matched_loss_samire',
+                     'net_norm_trace_ratio_at_matched_loss', 'samire_fisher_oblique_slope',
+                     'steps_ratio_fisher_oblique_at_smallest_rho',
                      'net_evals_speedup_to_target', 'net_grad_evals_sam', 'net_grad_evals_samire',
                      'net_loss_final_sam', 'net_loss_final_samire', 'net_null_trace_ratio_sam_reprobed_over_sam',
                      'net_sam_evals_to_target', 'net_sam_steps_to_target', 'net_samire_evals_to_target',
@@ -276,7 +353,8 @@ def _net_part(cfg: SamNetConfig, ctx: RunContext) -> tuple[dict, dict, pd.DataFr
                      'samire_fisher_slope', 'samire_slope', 'steps_ratio_at_smallest_rho',
                      'steps_ratio_fisher_at_smallest_rho'),
             curves={'net_trace': ('grad_evals', 'step', 'trace_sam', 'trace_samire'), 'toy_steps':
-                    ('fisher_mask_u_share', 'rho', 'steps_sam', 'steps_samire', 'steps_samire_fisher')})
+                    ('fisher_mask_u_share', 'fisher_oblique_mask_u_share', 'rho', 'steps_sam', 'steps_samire',
+                     'steps_samire_fisher', 'steps_samire_fisher_oblique')})
 def sam_flat_convergence(cfg: SamFlatConfig, ctx: RunContext) -> Measurement:
     """Log-log slopes of steps-to-flat vs ρ for SAM and SAM-IRE on the toy; trace race on a small net."""
     cap = ctx.steps(cfg.toy.step_cap)
@@ -286,8 +364,8 @@ def sam_flat_convergence(cfg: SamFlatConfig, ctx: RunContext) -> Measurement:
         row = {"rho": rho}
         for arm in TOY_ARMS:
             row[f"steps_{arm}"], share = toy_steps_to_flat(rho, cfg.toy, arm, cap, g_mask)
-            if arm == "samire_fisher":
-                row["fisher_mask_u_share"] = share
+            if arm.startswith("samire_fisher"):
+                row[f"{arm.replace('samire_', '')}_mask_u_share"] = share
         rows.append(row)
         ctx.progress(i + 1, len(cfg.toy.rhos))
     toy = pd.DataFrame(rows)
@@ -300,14 +378,16 @@ def sam_flat_convergence(cfg: SamFlatConfig, ctx: RunContext) -> Measurement:
             notes.append(f"{name}: flat region not reached within {cap} steps for some rho (a capped "
                          "count is a lower bound: the slope gets no finite interval)")
     s["fisher_mask_u_share"] = float(toy["fisher_mask_u_share"].min())
+    s["fisher_oblique_mask_u_share"] = float(toy["fisher_oblique_mask_u_share"].min())
     # Null: SAM-IRE's wrapper with kappa = 0 amplifies nothing, so the steps ratio it gives is what
     # "no speed-up" reads (1 exactly, through the same code path), at the smallest rho.
     rho0 = float(toy["rho"].iloc[0])
     null_steps, _ = toy_steps_to_flat(rho0, cfg.toy, "samire", cap, kappa=0.0)
     s["null_steps_ratio_kappa0_at_smallest_rho"] = float(toy["steps_sam"].iloc[0] / null_steps)
     s["steps_ratio_at_smallest_rho"] = float(toy["steps_sam"].iloc[0] / toy["steps_samire"].iloc[0])
-    s["steps_ratio_fisher_at_smallest_rho"] = float(toy["steps_sam"].iloc[0]
-                                                    / toy["steps_samire_fisher"].iloc[0])
+    for arm in ("fisher", "fisher_oblique"):
+        s[f"steps_ratio_{arm}_at_smallest_rho"] = float(toy["steps_sam"].iloc[0]
+                                                         / toy[f"steps_samire_{arm}"].iloc[0])
     net_s, net_se, net_curve, net_scale = _net_part(cfg.net, ctx)
     s.update(net_s)
     se.update(net_se)
