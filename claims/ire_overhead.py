@@ -1,5 +1,5 @@
 """Wang et al. (NeurIPS 2024): an AdmIRE step costs about 1.12x an AdamW step (K = 10, Fisher mask)."""
-from harness import AtMost, Change, Check, Claim, Plot, Tier, register
+from harness import AtLeast, AtMost, Change, Check, Claim, Plot, Tier, register
 from harness.config import derive
 from harness.experiments.llm_overhead import PAPER_STEP_TIME_RATIO, OverheadConfig, ire_step_overhead
 from harness.experiments.llm_train import PAPER_ADAMW, PretrainSetup
@@ -10,9 +10,13 @@ CPU = OverheadConfig(base=PretrainSetup(model="tiny-1m", data="stdlib", max_byte
 SMOKE = derive(CPU, base=dict(max_bytes=300_000, seq_len=32, batch_size=4), blocks=2)
 # gpu: the paper's own timing setup (Sec. 6: the 60M WikiText-103 Llama, 240 x 150 tokens per step, one GPU) on
 # uniform random tokens of GPT-2's vocabulary: a step costs the same on any tokens, so no download is needed.
+# Checked in float32 with TF32 matmuls, as the authors' LM script runs (allow_tf32 on, its bf16 autocast
+# context never entered); the same blocks under bf16 autocast are timed again and reported beside.
 GPU = derive(CPU, {"base.optim.lr": 6e-4},
              base=dict(model="wikitext-60m", data="random", max_bytes=4_000_000, tokenizer="bytes", seq_len=150,
-                       batch_size=240), warmup_blocks=2, blocks=21)
+                       batch_size=240, bf16=False, tf32=True), warmup_blocks=2, blocks=21, bf16_beside=True)
+# The timing's premise: the timing thread held its core for >= 90% of the timed wall-clock.
+MIN_ON_CORE = 0.9
 
 TOLERANCE = 0.10  # accepted up to 1.12 x 1.10 ≈ 1.23: see `notes`
 
@@ -20,8 +24,8 @@ CLAIM = register(Claim(
     id="ire-overhead",
     source="Wang et al., NeurIPS 2024 (arXiv 2405.20763), Sec. 6 (0.165 s vs 0.185 s per step, one A800)",
     statement="An AdmIRE step (IRE over AdamW, Fisher mask refreshed every K = 10 steps) costs about 1.12x the "
-              "time of an AdamW step. Checked on CPU time on a CPU (a shared machine's contention does not "
-              "bias it) and on synchronised wall-clock on CUDA, as the ratio of the fastest K-step blocks.",
+              "time of an AdamW step. Checked on CPU time on a CPU and on synchronised wall-clock on CUDA, "
+              "as the ratio of the fastest K-step blocks, where the timing thread held its core (regime).",
     paper_value=f"{PAPER_STEP_TIME_RATIO:.3f}x (0.185 / 0.165 s per step; 'about 10-12% overhead')",
     experiment=ire_step_overhead,
     tiers={
@@ -32,13 +36,26 @@ CLAIM = register(Claim(
                                                "AdmIRE, a second AdamW as the null), interleaved in rotating "
                                                "order, after 10 warm-up steps each"),
         "gpu": Tier(seeds=3, config=GPU, scale="wikitext-60m Llama (the paper's 60M model, GPT-2 vocabulary), "
-                                               "240x150 random tokens per step (the paper's batch), bf16 "
-                                               "autocast; 21 timed blocks of 10 steps per arm"),
+                                               "240x150 random tokens per step (the paper's batch), float32 "
+                                               "with TF32 matmuls (bf16 autocast timed beside, in the notes); "
+                                               "21 timed blocks of 10 steps per arm"),
     },
     checks=(
         Check("step_time_ratio", AtMost(PAPER_STEP_TIME_RATIO * (1 + TOLERANCE)),
               "AdmIRE / AdamW seconds per step, fastest K-step block of each (mask refresh amortised); clock: "
-              "thread CPU time on CPU, synchronised wall-clock on CUDA"),
+              "thread CPU time on CPU, synchronised wall-clock on CUDA",
+              source="Sec. 6: 0.185 / 0.165 s per step on one A800, +10% for the share of a step outside matrix "
+                     "products, which differs between that GPU and a CPU or H100 (see notes)",
+              paper="1.121 (0.185 / 0.165 s per step, one A800; 'about 10-12%', Sec. 6)"),
+    ),
+    regime=(
+        Check("on_core_share", AtLeast(MIN_ON_CORE),
+              "share of the timed wall-clock in which the timing thread held a core (CPU time / wall-clock "
+              "over every timed block; on CUDA the host thread spins on the device)",
+              source="our choice: CPU time leaves out the time without a core but not a neighbour's load on the "
+                     "shared caches and memory, which moved the cpu-tier ratio by ~0.03 between a loaded and a "
+                     "quiet machine; below 90% on-core the machine is shared and the ratio is reported, not "
+                     "checked (out-of-regime)"),
     ),
     reported=(
         ("step_time_ratio_null", "NULL: a second, identical AdamW / AdamW on the checked clock (no overhead)"),
@@ -98,6 +115,18 @@ CLAIM = register(Claim(
                    "paper's model size. The gpu tier has never run; cpu-tier results of this claim had been "
                    "seen (v2).",
                results_seen=True),
+        Change("2026-12-07",
+               what="Regime check (pre-registered): the timing thread held a core for >= 90% of the timed "
+                    "wall-clock (on_core_share); below it the claim reads out-of-regime and the ratio is only "
+                    "reported, so a loaded machine no longer decides the verdict. gpu tier: float32 with TF32 "
+                    "matmuls (was bf16 autocast), with the same blocks under bf16 timed beside (notes). The "
+                    "band (<= 1.233), statistic, blocks and seeds are unchanged; every check names its source.",
+               why="A review of the stored runs read 1.199 [1.149, 1.249] (inconclusive) on a loaded machine and "
+                   "1.172 [1.129, 1.214] (holds) on a quiet one, same code and seeds: thread CPU time is not "
+                   "immune to contention on shared caches. Sec. 6 times the authors' LM setup, whose script "
+                   "(NLP/LLM/train_adamire_wiki103_Llama.py) sets allow_tf32 and never enters its bf16 "
+                   "autocast context.",
+               results_seen=True),
     ),
-    version=3,
+    version=4,
 ))

@@ -242,6 +242,8 @@ def test_smoke_tiers_run_through_the_runner(tmp_path):
             assert rows[m] <= rows[m.replace("_protocol", "") + "_upper"], m
     over = {r["metric"]: r["estimate"]["per_seed"][0] for r in overhead["checks"] + overhead["reported"]}
     assert over["step_time_ratio"] == over["step_time_ratio_cpu"] and over["step_time_ratio_null"] > 0
+    premise = {r["metric"]: r["estimate"]["per_seed"][0] for r in overhead["regime"]}
+    assert 0 < premise["on_core_share"] <= 1.05  # thread CPU time over wall-clock of the timed blocks
     assert {r["metric"] for r in speed["regime"]} == {"tokens_per_param_T", "doubling_gain_share"}
 
 
