@@ -1,12 +1,20 @@
 """Wang et al. 2024 (IRE), Tables 1-4: IRE on top of SGD and SAM improves test accuracy in vision."""
-from harness import Above, Change, Check, Claim, Tier, register
+from harness import Change, Check, Claim, Effect, Tier, register
 from harness.config import derive
 from harness.experiments.generalization import VisionConfig, ire_generalization
 
-CPU = VisionConfig()  # SmallCNN width 8 + BN on digits, 1000 train / 797 test, 20 epochs, batch 128
+# SmallCNN width 8 + BN on digits, 1000 train / 797 test, 20 epochs, batch 128. gamma 0.9: the authors' CIFAR
+# code default (CV/cifar/cifar.py --rank 0.1; CV/cifar/sgdire.py marks flat every score up to the smallest of
+# the top rank x N, a share 1 - rank); the paper does not publish the CIFAR gamma.
+CPU = VisionConfig(optim=derive(VisionConfig().optim, gamma=0.9))
 SMOKE = derive(CPU, n_train=200, n_test=100, epochs=1, batch_size=50, trace_examples=64, trace_probes=2)
 GPU = derive(CPU, model="resnet20", data="cifar10", data_root="data/cifar-10-batches-py", n_train=50000,
              n_test=10000, augment=True, epochs=50, trace_examples=1024)
+
+# The smallest effect of interest per base: the smallest gain IRE adds to that base on CIFAR in the paper.
+SGD_SMALLEST, SAM_SMALLEST = 0.29, 0.12
+SGD_SOURCE = "The CIFAR results (WRN-28-10, ResNet-56; Tables 1-4): the smallest CIFAR gain of SGD-IRE over SGD, ResNet-56 CIFAR-10 93.49 -> 93.78"
+SAM_SOURCE = "The CIFAR results (WRN-28-10, ResNet-56; Tables 1-4): the smallest CIFAR gain of SAM-IRE over SAM, WRN-28-10 CIFAR-10 96.58 -> 96.70"
 
 CLAIM = register(Claim(
     id="ire-generalization",
@@ -14,27 +22,33 @@ CLAIM = register(Claim(
     statement="Adding IRE to SGD or to SAM (switched on after a warm-up) improves test accuracy, and the "
               "gain comes from amplifying the flat (low-Fisher) coordinates: SGD-IRE > SGD, SAM-IRE > SAM, "
               "and each beats IRE with a random mask of the same size on the same base.",
-    paper_value="+0.3 to +1.0 points (e.g. ResNet-56 CIFAR-10: SGD 93.49 -> 93.78, SAM 94.05 -> 94.46)",
+    paper_value="+0.12 to +0.97 points on CIFAR (e.g. ResNet-56 CIFAR-10: SGD 93.49 -> 93.78, SAM 94.05 -> 94.46)",
     experiment=ire_generalization,
     tiers={
         "smoke": Tier(seeds=1, config=SMOKE, scale="SmallCNN w8, 200 digits, 1 epoch (plumbing only)"),
-        "cpu": Tier(seeds=5, max_seeds=10, config=CPU,
+        "cpu": Tier(seeds=5, max_seeds=7, config=CPU,
                     scale="SmallCNN width 8 + BN (4.4k params), 1000 digits, 797 test, 20 epochs "
-                          "(140 steps), IRE from step 49 (35%), 10 arms, 5-10 paired seeds (by power)"),
-        "gpu": Tier(seeds=3, config=GPU,
-                    scale="ResNet-20 on CIFAR-10 (50k/10k), crop+flip, 50 epochs, IRE from 35%, "
-                          "10 arms, 3 paired seeds"),
+                          "(140 steps), IRE from step 49 (35%), gamma 0.9, 10 arms, 5-7 paired seeds (by power)"),
+        "gpu": Tier(seeds=3, max_seeds=8, config=GPU,
+                    scale="ResNet-20 on CIFAR-10 (50k/10k), crop+flip, 50 epochs, IRE from 35%, gamma 0.9, "
+                          "10 arms, 3-8 paired seeds (by power)"),
     },
-    # The paper's gains are +0.3 to +1.0 points on CIFAR/ImageNet; their size on digits is unknown, so
-    # each check is the sign, strictly (a difference of exactly 0, e.g. IRE never acting, cannot hold):
-    # holds if the paired interval lies above 0, fails if it lies at or below 0.
+    # Effect rule: a check holds when its paired interval lies above 0 and does not exclude the smallest
+    # effect of interest d; it fails when the whole interval lies below d (smaller than any gain the paper
+    # reports on CIFAR); otherwise inconclusive. Four checks, two looks: 1 - 0.05/8 intervals.
     checks=(
-        Check("sgd_ire_minus_sgd", Above(0.0), "test accuracy SGD-IRE - SGD (points, paired per seed)"),
-        Check("sam_ire_minus_sam", Above(0.0), "test accuracy SAM-IRE - SAM (points, paired per seed)"),
-        Check("sgd_ire_minus_random_mask", Above(0.0),
-              "SGD-IRE (Fisher mask) - SGD-IRE with a random mask of the same gamma (points)"),
-        Check("sam_ire_minus_random_mask", Above(0.0),
-              "SAM-IRE (Fisher mask) - SAM-IRE with a random mask of the same gamma (points)"),
+        Check("sgd_ire_minus_sgd", Effect(SGD_SMALLEST), "test accuracy SGD-IRE - SGD (points, paired per seed)",
+              source=SGD_SOURCE, paper="+0.29 ResNet-56 C10, +0.97 C100; +0.40 WRN-28-10 C10, +0.68 C100"),
+        Check("sam_ire_minus_sam", Effect(SAM_SMALLEST), "test accuracy SAM-IRE - SAM (points, paired per seed)",
+              source=SAM_SOURCE, paper="+0.12 WRN-28-10 C10, +0.45 C100; +0.41 ResNet-56 C10, +0.32 C100"),
+        Check("sgd_ire_minus_random_mask", Effect(SGD_SMALLEST),
+              "SGD-IRE (Fisher mask) - SGD-IRE with a random mask of the same gamma (points)",
+              source=SGD_SOURCE + "; our choice to ask the Fisher mask for the same smallest gain over the "
+                                  "random mask, because the claim credits the gain to the mask (the paper has "
+                                  "no random-mask arm)"),
+        Check("sam_ire_minus_random_mask", Effect(SAM_SMALLEST),
+              "SAM-IRE (Fisher mask) - SAM-IRE with a random mask of the same gamma (points)",
+              source=SAM_SOURCE + "; the same smallest gain over the random mask (as for SGD)"),
     ),
     reported=(
         ("null_sgd_reorder_minus_sgd", "null: SGD with another batch order from the switch step - SGD"),
@@ -63,7 +77,8 @@ CLAIM = register(Claim(
     ),
     tuning="none for any arm: every arm uses the paper's CIFAR recipe (SGD lr 0.1 cosine, momentum 0.9, "
            "WD 5e-4, batch 128, label smoothing 0.1; SAM rho = 0.05). IRE: kappa = 2 (the only published "
-           "vision kappa, ViT-S ImageNet; the CIFAR kappa is unpublished), gamma = 0.6 (paper default), "
+           "vision kappa, ViT-S ImageNet; the CIFAR kappa is unpublished), gamma = 0.9 (the authors' CIFAR "
+           "code default, rank 0.1), "
            "K = 10, on from 35% of the steps (the authors' CIFAR default, IRE_start_epoch 70 of 200); the "
            "controls reuse kappa, gamma and the switch step on both bases. Baselines, controls and IRE got "
            "the same (zero) tuning budget.",
@@ -80,7 +95,11 @@ CLAIM = register(Claim(
           "and lr x (1 + kappa*gamma) from the switch step (is it just a larger step?). Null, per base: the "
           "same config with the mini-batch order from the switch step drawn from another stream (the rest "
           "of that epoch reshuffled), i.e. a perturbation at the same step with no systematic effect; its "
-          "interval shows what 'no benefit' reads. A --max-steps cap is noted in the measurement.",
+          "interval shows what 'no benefit' reads. A --max-steps cap is noted in the measurement. At the cpu "
+          "tier the paired SD of a difference is ~0.6-0.9 points (797 test images, one image 0.125 points), so "
+          "an interval short of 0.29 (SGD) or 0.12 (SAM) points needs tens of seeds: 'fails' is reachable by "
+          "the rule but not within the cpu tier's budget; the gpu tier (10k test images, seeds by power) is "
+          "where the random-mask checks can be decided.",
     changes=(
         Change("2026-12-01",
                what="Checks >= 0 became strict > 0; added 'IRE beats its random-mask control' as a check for "
@@ -106,6 +125,28 @@ CLAIM = register(Claim(
                    " SGD +1.02 [+0.78, +1.26] and SAM-IRE - SAM held; the controls equal IRE). Bands and "
                    "arms unchanged.",
                results_seen=True),
+        Change("2026-12-07",
+               what="Checks: strict > 0 -> Effect with the smallest effect of interest from the paper's CIFAR "
+                    "results (SGD side 0.29 points, SAM side 0.12), so each can fail: a check fails when its "
+                    "paired interval lies wholly below that effect. The four checks are one family (1 - 0.05/8 "
+                    "intervals with two looks). gamma 0.6 -> 0.9 at every tier. gpu tier: a fixed 3 seeds -> "
+                    "3-8 seeds by power. Every check names its source.",
+               why="The paper's CIFAR tables: SGD-IRE gains +0.29 to +0.97 over SGD, SAM-IRE +0.12 to +0.45 over "
+                   "SAM; the authors' CIFAR code defaults to rank 0.1, i.e. 90% of the coordinates flat "
+                   "(CV/cifar/cifar.py, CV/cifar/sgdire.py update_mask); 0.6 was their LM value. A review of "
+                   "the stored runs read: IRE vs random mask 'needs ~2164 seeds' under > 0 while the controls "
+                   "equal IRE (random mask +1.15, lr boost +1.18, SGD-IRE +1.13 over SGD; reshuffle null "
+                   "+0.30); at the gpu tier 3 seeds give +-0.5-0.75 points against 0.3-0.4-point effects.",
+               results_seen=True),
+        Change("2026-12-07",
+               what="cpu seeds: 5-10 by power -> 5-7 by power. Checks, bands, arms and gamma unchanged.",
+               why="The IRE claims' cpu-tier budget (~8 core-minutes in all, so that the default run fits ~10 "
+                   "minutes on 2 cores): the first run of v4 (seeds 2000-2004) took 100 core-seconds for 5 "
+                   "seeds (~18 per seed) and read paired SDs of ~0.6-0.9 points, so a 'fails' against 0.29 "
+                   "(or 0.12) points needs tens of seeds at this scale (seeds-needed 6-23 for the undecided "
+                   "checks); no cap the budget allows decides the random-mask checks, and a second look runs "
+                   "only when every undecided check fits the cap.",
+               results_seen=True),
     ),
-    version=3,
+    version=5,
 ))

@@ -127,3 +127,22 @@ def test_vision_config_rejects_a_spec_the_arms_cannot_derive_from():
     for path, value in (("optim.schedule", "cosine"), ("optim.warmup_steps", 3), ("optim.mask", "random")):
         with pytest.raises(ConfigError, match=f"{path} is set by the recipe"):
             derive(VisionConfig(), {path: value})
+
+
+def test_generalization_checks_are_effects_that_can_fail_below_the_papers_smallest_gain():
+    """Each comparative check names the smallest CIFAR gain of its base in the paper and fails when the
+    whole interval lies below it (a zero effect measured precisely fails instead of straddling 0)."""
+    from harness.expect import Effect
+    from harness.verdict import FAILS, HOLDS, decide, estimate
+
+    load_claims()
+    claim = get_claim("ire-generalization")
+    smallest = {c.metric: c.expect.effect_threshold("cpu") for c in claim.checks}
+    assert all(isinstance(c.expect, Effect) and c.source for c in claim.checks)
+    assert smallest["sgd_ire_minus_sgd"] == smallest["sgd_ire_minus_random_mask"] == 0.29  # 93.49 -> 93.78
+    assert smallest["sam_ire_minus_sam"] == smallest["sam_ire_minus_random_mask"] == 0.12  # 96.58 -> 96.70
+    check = claim.checks[2].expect
+    assert decide(estimate([0.01, -0.02, 0.0, 0.02, -0.01]), check, "cpu") == FAILS
+    assert decide(estimate([1.1, 1.2, 1.0, 1.15, 1.05]), check, "cpu") == HOLDS
+    for tier in ("smoke", "cpu", "gpu"):  # the authors' CIFAR default rank 0.1: 90% of coordinates flat
+        assert claim.tier(tier).config.optim.gamma == 0.9
