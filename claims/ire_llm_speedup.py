@@ -45,12 +45,12 @@ CLAIM = register(Claim(
     tiers={
         "smoke": Tier(seeds=1, config=SMOKE, scale="tiny-1m, 300 kB stdlib bytes, T = 8 steps of 4x32 tokens "
                                                    "(plumbing only)"),
-        "cpu": Tier(seeds=3, config=CPU, scale="tiny-1m Llama (~1.0M params, byte vocab) on 2 MB of the Python "
+        "cpu": Tier(seeds=3, max_seeds=5, config=CPU, scale="tiny-1m Llama (~1.0M params, byte vocab) on 2 MB of the Python "
                                                "standard library; T = 80 steps of 8x64 tokens (AdamW 2T = 160), "
                                                "0.04 tokens per parameter; val every 10 steps on 32 fixed "
                                                "64-token windows spread over the whole validation split. Out of "
-                                               "the speed-up's regime by design (seeds shared with "
-                                               "ire-llm-early-loss, which checks this tier)"),
+                                               "the speed-up's regime by design; 3-5 seeds by power, shared "
+                                               "with ire-llm-early-loss, which checks this tier"),
         "gpu": Tier(seeds=3, max_seeds=5, config=GPU,
                     scale="tiny-1m Llama (~1.0M params, byte vocab) on WikiText-103 (bytes), 64x128 tokens per "
                           "step, T = 2000 (2T = 4000): ~16 tokens per parameter at T; float32 with TF32 "
@@ -210,9 +210,9 @@ CLAIM = register(Claim(
         Change("2026-12-07",
                what="Regime checks (pre-registered): AdamW(T) trains >= 10 tokens per parameter and doubling the "
                     "steps buys AdamW <= 10.1% of its loss; where either fails the claim reads out-of-regime "
-                    "instead of holds/fails. cpu tier: a fixed 3 seeds (shared with the new claim "
-                    "ire-llm-early-loss, which checks the early-training loss differences at this tier; the "
-                    "speed-up is out of its regime there at 0.04 tokens per parameter). gpu tier resized into "
+                    "instead of holds/fails. cpu tier: unchanged (3-5 seeds by power), its runs shared with the "
+                    "new claim ire-llm-early-loss, which checks the early-training loss differences at this "
+                    "tier (the speed-up is out of its regime there at 0.04 tokens per parameter). gpu tier resized into "
                     "the regime: tiny-1m on WikiText-103 bytes, 64x128 tokens per step, T 2000 (~16 tokens per "
                     "parameter; was small-30m with GPT-2 BPE, 32x256 tokens, T 2000, ~0.5 tokens per "
                     "parameter), 3-5 seeds by power, float32 with TF32 matmuls (was bf16 autocast), warm-up "
