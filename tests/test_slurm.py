@@ -29,7 +29,8 @@ def _cluster_problem() -> str | None:
     except subprocess.TimeoutExpired:
         return "sinfo did not answer in 20 s"
     states = out.stdout.split()
-    if out.returncode != 0 or not any(s.rstrip("*~#") in ("idle", "mixed", "allocated") for s in states):
+    up = ("idle", "mixed", "allocated", "completing")
+    if out.returncode != 0 or not any(s.rstrip("*~#") in up for s in states):
         return f"no SLURM node is up (sinfo: {(out.stderr or out.stdout).strip() or 'no nodes'})"
     try:
         import submitit  # noqa: F401

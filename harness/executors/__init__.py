@@ -32,6 +32,9 @@ def add_arguments(p: argparse.ArgumentParser, sub) -> None:
     p.add_argument("--slurm-gpus", default=None, metavar="N", help="GPUs per node of one job")
     p.add_argument("--slurm-cpus", default=None, metavar="N", help="CPUs of one job")
     p.add_argument("--slurm-mem", default=None, metavar="GB", help="memory of one job, GB")
+    p.add_argument("--slurm-checkpoint-every", default=None, metavar="STEPS",
+                   help="a data-parallel arm's job checkpoints every STEPS steps (default 1000); a preempted "
+                        "or timed-out job is requeued and resumes from its last checkpoint")
 
 
 def _number(text: str | None, option: str, kind=int, least: float = 1):
@@ -51,8 +54,9 @@ def from_args(args: argparse.Namespace) -> Executor | None:
     if args.executor not in EXECUTORS:
         raise ConfigError(f"unknown --executor '{args.executor}'; executors are: {', '.join(EXECUTORS)}")
     slurm_only = [o for o, v in (("--detach", args.detach), ("--slurm-config", args.slurm_config),
-                                 *((f"--slurm-{n}", getattr(args, f"slurm_{n}"))
-                                   for n in ("partition", "account", "qos", "time", "gpus", "cpus", "mem")))
+                                 *((f"--slurm-{n.replace('_', '-')}", getattr(args, f"slurm_{n}"))
+                                   for n in ("partition", "account", "qos", "time", "gpus", "cpus", "mem",
+                                             "checkpoint_every")))
                   if v]
     if args.executor == "local":
         if slurm_only:
@@ -65,4 +69,5 @@ def from_args(args: argparse.Namespace) -> Executor | None:
              "gpus_per_node": _number(args.slurm_gpus, "--slurm-gpus", least=0),
              "cpus_per_task": _number(args.slurm_cpus, "--slurm-cpus"),
              "mem_gb": _number(args.slurm_mem, "--slurm-mem", float, least=0.001)}
-    return SlurmExecutor(flags, args.slurm_config, detach=args.detach)
+    every = _number(args.slurm_checkpoint_every, "--slurm-checkpoint-every")
+    return SlurmExecutor(flags, args.slurm_config, detach=args.detach, checkpoint_every=every or 1000)

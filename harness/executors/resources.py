@@ -66,7 +66,7 @@ class SlurmResources:
 
 # Our choice, from the tiers' own scale notes: a cpu/smoke seed runs on one thread (provenance.SEED_THREADS)
 # in well under an hour; a gpu seed needs one GPU for hours; a paper seed is sized for 8 GPUs. A seed job
-# runs one task: data-parallel ranks inside a job (torchrun / srun) are not started by the executor yet.
+# runs one task, a data-parallel seed one task per rank (data_parallel_request).
 TIER_DEFAULTS: dict[str, SlurmResources] = {
     "smoke": SlurmResources(time_min=15, cpus_per_task=1, mem_gb=2.0),
     "cpu": SlurmResources(time_min=120, cpus_per_task=1, mem_gb=4.0),
@@ -112,3 +112,21 @@ def resources_for(tier: str, claim_id: str, config: dict, flags: dict) -> SlurmR
     for layer in layers:
         fields.update(layer)
     return SlurmResources(**fields)
+
+
+def data_parallel_ranks(config) -> int:
+    """The ranks a config declares its arms train on (launch "torchrun", nproc; a comparison's: its
+    base's), 0 when it runs in process."""
+    base = getattr(config, "base", config)
+    return int(getattr(base, "nproc", 1)) if getattr(base, "launch", None) == "torchrun" else 0
+
+
+def data_parallel_request(res: SlurmResources, ranks: int, where: str) -> SlurmResources:
+    """A data-parallel seed's request: `ranks` tasks spread evenly over `res.nodes` nodes, one rank per task.
+
+    Raises:
+        ConfigError: the ranks do not divide evenly over the nodes.
+    """
+    if ranks % res.nodes:
+        raise ConfigError(f"{where}: {ranks} data-parallel ranks do not divide over {res.nodes} SLURM nodes")
+    return dataclasses.replace(res, tasks_per_node=ranks // res.nodes)

@@ -18,27 +18,11 @@ from pathlib import Path
 
 from harness import provenance
 from harness.errors import HarnessError
-from harness.executors.base import (
-    DONE,
-    FAILED,
-    QUEUED,
-    RUNNING,
-    Executor,
-    Submitted,
-    format_counts,
-    per_claim,
-)
-from harness.executors.resources import SlurmResources, read_config, resources_for
-from harness.executors.slurm_state import (
-    ACTIVE,
-    QUEUED_STATES,
-    UNKNOWN,
-    SlurmUnavailable,
-    check_reachable,
-    check_request,
-    job_states,
-    state_from_log,
-)
+from harness.executors.base import DONE, FAILED, QUEUED, RUNNING, Executor, Submitted, format_counts, per_claim
+from harness.executors.resources import (SlurmResources, data_parallel_ranks, data_parallel_request,
+                                         read_config, resources_for)
+from harness.executors.slurm_state import (ACTIVE, QUEUED_STATES, UNKNOWN, SlurmUnavailable, check_reachable,
+                                           check_request, job_states, state_from_log)
 from harness.store import atomic_write_json
 
 log = logging.getLogger("harness.executors")
@@ -61,27 +45,33 @@ class SlurmExecutor(Executor):
     name = "slurm"
 
     def __init__(self, flags: dict | None = None, config_path: str | None = None, detach: bool = False,
-                 poll_s: float = 3.0):
+                 poll_s: float = 3.0, checkpoint_every: int = 1000):
         """
         Args:
             flags: command-line overrides of SlurmResources fields (None values: not given).
             config_path: a TOML file of per-tier and per-claim requests (harness.executors.resources).
             detach: return after submitting (a later `harness run` or `harness status` collects).
             poll_s: seconds between two looks at the queue while waiting.
+            checkpoint_every: a data-parallel arm checkpoints every this many steps (the launcher's
+                --checkpoint-every), so a preempted or timed-out job resumes from there.
         """
         self.flags, self.config, self.detach, self.poll_s = dict(flags or {}), read_config(config_path), \
             detach, poll_s
+        self.checkpoint_every = checkpoint_every
 
-    def resources(self, tier: str, claim_id: str) -> SlurmResources:
-        return resources_for(tier, claim_id, self.config, self.flags)
+    def resources(self, tier: str, claim_id: str, config=None) -> SlurmResources:
+        """One seed's request; a data-parallel config's (data_parallel_ranks) has a task per rank."""
+        res = resources_for(tier, claim_id, self.config, self.flags)
+        ranks = data_parallel_ranks(config)
+        return data_parallel_request(res, ranks, f"{claim_id} ({tier} tier)") if ranks else res
 
     def preflight(self, plans, options) -> None:
         """One line, before anything is submitted: submitit missing, no cluster, or a request refused."""
         require_submitit()
         check_reachable()
         seen = set()
-        for claim, _, _ in plans:
-            res = self.resources(options.tier, claim.id)
+        for claim, _, config in plans:
+            res = self.resources(options.tier, claim.id, config)
             if res not in seen:
                 seen.add(res)
                 check_request(sbatch_args(res), f"the request for {claim.id} ({describe(res)})")
@@ -99,9 +89,10 @@ class SlurmExecutor(Executor):
                 fresh.append(task)
         groups: dict[tuple, list] = {}
         for task in fresh:
-            groups.setdefault((task.label, self.resources(session.options.tier, task.label)), []).append(task)
-        for (label, res), group in groups.items():
-            submitted += self._submit_array(label, res, group, session)
+            res = self.resources(session.options.tier, task.label, task.config)
+            groups.setdefault((task.label, res, bool(data_parallel_ranks(task.config))), []).append(task)
+        for (label, res, parallel), group in groups.items():
+            submitted += self._submit_array(label, res, group, session, parallel)
         return submitted
 
     def poll(self, submitted: list[Submitted], session) -> dict[str, str]:
@@ -131,7 +122,9 @@ class SlurmExecutor(Executor):
             remove_marker(session.store, s.key)
 
     # --- helpers ------------------------------------------------------------------------------
-    def _submit_array(self, label: str, res: SlurmResources, tasks: list, session) -> list[Submitted]:
+    def _submit_array(self, label: str, res: SlurmResources, tasks: list, session,
+                      parallel: bool = False) -> list[Submitted]:
+        """One job array: a job per seed (parallel: a data-parallel seed's job, a task per rank)."""
         from harness.executors.job import run_seed_job, seed_payload
         from harness.loader import loaded_sources
         from harness.registry import _EXPERIMENTS
@@ -143,10 +136,18 @@ class SlurmExecutor(Executor):
                                    slurm_array_parallelism=len(tasks), **res.submitit_parameters())
         options = dataclasses.replace(session.options, executor=None)  # a job computes its seed in process
         root, hashes = str(session.store.root.resolve()), provenance.code_hashes(_EXPERIMENTS)
-        payloads = [seed_payload(t, options, str(session.device), root, session.run_id, hashes, loaded_sources())
-                    for t in tasks]
+        if parallel:
+            from harness.executors.ddp_job import DataParallelSeedJob, data_parallel_payload
+
+            function = DataParallelSeedJob()
+            payloads = [data_parallel_payload(t, options, str(session.device), root, session.run_id, hashes,
+                                              loaded_sources(), self.checkpoint_every) for t in tasks]
+        else:
+            function = run_seed_job
+            payloads = [seed_payload(t, options, str(session.device), root, session.run_id, hashes,
+                                     loaded_sources()) for t in tasks]
         try:
-            jobs = executor.map_array(run_seed_job, payloads)
+            jobs = executor.map_array(function, payloads)
         except Exception as e:  # sbatch refused it after all (limits changed since the preflight)
             raise SlurmUnavailable(f"--executor slurm: sbatch refused {label}'s jobs: "
                                    f"{str(e).strip().splitlines()[-1] if str(e).strip() else type(e).__name__}"

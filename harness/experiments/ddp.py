@@ -114,8 +114,6 @@ def claim_seed(store: ResultStore, key: str, what: str) -> tuple[SeedLock | None
 def run_seed(args: argparse.Namespace, comm: Comm, device: torch.device) -> int:
     """Run (or finish) one seed of args.claim at args.tier on this rank. Returns an exit code."""
     from harness.cli import _overrides
-    from harness.experiments.llm import SpeedupConfig, speedup_arms
-    from harness.experiments.llm_train import llm_pretrain_arm, run_arm
     from harness.planning import validate_config
 
     claim = load_claim(args.claim, args.claims_path)
@@ -131,22 +129,51 @@ def run_seed(args: argparse.Namespace, comm: Comm, device: torch.device) -> int:
     # The runner's view of this launch, so keys and records are the runner's own (run_id None: no run summary)
     options = RunOptions(tier=args.tier, overrides=overrides, max_steps=args.max_steps, device=str(device))
     session = Session(options, device, ResultStore(args.results), run_id=None)
+    return compute_seed(claim.experiment, config, args.seed, session, comm, args.checkpoint_every,
+                        args.until_step, args.arm)
+
+
+def compute_seed(experiment, config, seed: int, session: Session, comm: Comm, checkpoint_every: int = 1000,
+                 until_step: int | None = None, arms: list[str] | tuple[str, ...] = ()) -> int:
+    """Compute (or finish) one seed data-parallel on this rank and store it as the runner would.
+
+    Shared by the torchrun launcher (main) and a SLURM job's ranks (harness.executors.ddp_job): each
+    training arm is a sub-run stored under the runner's key, trained in `comm`'s group, checkpointed every
+    `checkpoint_every` steps and resumed from its checkpoint when computed again; rank 0 holds each arm's
+    lock and stores the records.
+
+    Args:
+        experiment: the claim's experiment; config: its config at the session's tier (overrides applied).
+        seed: the seed number; session: the runner's view (options, device, store, run id).
+        comm: this rank's group.
+        checkpoint_every, until_step: as the launcher's --checkpoint-every and --until-step.
+        arms: only these arms of an ire-llm-speedup config (empty: the whole seed).
+
+    Returns:
+        an exit code (0: stored, or stopped at until_step with a checkpoint).
+
+    Raises:
+        HarnessError: an arm is being computed by another process, or a bad arm name.
+    """
+    from harness.experiments.llm import SpeedupConfig, speedup_arms
+    from harness.experiments.llm_train import llm_pretrain_arm, run_arm
+
     store = session.store
 
     def record_of(exp, cfg, wall: float, m: Measurement | None, error: str | None) -> dict:
-        record = seed_record(exp, cfg, args.seed, session, threads=torch.get_num_threads(), wall_time_s=wall,
+        record = seed_record(exp, cfg, seed, session, threads=torch.get_num_threads(), wall_time_s=wall,
                              error=error, measurement=m)
         return {**record, "world_size": comm.world}
 
     def progress(step: int, total: int) -> None:
         if comm.rank == 0:
-            log.info("seed %d: step %d/%d", args.seed, step, total)
+            log.info("seed %d: step %d/%d", seed, step, total)
 
     def cached_run(exp, cfg) -> Measurement:
-        key = seed_key(exp, cfg, args.seed, session)
+        key = seed_key(exp, cfg, seed, session)
         record, lock, busy = (store.load_seed(key) if comm.rank == 0 else None), None, None
         if comm.rank == 0 and record is None:
-            lock, busy = claim_seed(store, key, f"{exp.experiment_name} seed {args.seed}")
+            lock, busy = claim_seed(store, key, f"{exp.experiment_name} seed {seed}")
             record = store.load_seed(key) if lock is not None else None  # it may have finished meanwhile
         record, busy = comm.broadcast_object((record, busy) if comm.rank == 0 else None)
         try:
@@ -155,8 +182,7 @@ def run_seed(args: argparse.Namespace, comm: Comm, device: torch.device) -> int:
             if record is None:
                 if exp is not llm_pretrain_arm:
                     raise ConfigError(f"only training arms run data-parallel, not {exp.experiment_name}")
-                ckpt = Checkpointing(store.root / "checkpoints" / f"{key}.pt", args.checkpoint_every,
-                                     args.until_step)
+                ckpt = Checkpointing(store.root / "checkpoints" / f"{key}.pt", checkpoint_every, until_step)
                 tic = time.perf_counter()
                 m = run_arm(cfg, ctx, comm, ckpt)
                 record = record_of(exp, cfg, time.perf_counter() - tic, m, None)
@@ -171,36 +197,36 @@ def run_seed(args: argparse.Namespace, comm: Comm, device: torch.device) -> int:
             raise RuntimeError(f"sub-run {exp.experiment_name} failed: {record['error']}")
         return Measurement.from_dict(record["measurement"])
 
-    ctx = RunContext(seed=args.seed, tier=args.tier, device=device, max_steps=args.max_steps,
-                     progress=progress, cached_run=cached_run)
+    ctx = RunContext(seed=seed, tier=session.options.tier, device=session.device,
+                     max_steps=session.options.max_steps, progress=progress, cached_run=cached_run)
     try:
-        if args.arm:
+        if arms:
             if not isinstance(config, SpeedupConfig):
                 raise ConfigError("--arm names arms of an ire-llm-speedup config")
-            arms = speedup_arms(config)
-            unknown = [a for a in args.arm if a not in arms]
+            named = speedup_arms(config)
+            unknown = [a for a in arms if a not in named]
             if unknown:
-                raise ConfigError(f"unknown arm(s) {unknown}; arms: {', '.join(arms)}")
-            for name in args.arm:
-                ctx.run(llm_pretrain_arm, arms[name])
+                raise ConfigError(f"unknown arm(s) {unknown}; arms: {', '.join(named)}")
+            for name in arms:
+                ctx.run(llm_pretrain_arm, named[name])
             return 0
-        key = seed_key(claim.experiment, config, args.seed, session)
+        key = seed_key(experiment, config, seed, session)
         if comm.broadcast_object(store.load_seed(key) is not None if comm.rank == 0 else None):
-            log.info("seed %d of %s is already stored", args.seed, args.claim)
+            log.info("seed %d of %s is already stored", seed, experiment.experiment_name)
             return 0
         tic, error, m, transient = time.perf_counter(), None, None, False
         try:
-            m = claim.experiment(config, ctx)
+            m = experiment(config, ctx)
         except StopTraining:
             raise
         except BaseException as e:  # as the runner: a crash (even SystemExit) is the seed's 'error' verdict
             error, transient = seed_failure(e)
-            log.exception("seed %d crashed", args.seed)
+            log.exception("seed %d crashed", seed)
         if transient:  # an error of the environment: not stored, the next launch computes it again
-            log.error("seed %d: %s", args.seed, error)
+            log.error("seed %d: %s", seed, error)
             return 1
         if comm.rank == 0:
-            store.save_seed(key, record_of(claim.experiment, config, time.perf_counter() - tic, m, error))
+            store.save_seed(key, record_of(experiment, config, time.perf_counter() - tic, m, error))
         return 1 if error else 0
     except StopTraining as stop:
         if comm.rank == 0:
