@@ -3,7 +3,8 @@ import pytest
 
 from harness import cli
 from harness.errors import ConfigError
-from harness.executors.resources import TIER_DEFAULTS, SlurmResources, read_config, resources_for
+from harness.executors.resources import (TIER_DEFAULTS, SlurmResources, data_parallel_ranks, data_parallel_request,
+                                         read_config, resources_for)
 from harness.executors.slurm import sbatch_args
 
 CONFIG = """
@@ -51,7 +52,8 @@ def test_resources_sbatch_args_carry_every_field():
     assert "--gpus-per-node=2" in args and "--mem=1536M" in args and args[args.index("-t") + 1] == "7"
 
 
-@pytest.mark.parametrize("flag", [["--detach"], ["--slurm-partition", "p"], ["--slurm-time", "5"]])
+@pytest.mark.parametrize("flag", [["--detach"], ["--slurm-partition", "p"], ["--slurm-time", "5"],
+                                  ["--slurm-checkpoint-every", "10"]])
 def test_resources_slurm_options_need_the_slurm_executor(flag, tmp_path, capsys):
     code = cli.main(["--results", str(tmp_path), "run", "--claim", "ire-toy-figure1", "--tier", "smoke", *flag])
     assert code == 2 and "need(s) --executor slurm" in capsys.readouterr().err
@@ -60,3 +62,17 @@ def test_resources_slurm_options_need_the_slurm_executor(flag, tmp_path, capsys)
 def test_resources_unknown_executor_is_one_line(tmp_path, capsys):
     code = cli.main(["--results", str(tmp_path), "run", "--tier", "smoke", "--executor", "ray"])
     assert code == 2 and "unknown --executor 'ray'; executors are: local, slurm" in capsys.readouterr().err
+
+
+def test_resources_data_parallel_seed_asks_a_task_per_rank_over_its_nodes():
+    from harness.config import apply_overrides
+    from harness.registry import load_claims
+
+    claim = load_claims()["ire-llm-speedup"]
+    paper, smoke = claim.tier("paper").config, claim.tier("smoke").config
+    assert data_parallel_ranks(paper) == paper.base.nproc == 8 and data_parallel_ranks(smoke) == 0
+    assert data_parallel_ranks(apply_overrides(paper, {"base.nproc": "2"})) == 2
+    two_nodes = data_parallel_request(SlurmResources(nodes=2, gpus_per_node=4), 8, "x")
+    assert (two_nodes.nodes, two_nodes.tasks_per_node, two_nodes.gpus_per_node) == (2, 4, 4)
+    with pytest.raises(ConfigError, match="3 data-parallel ranks do not divide over 2 SLURM nodes"):
+        data_parallel_request(SlurmResources(nodes=2), 3, "x")
