@@ -3,8 +3,14 @@ import pytest
 
 from harness import cli
 from harness.errors import ConfigError
-from harness.executors.resources import (TIER_DEFAULTS, SlurmResources, data_parallel_ranks, data_parallel_request,
-                                         read_config, resources_for)
+from harness.executors.resources import (
+    TIER_DEFAULTS,
+    SlurmResources,
+    data_parallel_ranks,
+    data_parallel_request,
+    read_config,
+    resources_for,
+)
 from harness.executors.slurm import sbatch_args
 
 CONFIG = """

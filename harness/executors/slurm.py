@@ -18,11 +18,33 @@ from pathlib import Path
 
 from harness import provenance
 from harness.errors import HarnessError
-from harness.executors.base import DONE, FAILED, QUEUED, RUNNING, Executor, Submitted, format_counts, per_claim
-from harness.executors.resources import (SlurmResources, data_parallel_ranks, data_parallel_request,
-                                         read_config, resources_for)
-from harness.executors.slurm_state import (ACTIVE, QUEUED_STATES, UNKNOWN, SlurmUnavailable, check_reachable,
-                                           check_request, job_states, state_from_log)
+from harness.executors.base import (
+    DONE,
+    FAILED,
+    QUEUED,
+    RUNNING,
+    Executor,
+    Submitted,
+    format_counts,
+    per_claim,
+)
+from harness.executors.resources import (
+    SlurmResources,
+    data_parallel_ranks,
+    data_parallel_request,
+    read_config,
+    resources_for,
+)
+from harness.executors.slurm_state import (
+    ACTIVE,
+    QUEUED_STATES,
+    UNKNOWN,
+    SlurmUnavailable,
+    check_reachable,
+    check_request,
+    job_states,
+    state_from_log,
+)
 from harness.store import atomic_write_json
 
 log = logging.getLogger("harness.executors")
