@@ -107,7 +107,7 @@ CLAIM = register(Claim(
                     "boost control arms and one null arm per base (another batch order from the switch step); "
                     "IRE switched on at 35% of training instead of 65% (all tiers); a diverged run raises "
                     "NumericalError (an error verdict).",
-               why="Issue 8 items 12/13b and issue 10 item 8: at the cpu tier (v1, 10 seeds) the SGD-side "
+               why="A project review of the stored runs: at the cpu tier (v1, 10 seeds) the SGD-side "
                    "controls (random mask - SGD +0.29, lr boost - SGD +0.26) matched SGD-IRE - SGD (+0.24; "
                    "Fisher - random -0.05 [-0.22, +0.12]), SAM had no controls, '>= 0' held for a zero effect; "
                    "35% is the authors' CIFAR default (IRE_start_epoch 70 of 200), 65% had no source.",
@@ -115,7 +115,7 @@ CLAIM = register(Claim(
         Change("2026-12-02",
                what="cpu seeds: a fixed 10 -> a pilot of 5 paired seeds, then seeds chosen by power up to "
                     "10 (two looks at 97.5%).",
-               why="Issue 9 (seeds chosen by power, and the cpu tier's 10-minute budget): 10 seeds of 10 "
+               why="The project's seed policy (seeds chosen by power, and the cpu tier's 10-minute budget): 10 seeds of 10 "
                    "arms are ~155 single-core seconds. The extra look is paid for in the level: both looks "
                    "use 97.5% intervals (Bonferroni, harness.sequential), so the verdict's error rate stays"
                    " <= 5%. A second look happens only when every undecided check could be decided within "

@@ -182,7 +182,7 @@ CLAIM = register(Claim(
                     "(was matrices only). Data-parallel mask: ranks' sampled-label gradients averaged, then "
                     "squared (was the average of each rank's squares). cpu tier: T 150 -> 80 steps, 3 -> 5 "
                     "seeds. The band (>= 1.8) is unchanged and was written down before this version ran.",
-               why="Issue 8 items 7-11 and 14: at v1 (cpu, 3 seeds) the check could pass while the claim is "
+               why="A project review of the stored runs: at v1 (cpu, 3 seeds) the check could pass while the claim is "
                    "false (speedup_paper_protocol 1.13 [0.70, 1.57], reached_paper 0 in every seed, yet an "
                    "unreached seed could score 1.875); plain AdamW(T) read ~0.77, not 1.0; the AdamW grid "
                    "stopped below IRE's mean step gain 1 + kappa*gamma = 2.8-3.4; the validation set sampled "
@@ -199,7 +199,7 @@ CLAIM = register(Claim(
         Change("2026-12-02",
                what="cpu seeds: a fixed 5 -> a pilot of 3, then seeds chosen by power up to 5 (two looks at"
                     " 97.5%).",
-               why="Issue 9 (seeds chosen by power, and the cpu tier's 10-minute budget): one seed of this "
+               why="The project's seed policy (seeds chosen by power, and the cpu tier's 10-minute budget): one seed of this "
                    "claim costs ~55 single-core seconds, the most of any claim but the collapse, and the "
                    "default run must fit 10 minutes on 2 cores. The extra look is paid for in the level: "
                    "both looks use 97.5% intervals (Bonferroni, harness.sequential), so the verdict's error"

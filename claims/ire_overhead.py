@@ -102,15 +102,15 @@ CLAIM = register(Claim(
                     "speed-up claim; no effect on cost). cpu tier 3 -> 5 seeds, 6 timed blocks per arm; gpu "
                     "20 -> 21 blocks (a multiple of 3). The band (<= 1.233) is unchanged and was written down "
                     "before this version ran.",
-               why="Issue 9: the v1 statistic measured wall time on a shared machine (1.174 [1.162, 1.186] in "
-                   "one run, 1.185 [1.04, 1.33] in another), which contention biases; issue 8 item 14 and the "
+               why="A project review of the stored runs: the v1 statistic measured wall time on a shared machine (1.174 [1.162, 1.186] in "
+                   "one run, 1.185 [1.04, 1.33] in another), which contention biases; and the project's "
                    "5-seed rule. Cost: ~230 steps per seed (~15 s single-core), inside the cpu-tier budget.",
                results_seen=True),
         Change("2026-12-01",
                what="gpu tier only: the paper's 60M model and 240x150-token batch on uniform random tokens of "
                     "GPT-2's vocabulary (data='random'), instead of small-30m on WikiText-103 with 32x256 "
                     "tokens. cpu and smoke tiers unchanged; the band is unchanged.",
-               why="Issue 12 item 3: a step-time ratio is faithful on random tokens (a step's cost does not "
+               why="A project review of the stored runs: a step-time ratio is faithful on random tokens (a step's cost does not "
                    "depend on the token values), so the gpu tier needs no download, and it should time the "
                    "paper's model size. The gpu tier has never run; cpu-tier results of this claim had been "
                    "seen (v2).",

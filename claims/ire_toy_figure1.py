@@ -75,8 +75,8 @@ CLAIM = register(Claim(
         Change("2026-12-01",
                what="A diverged eta = 1 arm raises NumericalError instead of recording NaN; null row "
                     "null_u_final_ire_k0 (IRE with kappa = 0) added. Checks, bands and seeds unchanged.",
-               why="Issue 10 item 8 (a diverged run is an error, not a measurement) and issue 8 item 8 "
-                   "(a null row beside each comparative effect). v1 at the cpu tier held (deterministic).",
+               why="The project's rules: a diverged run is an error, not a measurement, and a null row "
+                   "stands beside each comparative effect. v1 at the cpu tier held (deterministic).",
                results_seen=True),
         Change("2026-12-07",
                what="cpu tier: 3 seeds -> 1 (the checks are deterministic); every check names its source and "

@@ -124,8 +124,8 @@ CLAIM = register(Claim(
                     "(band [-1.3, -0.7] as for the exact arm); a diverged toy run raises NumericalError "
                     "instead of counting as 'not reached'; a capped count gives its slope an infinite "
                     "standard error; null rows (kappa = 0 steps ratio, re-probed trace ratio).",
-               why="Issue 8 item 13 (the exact flat axis set by hand checks the rate algebra only), issue 8 "
-                   "item 8 (null rows) and issue 10 item 8 (--set lr=1e6 or --max-steps 5 read 'fails'). "
+               why="A project review of the stored runs: the exact flat axis set by hand checks the rate algebra "
+                   "only, null rows were missing, and --set lr=1e6 or --max-steps 5 read 'fails'. "
                    "v1 at the cpu tier: SAM slope -2.000, SAM-IRE slope -1.025.",
                results_seen=True),
         Change("2026-12-07",
