@@ -169,10 +169,10 @@ def test_unconverged_first_attempt_is_retried_cold_with_a_larger_basis(problem, 
     calls = []
     real = lanczos_mod.lanczos
 
-    def flaky(op, k, tol, x0, *, max_basis, max_matvecs, generator):
+    def flaky(op, k, tol, x0, *, max_basis, max_matvecs, generator, stop):
         calls.append((max_basis, x0.clone()))
         out = real(op, k, tol, x0, max_basis=max_basis, max_matvecs=2 if len(calls) == 1 else max_matvecs,
-                   generator=generator)
+                   generator=generator, stop=stop)
         return out
 
     monkeypatch.setattr(lanczos_mod, "lanczos", flaky)
@@ -188,8 +188,8 @@ def test_unconverged_first_attempt_is_retried_cold_with_a_larger_basis(problem, 
 def test_no_convergence_after_the_retry_raises_with_the_partial_result(problem, monkeypatch):
     model, data, _, _ = problem
     real = lanczos_mod.lanczos
-    monkeypatch.setattr(lanczos_mod, "lanczos", lambda op, k, tol, x0, *, max_basis, max_matvecs, generator:
-                        real(op, k, tol, x0, max_basis=max_basis, max_matvecs=3, generator=generator))
+    monkeypatch.setattr(lanczos_mod, "lanczos", lambda op, k, tol, x0, *, max_basis, max_matvecs, generator, stop:
+                        real(op, k, tol, x0, max_basis=max_basis, max_matvecs=3, generator=generator, stop=stop))
     op = HessianOperator(model, F.cross_entropy, data, "full-batch")
     with pytest.raises(EigenNotConvergedError, match="a retry") as info:
         top_eigenvalues(op, k=1, tol=1e-12)

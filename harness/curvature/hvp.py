@@ -152,6 +152,7 @@ class HessianOperator:
         point: Mapping[str, Tensor] | None = None,
         seed: int = 0,
         retain_graph: bool | None = None,
+        dtype: torch.dtype | None = None,
     ) -> None:
         """Build the operator.
 
@@ -169,6 +170,9 @@ class HessianOperator:
             retain_graph: keep each batch's first-order graph (loss and create_graph gradient)
                 for the operator's lifetime, so an HVP is one backward pass. None (default):
                 only with a single batch, whose graph memory is that of one training step.
+            dtype: a floating dtype to evaluate the Hessian in (e.g. torch.float32 for a cheaper
+                solve of a float64 model): the point, the other parameters, the buffers and the
+                floating inputs are copied in it. None (default): the parameters' own dtype.
 
         Raises:
             ValueError: bad bn_mode, empty data, several batches with "full-batch", unknown
@@ -202,6 +206,8 @@ class HessianOperator:
             raise TypeError(f"differentiated parameters must share one device, got {devices}")
         self._fixed = {n: p.detach().clone() for n, p in named.items() if n not in self._point}
         self._buffers = {n: b.detach().clone() for n, b in model.named_buffers()}
+        if dtype is not None:
+            self._cast(dtype)
         sizes = [len(x) for x, _ in self._data]
         self._weights = [s / sum(sizes) for s in sizes]
         self._n = sum(t.numel() for t in self._point.values())
@@ -218,6 +224,19 @@ class HessianOperator:
             self._loss_value = self._compute_loss()
         if not math.isfinite(self._loss_value):
             raise ValueError(f"the loss at this point is not finite ({self._loss_value})")
+
+    def _cast(self, dtype: torch.dtype) -> None:
+        """Copy the point, fixed parameters, floating buffers and floating inputs in `dtype`."""
+        if not (isinstance(dtype, torch.dtype) and dtype.is_floating_point):
+            raise TypeError(f"dtype must be a floating torch.dtype (e.g. torch.float32), got {dtype!r}")
+
+        def cast(t: Tensor) -> Tensor:
+            return t.to(dtype) if t.is_floating_point() else t
+
+        self._point = {n: t.to(dtype) for n, t in self._point.items()}
+        self._fixed = {n: cast(t) for n, t in self._fixed.items()}
+        self._buffers = {n: cast(t) for n, t in self._buffers.items()}
+        self._data = [(cast(x), y) for x, y in self._data]
 
     @property
     def shape(self) -> tuple[int, int]:

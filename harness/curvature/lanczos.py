@@ -27,6 +27,7 @@ logger = logging.getLogger(__name__)
 # Below this size the explicit matrix (N HVPs) plus a dense eigh is cheaper and more robust.
 DENSE_MAX_N = 64
 METHODS = ("lanczos", "arpack")
+STOPS = ("residual", "value")
 
 
 class EigenNotConvergedError(NumericalError):
@@ -53,12 +54,16 @@ class EigenResult:
         residuals: ||H v_j - λ_j v_j|| for each pair (Lanczos: from the stored HVPs of the basis;
             ARPACK and the dense path: from a fresh HVP).
         matvecs: HVPs used in total (ARPACK and the dense path: including the k residual HVPs).
+        error_bounds: bound on |λ_j - true eigenvalue| per pair that the stop tested: the residual
+            (Weyl), or with stop="value" min(r, r² / gap) (Kato-Temple, gap from the Ritz values).
+            Empty where the path computes none (ARPACK, dense).
     """
 
     eigenvalues: tuple[float, ...]
     eigenvectors: Tensor
     residuals: tuple[float, ...]
     matvecs: int
+    error_bounds: tuple[float, ...] = ()
 
 
 class _BudgetExhausted(Exception):
@@ -92,7 +97,12 @@ def _finish(op: HessianOperator, vals: np.ndarray, vecs: np.ndarray, start: int)
     )
 
 
-def _check_args(n: int, k: int, tol: float, max_matvecs: int | None, ncv: int | None, method: str) -> None:
+def _check_args(n: int, k: int, tol: float, max_matvecs: int | None, ncv: int | None, method: str,
+                stop: str) -> None:
+    if stop not in STOPS:
+        raise ValueError(f"stop must be one of {STOPS}, got {stop!r}")
+    if stop != "residual" and method != "lanczos":
+        raise ValueError(f"stop={stop!r} needs method='lanczos' (ARPACK stops on its own residual test)")
     if not isinstance(k, int) or not 1 <= k <= n:
         raise ValueError(f"k must be an int in [1, {n}], got {k!r}")
     if not tol >= 0:
@@ -115,12 +125,15 @@ def top_eigenvalues(
     ncv: int | None = None,
     seed: int = 0,
     method: str = "lanczos",
+    stop: str = "residual",
 ) -> EigenResult:
     """The k largest (algebraic, not magnitude) eigenvalues of a symmetric operator.
 
     method="lanczos" (default): Lanczos with full reorthogonalization (`harness.curvature.krylov`),
-    stopping when every pair has ||H v - λ v|| <= tol · |λ|, so `residuals` are <= tol · |λ| on
-    return. If a run ends unconverged within its budget, it is retried once from a fresh random
+    stopping (stop="residual", default) when every pair has ||H v - λ v|| <= tol · |λ|, so
+    `residuals` are <= tol · |λ| on return; stop="value" stops when the eigenvalue error bound
+    min(r, r² / gap) <= tol · |λ| (`error_bounds`), which for the same accuracy of λ takes fewer HVPs
+    (the residual is then about sqrt(tol · gap) and is reported as found). If a run ends unconverged within its budget, it is retried once from a fresh random
     start with a twice larger basis before `EigenNotConvergedError` is raised.
     method="arpack": `scipy.sparse.linalg.eigsh(which="LA")` on `op.to_scipy()` (tol is ARPACK's).
     For N <= 64 or k >= N - 1 both build the explicit matrix from N HVPs and call a dense `eigh`
@@ -140,17 +153,18 @@ def top_eigenvalues(
             the whole basis before its first test, so only a small ncv lets a warm start pay).
         seed: seed of the cold-start vector; the global RNG is never used.
         method: "lanczos" or "arpack".
+        stop: "residual" or "value" (Lanczos only), see above.
 
     Returns:
-        An `EigenResult`; `residuals` give the achieved accuracy.
+        An `EigenResult`; `residuals` and `error_bounds` give the achieved accuracy.
 
     Raises:
-        ValueError: bad k, tol, v0, max_matvecs, ncv or method.
+        ValueError: bad k, tol, v0, max_matvecs, ncv, method or stop.
         EigenNotConvergedError: no convergence (after the retry) or `max_matvecs` was reached;
             the error's `partial` holds the converged pairs, if any (no best-guess is returned).
     """
     n = op.shape[0]
-    _check_args(n, k, tol, max_matvecs, ncv, method)
+    _check_args(n, k, tol, max_matvecs, ncv, method, stop)
     start = op.matvec_count
     if n <= DENSE_MAX_N or k >= n - 1:
         logger.debug("dense eigh fallback for N=%d, k=%d", n, k)
@@ -163,11 +177,11 @@ def top_eigenvalues(
     x0 = _start_vector(v0, n)
     if method == "arpack":
         return _arpack(op, k, tol, x0, max_matvecs, ncv, start)
-    return _lanczos(op, k, tol, x0, max_matvecs, ncv, seed, start)
+    return _lanczos(op, k, tol, x0, max_matvecs, ncv, seed, start, stop)
 
 
 def _lanczos(op, k: int, tol: float, x0: np.ndarray, max_matvecs: int | None, ncv: int | None,
-             seed: int, start: int) -> EigenResult:
+             seed: int, start: int, stop: str) -> EigenResult:
     n = op.shape[0]
     tol_eff = effective_tol(tol, op.dtype)
     basis = min(n, ncv if ncv is not None else max(2 * k + 20, 40))
@@ -179,7 +193,8 @@ def _lanczos(op, k: int, tol: float, x0: np.ndarray, max_matvecs: int | None, nc
         left = max_matvecs - (op.matvec_count - start) if max_matvecs is not None else 20 * basis
         if left < 1:
             break
-        out = lanczos(op, k, tol_eff, start_vec, max_basis=basis, max_matvecs=left, generator=generator)
+        out = lanczos(op, k, tol_eff, start_vec, max_basis=basis, max_matvecs=left, generator=generator,
+                      stop=stop)
         if bool(out.converged.all()):
             break
         # retry: a fresh random start (the warm start may be stuck near a wrong pair), larger basis
@@ -193,14 +208,15 @@ def _lanczos(op, k: int, tol: float, x0: np.ndarray, max_matvecs: int | None, nc
         eigenvectors=out.vectors,
         residuals=tuple(float(r) for r in out.residuals),
         matvecs=used,
+        error_bounds=tuple(float(b) for b in out.bounds),
     )
     if not bool(out.converged.all()):
         done = [j for j in range(len(out.values)) if out.converged[j]]
         partial = None
         if done and done == list(range(len(done))):  # the top pairs converged
             partial = EigenResult(result.eigenvalues[: len(done)], out.vectors[:, : len(done)],
-                                  result.residuals[: len(done)], used)
-        worst = max(float(r / abs(t)) if t != 0 else math.inf for r, t in zip(out.residuals, out.values))
+                                  result.residuals[: len(done)], used, result.error_bounds[: len(done)])
+        worst = max(float(r / abs(t)) if t != 0 else math.inf for r, t in zip(out.bounds, out.values))
         cap = f"its budget of {max_matvecs} HVPs" if max_matvecs is not None else f"{used} HVPs and a retry"
         raise EigenNotConvergedError(
             f"Lanczos used {cap} without converging (tol={tol}, worst relative residual {worst:.2g}); "
@@ -252,6 +268,8 @@ def top_hessian_eigenvalue(
     v0: Tensor | None = None,
     tol: float = 1e-4,
     ncv: int | None = None,
+    stop: str = "residual",
+    dtype: torch.dtype | None = None,
 ) -> EigenResult:
     """λ_max of the Hessian of the mean loss (k = 1); see `HessianOperator` and `top_eigenvalues`.
 
@@ -260,6 +278,9 @@ def top_hessian_eigenvalue(
         v0: warm start (a previous eigenvector).
         tol: relative residual tolerance (see `top_eigenvalues`).
         ncv: basis size (see `top_eigenvalues`).
+        stop: "residual" or "value" (see `top_eigenvalues`).
+        dtype: solve on a copy of the operator in this dtype (e.g. torch.float32 for a float64
+            model: about half the cost per HVP); eigenvectors come back in it. None: the model's.
 
     Returns:
         An `EigenResult` with one eigenpair.
@@ -268,5 +289,5 @@ def top_hessian_eigenvalue(
         ValueError, TypeError: bad inputs (see `HessianOperator`).
         EigenNotConvergedError: Lanczos did not converge.
     """
-    op = HessianOperator(model, loss_fn, data, bn_mode, params=params)
-    return top_eigenvalues(op, k=1, tol=tol, v0=v0, ncv=ncv)
+    op = HessianOperator(model, loss_fn, data, bn_mode, params=params, dtype=dtype)
+    return top_eigenvalues(op, k=1, tol=tol, v0=v0, ncv=ncv, stop=stop)

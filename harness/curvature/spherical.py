@@ -106,6 +106,8 @@ def spherical_sharpness(
     method: str = "rescale",
     v0: Tensor | None = None,
     tol: float = 1e-4,
+    stop: str = "residual",
+    dtype: torch.dtype | None = None,
 ) -> SphericalSharpness:
     """Spherical sharpness of the listed (scale-invariant) parameters.
 
@@ -118,6 +120,8 @@ def spherical_sharpness(
         method: "rescale" or "product".
         v0: warm start (a previous eigenvector).
         tol: relative residual tolerance of the eigensolver (see `top_eigenvalues`).
+        stop: the eigensolver's stop, "residual" or "value" (see `top_eigenvalues`).
+        dtype: solve on a copy of the operator in this dtype (see `top_hessian_eigenvalue`).
 
     Returns:
         A `SphericalSharpness`.
@@ -133,12 +137,12 @@ def spherical_sharpness(
     if method == "rescale":
         norm = math.sqrt(sq_norm)
         point = {n: t / norm for n, t in w.items()}
-        op = HessianOperator(model, loss_fn, data, bn_mode, params=names, point=point)
-        res = top_eigenvalues(op, k=1, tol=tol, v0=v0)
+        op = HessianOperator(model, loss_fn, data, bn_mode, params=names, point=point, dtype=dtype)
+        res = top_eigenvalues(op, k=1, tol=tol, v0=v0, stop=stop)
         value, raw, residual = res.eigenvalues[0], res.eigenvalues[0] / sq_norm, res.residuals[0]
     else:
-        op = HessianOperator(model, loss_fn, data, bn_mode, params=names)
-        res = top_eigenvalues(op, k=1, tol=tol, v0=v0)
+        op = HessianOperator(model, loss_fn, data, bn_mode, params=names, dtype=dtype)
+        res = top_eigenvalues(op, k=1, tol=tol, v0=v0, stop=stop)
         raw = res.eigenvalues[0]
         value, residual = sq_norm * raw, sq_norm * res.residuals[0]
     return SphericalSharpness(value, raw, sq_norm, residual, res.eigenvectors[:, 0], method)
