@@ -188,8 +188,10 @@ def test_unconverged_first_attempt_is_retried_cold_with_a_larger_basis(problem, 
 def test_no_convergence_after_the_retry_raises_with_the_partial_result(problem, monkeypatch):
     model, data, _, _ = problem
     real = lanczos_mod.lanczos
-    monkeypatch.setattr(lanczos_mod, "lanczos", lambda op, k, tol, x0, *, max_basis, max_matvecs, generator, stop:
-                        real(op, k, tol, x0, max_basis=max_basis, max_matvecs=3, generator=generator, stop=stop))
+    def capped(op, k, tol, x0, *, max_basis, max_matvecs, generator, stop):
+        return real(op, k, tol, x0, max_basis=max_basis, max_matvecs=3, generator=generator, stop=stop)
+
+    monkeypatch.setattr(lanczos_mod, "lanczos", capped)
     op = HessianOperator(model, F.cross_entropy, data, "full-batch")
     with pytest.raises(EigenNotConvergedError, match="a retry") as info:
         top_eigenvalues(op, k=1, tol=1e-12)
