@@ -17,6 +17,7 @@ from harness.distributed import Comm
 from harness.experiments.llm_overhead import TimedArm
 from harness.experiments.llm_train import load_text_data
 from harness.measurement import RunContext
+from harness.perf import interleaved_ratio
 
 ROUNDS, WARMUP_ROUNDS = 10, 1
 
@@ -38,3 +39,6 @@ def test_bench_llm_step_block(benchmark, setup, optimizer):
     assert seconds > 0 and math.isfinite(arm.loss) and arm.loss < 5.6  # below ln(256): it trains
     if optimizer == "ire":
         assert arm.opt.extra_grad_evals == ROUNDS + WARMUP_ROUNDS  # one refresh per block of K steps
+        base = TimedArm(cfg, "adamw", data, RunContext(seed=0, tier="cpu", device=torch.device("cpu")))
+        benchmark.extra_info["over_adamw"] = interleaved_ratio(lambda: arm.block(cfg.mask_every),
+                                                               lambda: base.block(cfg.mask_every), ROUNDS)

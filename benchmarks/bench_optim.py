@@ -13,6 +13,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from harness.optim import IRE
+from harness.perf import interleaved_ratio
 
 ROUNDS, WARMUP_ROUNDS, MASK_EVERY = 50, 10, 10  # multiples of K: each timed window holds 5 refreshes
 
@@ -57,3 +58,12 @@ def test_bench_admire_step(benchmark):
     assert math.isfinite(loss)
     assert opt.extra_grad_evals == (ROUNDS + WARMUP_ROUNDS) // MASK_EVERY
     assert abs(opt.flat_fraction() - 0.6) <= 1 / sum(p.numel() for p in model.parameters())
+    # the ratio timed interleaved: a block of MASK_EVERY steps of each (one refresh per block) per round
+    base = _setup()[0]
+    base_opt = _adamw(base)
+
+    def block(m, o):
+        return lambda: [_train_step(m, o, x, y, x_mask) for _ in range(MASK_EVERY)]
+
+    benchmark.extra_info["over_adamw"] = interleaved_ratio(block(model, opt), block(base, base_opt),
+                                                           ROUNDS // 5)

@@ -1,10 +1,10 @@
-"""One full sharpness measurement vs one gradient, on the scale-invariant net the EoS claims train.
+"""One full sharpness measurement vs one gradient, on the net the EoS claims train today.
 
-Model: ScaleInvariantMLP 64 -> 64 -> 64 (no biases, BatchNorm without affine, fixed head; 8,192
-trainable parameters, float32) on 512 random 64-dim inputs, cross-entropy, bn_mode="full-batch".
-A "full measurement" is what a report of this net needs at one step: λ_max by Lanczos (tol 1e-3,
-cold start), spherical sharpness (Hessian at w/‖w‖) and a Hutchinson trace with 8 probes. Read the
-time as a multiple of a training gradient's time (perf.html shows the ratio), not as an absolute number.
+Model and data: built from claims.eos_scale_invariant's cpu tier (tanh BN MLP 64-64, fixed head, 1000
+digits, float64), at its initialisation, cross-entropy, bn_mode="full-batch". A "full measurement" is what
+a report of this net needs at one step: λ_max by Lanczos (the claim's tol, cold start), spherical sharpness
+(Hessian at w/‖w‖) and a Hutchinson trace with 8 probes. The ratio to a training gradient is timed
+interleaved in this process (thread CPU time, harness.perf.interleaved_ratio).
 """
 
 from __future__ import annotations
@@ -14,23 +14,23 @@ import math
 import pytest
 import torch
 import torch.nn.functional as F
+from claim_nets import claim_net
 
+from claims.eos_scale_invariant import CPU
 from harness.curvature import HessianOperator, hutchinson_trace, spherical_sharpness, top_eigenvalues
-from harness.models.mlp import ScaleInvariantMLP
+from harness.curvature.reference import dense_hessian
+from harness.perf import interleaved_ratio
 
 ROUNDS, WARMUP_ROUNDS, MEASURE_ROUNDS = 10, 2, 5  # >= 5 rounds: harness gate checks this ratio
-TOL, PROBES = 1e-3, 8
+TOL, PROBES = CPU.lanczos_tol, 8
 
 pytestmark = pytest.mark.filterwarnings("ignore:`torch.jit.script` is deprecated:DeprecationWarning")
 
 
 @pytest.fixture(scope="module")
 def problem():
-    model = ScaleInvariantMLP(64, widths=(64, 64), num_classes=10, bn_eps=0.0, seed=0)
-    gen = torch.Generator().manual_seed(0)
-    x = torch.randn(512, 64, generator=gen)  # (n, D)
-    y = torch.randint(0, 10, (512,), generator=gen)  # (n,)
-    return model, [(x, y)]
+    net = claim_net(CPU)
+    return net.model, [(net.x, net.y)]
 
 
 def _measure(model, data) -> dict:
@@ -61,8 +61,26 @@ def test_bench_sharpness_measurement(benchmark, problem):
     lam = out["lambda_max"]
     assert math.isfinite(lam) and lam > 0 and out["residual"] < 1e-2 * lam
     # scale invariance: the Hessian at w/||w|| is ||w||^2 times the Hessian at w
-    sq_norm = sum(float(p.detach().pow(2).sum()) for p in model.parameters())
+    sq_norm = sum(float(p.detach().pow(2).sum()) for p in model.parameters() if p.requires_grad)
     assert out["spherical"] == pytest.approx(sq_norm * lam, rel=2e-2)
     assert math.isfinite(out["trace"]) and out["trace_se"] >= 0
     assert all(torch.equal(a, b) for a, b in zip(before, model.parameters()))  # probes never move weights
     benchmark.extra_info.update({k: float(v) for k, v in out.items()})
+    (x, y), params = data[0], list(model.parameters())
+    benchmark.extra_info["over_gradient"] = interleaved_ratio(
+        lambda: _measure(model, data), lambda: torch.autograd.grad(F.cross_entropy(model(x), y), params),
+        MEASURE_ROUNDS)
+
+
+def test_bench_sharpness_correctness(benchmark):
+    """The measurement's λ_max and spherical sharpness against a dense float64 Hessian of a 64-8-8 twin of
+    the claim's net (timed, so that `--benchmark-only` runs it)."""
+    from harness.config import derive
+
+    net = claim_net(derive(CPU, n_train=300, widths=(8, 8)))
+    data = [(net.x, net.y)]
+    out = benchmark.pedantic(_measure, args=(net.model, data), rounds=3, iterations=1)
+    top = torch.linalg.eigvalsh(dense_hessian(net.model, F.cross_entropy, data, "full-batch"))[-1].item()
+    sq_norm = sum(float(p.detach().pow(2).sum()) for p in net.params)
+    assert abs(out["lambda_max"] - top) <= 1e-3 * top
+    assert out["spherical"] == pytest.approx(sq_norm * top, rel=1e-3)
