@@ -66,7 +66,7 @@ def missing_tasks(plans, session, seeds: range | None = None) -> list[_Task]:
     tasks, seen = [], set()
     for claim, tier, config in plans:
         exp = claim.experiment
-        for seed in seed_numbers(tier, session.options) if seeds is None else seeds:
+        for seed in seed_numbers(tier, session.options, claim) if seeds is None else seeds:
             key = seed_key(exp, config, seed, session)
             if key in seen or _usable(session.store.load_seed(key), session) is not None:
                 continue

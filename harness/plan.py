@@ -20,7 +20,7 @@ import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from harness.planning import step_fields
+from harness.planning import seed_count, step_fields
 from harness.progress import fmt_duration
 
 
@@ -110,7 +110,7 @@ def plan_claims(claims, tier: str, *, device: str | None = None, overrides: dict
     with tempfile.TemporaryDirectory(prefix="harness-plan-") as tmp, contextlib.ExitStack() as restore:
         restore.callback(quiet.setLevel, level)
         for claim, config in prepared:
-            p = ClaimPlan(claim.id, seeds or claim.tier(tier).seeds, downloads=pending_downloads(config))
+            p = ClaimPlan(claim.id, seed_count(claim, claim.tier(tier), seeds), downloads=pending_downloads(config))
             plans.append(p)
             if p.downloads and not download:
                 p.method = "not timed: its data is not downloaded yet"

@@ -100,6 +100,14 @@ def plan_claims(claims: Sequence[Claim], options: RunOptions) -> list[tuple]:
     return plans
 
 
+def seed_count(claim: Claim, tier, requested: int | None = None) -> int:
+    """Seeds a claim's tier runs: `requested` (--seeds) when given, else one for a deterministic claim
+    (its seeds would repeat the same numbers: a point interval either way), else the tier's pilot."""
+    if requested:
+        return requested
+    return 1 if claim.deterministic else tier.seeds
+
+
 def step_fields(config) -> list[int]:
     """Every int `steps` field of a (nested) dataclass config: one per training run it holds."""
     out = []

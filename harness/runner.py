@@ -29,7 +29,7 @@ from harness import provenance
 from harness.checks import STEP_CAPPED, evaluate_check, scale_that_ran  # noqa: F401 (STEP_CAPPED: public here too)
 from harness.errors import ConfigError, TransientError, on_signal, seed_failure
 from harness.measurement import Measurement, RunContext
-from harness.planning import pick_device, plan_claims, step_capped  # noqa: F401 (pick_device: public here too)
+from harness.planning import pick_device, plan_claims, seed_count, step_capped  # noqa: F401 (pick_device: public here too)
 from harness.records import CheckResult, ClaimResult, RunSummary, SeedEntry, SeedRecord
 from harness.registry import Claim
 from harness.store import ResultStore
@@ -161,8 +161,8 @@ def _sigterm_as_interrupt():
         signal.signal(signal.SIGTERM, before)
 
 
-def seed_numbers(tier, options: RunOptions) -> range:
-    n = options.seeds or tier.seeds
+def seed_numbers(tier, options: RunOptions, claim: Claim | None = None) -> range:
+    n = seed_count(claim, tier, options.seeds) if claim is not None else options.seeds or tier.seeds
     return range(options.seed_offset, options.seed_offset + n)
 
 
@@ -183,7 +183,7 @@ def run_one_claim(claim: Claim, tier, config, session: Session) -> ClaimResult:
     options = session.options
     exp = claim.experiment
     seeds, measurements = [], []
-    numbers = seed_numbers(tier, options)
+    numbers = seed_numbers(tier, options, claim)
     max_seeds = tier.max_seeds or tier.seeds
     adaptive = options.seeds is None and max_seeds > tier.seeds and not claim.deterministic
     family = len(claim.checks) + len(claim.regime)  # one family of tests (harness.verdict.FAMILY_RULE)

@@ -37,3 +37,40 @@ def test_seed_policy_label_says_by_power():
 
     assert Tier(3, None, max_seeds=8).seeds_label == "3-8 seeds (by power)"
     assert Tier(5, None).seeds_label == "5 seeds" and Tier(1, None).seeds_label == "1 seed"
+
+
+def test_seed_policy_deterministic_claims_run_one_seed(tmp_path):
+    from dataclasses import dataclass
+
+    import pandas as pd
+
+    from harness import Between, Check, Claim, Measurement, Tier, experiment, register
+    from harness.planning import seed_count
+    from harness.runner import RunOptions, run_claims
+    from harness.store import ResultStore
+
+    calls = []
+
+    @dataclass(frozen=True)
+    class Exact:
+        value: float = 2.0
+
+    @experiment("test_seed_policy_exact", Exact)
+    def exact(cfg, ctx):
+        calls.append(ctx.seed)
+        return Measurement(scalars={"m": cfg.value}, curves={"c": pd.DataFrame({"step": [0], "y": [2.0]})})
+
+    def claim(cid, deterministic):
+        return register(Claim(id=cid, source="test", statement="m is 2", paper_value="2", experiment=exact,
+                              tiers={"smoke": Tier(3, Exact()), "cpu": Tier(3, Exact())}, checks=(Check("m", Between((1.9, 2.1))),),
+                              deterministic=deterministic))
+
+    exact_claim, noisy_claim = claim("test-seed-policy-exact", True), claim("test-seed-policy-noisy", False)
+    tier = exact_claim.tiers["smoke"]
+    assert seed_count(exact_claim, tier) == 1 and seed_count(noisy_claim, tier) == 3
+    assert seed_count(exact_claim, tier, requested=4) == 4  # --seeds still wins
+    store = ResultStore(tmp_path)
+    entry = run_claims([exact_claim], RunOptions(tier="smoke"), store)["claims"][0]
+    assert calls == [0] and len(entry["seeds"]) == 1 and entry["verdict"] == "holds"
+    entry = run_claims([noisy_claim], RunOptions(tier="smoke"), store)["claims"][0]
+    assert calls == [0, 1, 2] and len(entry["seeds"]) == 3  # seed 0 reused from the store
