@@ -46,7 +46,8 @@ class _Task:
 def precompute(plans, session, seeds: range | None = None) -> None:
     """Compute every missing seed of `plans` in `session.options.jobs` processes.
 
-    `seeds` replaces the tier's seed numbers (a second look's added seeds).
+    `seeds` replaces the tier's seed numbers (a second look's added seeds). A single missing seed is
+    left to the claim's serial loop (no pool is started for it).
 
     Seeds lost to a worker that died twice end up in session.lost (key -> reason).
 
@@ -77,7 +78,9 @@ def missing_tasks(plans, session, seeds: range | None = None) -> list[_Task]:
 
 def run_tasks(tasks: list[_Task], session) -> None:
     """Compute `tasks` in `session.options.jobs` processes (precompute's pool, for a given task list)."""
-    if not tasks:
+    if len(tasks) <= 1:
+        # one seed gains nothing from a pool: a worker would spend seconds importing torch, pandas and
+        # scipy while the parent waits; the claim's serial loop computes it in this process instead
         return
     from harness.registry import _EXPERIMENTS
 

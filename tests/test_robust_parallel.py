@@ -150,3 +150,18 @@ def test_robust_workers_stop_when_the_parent_is_killed_or_interrupted(tmp_path, 
     if sig == signal.SIGINT:
         run = ResultStore(tmp_path / "results").load_run()
         assert run["status"] == "interrupted"
+
+
+def test_robust_a_single_missing_seed_starts_no_pool(tmp_path, monkeypatch):
+    import harness.parallel as parallel
+
+    def no_pool(*args, **kwargs):
+        raise AssertionError("a pool was started for one seed")
+
+    log = tmp_path / "log"
+    log.mkdir()
+    store = ResultStore(tmp_path / "results")
+    claim = _claim("test-robust-single-seed", KillConfig(str(log)))
+    monkeypatch.setattr(parallel, "_pool", no_pool)
+    entry = run_claims([claim], RunOptions(tier="smoke", jobs=2, seeds=1), store)["claims"][0]
+    assert entry["seeds"][0]["error"] is None and _ran(log) == [0]  # computed once, in this process
