@@ -39,23 +39,35 @@ class ClaimPlan:
 
 
 def pending_downloads(config) -> list[dict]:
-    """The files a run of `config` would download first (see harness.data.download), deduplicated."""
+    """The files a run of `config` would download first (see harness.data.download), deduplicated.
+
+    Every (data, data_root) pair anywhere in the config is found: in nested dataclasses and in tuples,
+    lists and dicts of them (the arms of an arms config, an LLM config's base)."""
     from harness.data.download import REMOTES, pending_download
 
     found = {}
 
-    def walk(c):
-        names = {f.name for f in dataclasses.fields(c)}
-        if {"data", "data_root"} <= names and c.data in REMOTES:
-            pending = pending_download(c.data, str(c.data_root))
-            if pending:
-                found[pending["file"]] = pending
-        for f in dataclasses.fields(c):
-            if dataclasses.is_dataclass(getattr(c, f.name)):
+    def walk(c) -> None:
+        if dataclasses.is_dataclass(c) and not isinstance(c, type):
+            names = {f.name for f in dataclasses.fields(c)}
+            if {"data", "data_root"} <= names and getattr(c, "data") in REMOTES:
+                pending = pending_download(c.data, str(c.data_root))
+                if pending:
+                    found[pending["file"]] = pending
+            for f in dataclasses.fields(c):
                 walk(getattr(c, f.name))
+        elif isinstance(c, dict):
+            if isinstance(c.get("data"), str) and c["data"] in REMOTES and "data_root" in c:
+                pending = pending_download(c["data"], str(c["data_root"]))
+                if pending:
+                    found[pending["file"]] = pending
+            for v in c.values():
+                walk(v)
+        elif isinstance(c, (tuple, list)):
+            for v in c:
+                walk(v)
 
-    if dataclasses.is_dataclass(config):
-        walk(config)
+    walk(config)
     return list(found.values())
 
 
@@ -110,7 +122,8 @@ def plan_claims(claims, tier: str, *, device: str | None = None, overrides: dict
     with tempfile.TemporaryDirectory(prefix="harness-plan-") as tmp, contextlib.ExitStack() as restore:
         restore.callback(quiet.setLevel, level)
         for claim, config in prepared:
-            p = ClaimPlan(claim.id, seed_count(claim, claim.tier(tier), seeds), downloads=pending_downloads(config))
+            p = ClaimPlan(claim.id, seed_count(claim, claim.tier(tier), seeds),
+                          downloads=pending_downloads(config))
             plans.append(p)
             if p.downloads and not download:
                 p.method = "not timed: its data is not downloaded yet"

@@ -73,6 +73,32 @@ def test_pending_downloads_name_the_file_and_stop_once_it_is_there(tmp_path, mon
     assert pending_downloads(SleepConfig()) == []
 
 
+def test_pending_downloads_found_in_arms_tuples_and_dicts(tmp_path, monkeypatch):
+    """momentum-edge-of-stability's gpu tier keeps its CIFAR-10 arms in a tuple of (name, config) pairs; an
+    LLM config names its data in a dict: both are listed, so the plan does not start the download."""
+    monkeypatch.setenv(download.ENV_DIR, str(tmp_path))
+    monkeypatch.delenv(download.ENV_URL, raising=False)
+
+    @dataclass(frozen=True)
+    class Arms:
+        arms: tuple = (("a", PlanConfig()), ("b", SleepConfig()))
+        base: dict = field(default_factory=lambda: {"data": "wikitext103", "data_root": "data/wikitext-103-raw"})
+
+    files = sorted(p["file"] for p in pending_downloads(Arms()))
+    assert files == sorted([download.REMOTES["cifar10"].filename, download.REMOTES["wikitext103"].filename])
+
+
+def test_pending_downloads_of_every_shipped_claim_at_the_gpu_tier(tmp_path, monkeypatch):
+    from harness.registry import load_claims
+
+    monkeypatch.setenv(download.ENV_DIR, str(tmp_path))  # an empty cache: every remote data set is pending
+    monkeypatch.delenv(download.ENV_URL, raising=False)
+    claims = load_claims()
+    pending = {cid: pending_downloads(c.tier("gpu").config) for cid, c in claims.items() if "gpu" in c.tiers}
+    assert pending["momentum-edge-of-stability"], "its CIFAR-10 arms must be listed, not fetched"
+    assert pending["eos-scale-invariant"]
+
+
 def test_plan_times_a_claim_and_scales_to_its_seeds(tmp_path):
     (p,) = plan_claims([CLAIM], "smoke", device="cpu", probe_steps=(5, 30))
     assert p.error == "" and len(p.probe_s) == 2 and p.seeds == 3
