@@ -40,7 +40,8 @@ def train_full_batch_gd(model: torch.nn.Module, loss_fn: Callable, x: torch.Tens
                         x_test: torch.Tensor | None = None, y_test: torch.Tensor | None = None,
                         lanczos_tol: float = 1e-3, bn_mode: str = "full-batch",
                         refresh: Callable[[torch.optim.Optimizer], None] | None = None,
-                        progress: Callable[[int, int], None] = lambda s, t: None) -> GDResult:
+                        progress: Callable[[int, int], None] = lambda s, t: None,
+                        lanczos_stop: str = "residual", curvature_dtype: torch.dtype | None = None) -> GDResult:
     """Run full-batch training on (x, y) with `optimizer` and record the curvature trajectory.
 
     Args:
@@ -51,6 +52,8 @@ def train_full_batch_gd(model: torch.nn.Module, loss_fn: Callable, x: torch.Tens
         steps: number of optimizer steps.
         measure_every: record a row every this many steps (odd values avoid period-2 aliasing).
         bn_mode: BatchNorm mode of the Hessian; must match training ("full-batch" for full-batch GD).
+        lanczos_stop, curvature_dtype: λ_max's stop ("residual" or "value") and the dtype of the operator
+            copy it is solved on (None: the model's); see `harness.curvature.top_eigenvalues`.
         refresh: called with the optimizer before a step whenever an IRE-type optimizer's
             `should_refresh_mask()` is True; default for IRE / SAM-IRE: `refresh_mask` on the
             training batch (full-batch: no other data). Needed for `IREProjected`.
@@ -84,7 +87,8 @@ def train_full_batch_gd(model: torch.nn.Module, loss_fn: Callable, x: torch.Tens
             lr = optimizer.param_groups[0]["lr"]
             with torch.no_grad():
                 grad_sq = sum(p.grad.pow(2).sum() for p in params).item()
-            row, v0 = _measure(model, loss_fn, x, y, names, params, lr, lanczos_tol, bn_mode, v0)
+            row, v0 = _measure(model, loss_fn, x, y, names, params, lr, lanczos_tol, bn_mode, v0,
+                               lanczos_stop, curvature_dtype)
             row.update(step=step, loss=loss.item(), train_acc=accuracy(logits.detach(), y), grad_sq_norm=grad_sq)
             if x_test is not None:
                 with torch.no_grad():
@@ -134,13 +138,13 @@ def _check_optimizer(opt: torch.optim.Optimizer, params: list[torch.Tensor], ref
         raise ValueError(f"{type(opt).__name__} needs its flat directions from the caller: pass refresh=")
 
 
-def _measure(model, loss_fn, x, y, names, params, lr, tol, bn_mode, v0):
+def _measure(model, loss_fn, x, y, names, params, lr, tol, bn_mode, v0, stop="residual", dtype=None):
     with torch.no_grad():
         sq_norm = sum(p.pow(2).sum() for p in params).item()
-    op = HessianOperator(model, loss_fn, [(x, y)], params=names, bn_mode=bn_mode)
-    # Lanczos stops on the residual ||Hv - λv|| <= tol·λ, checked after every HVP, so a warm start
-    # (the previous eigenvector) pays off without a small basis.
-    res = top_eigenvalues(op, k=1, tol=tol, v0=v0)
+    op = HessianOperator(model, loss_fn, [(x, y)], params=names, bn_mode=bn_mode, dtype=dtype)
+    # Lanczos stops on the residual ||Hv - λv|| <= tol·λ (or, stop="value", on the bound of λ's error),
+    # checked after every HVP, so a warm start (the previous eigenvector) pays off without a small basis.
+    res = top_eigenvalues(op, k=1, tol=tol, v0=v0, stop=stop)
     lam = res.eigenvalues[0]
     row = {
         "sq_norm": sq_norm,

@@ -93,3 +93,18 @@ def test_float32_copy_spherical_and_bad_dtype(problem):
     assert fast.value == pytest.approx(ref.value, rel=1e-3)
     with pytest.raises(TypeError, match="floating torch.dtype"):
         HessianOperator(model, F.cross_entropy, data, "full-batch", dtype=torch.int64)
+
+
+def test_training_loop_fast_curvature_path_matches_the_default_within_tol():
+    from harness.train import train_full_batch_gd
+
+    x, y = make_data(40, 2)
+    tables = {}
+    for label, kwargs in (("default", {}), ("fast", {"lanczos_stop": "value", "curvature_dtype": torch.float32})):
+        model = make_bn_mlp(0)
+        opt = torch.optim.SGD(model.parameters(), lr=0.5, weight_decay=1e-2)
+        tables[label] = train_full_batch_gd(model, F.cross_entropy, x, y, optimizer=opt, steps=20, measure_every=5,
+                                            lanczos_tol=1e-3, **kwargs).table
+    a, b = tables["default"]["lambda_max"], tables["fast"]["lambda_max"]
+    assert len(a) == len(b) == 5
+    assert ((a - b).abs() / a).max() <= 2e-3  # each within 1e-3 of the true λ_max
