@@ -81,13 +81,14 @@ RATIOS = (
 
 
 def interleaved_ratio(numerator: Callable[[], object], denominator: Callable[[], object], rounds: int,
-                      warmup: int = 1) -> dict:
+                      warmup: int = 1, clock: Callable[[], float] = time.thread_time) -> dict:
     """Time two functions back to back for `rounds` rounds, alternating which goes first, each with the
     thread's CPU time (time.thread_time), and return their per-round ratios.
 
     Args:
         numerator, denominator: functions of no arguments (synchronize CUDA inside them).
         rounds: timed rounds (>= 1), after `warmup` untimed ones.
+        clock: the timer; on a GPU pass time.perf_counter (the work is not this thread's CPU time).
 
     Returns:
         {"median": median ratio, "min": smallest ratio, "rounds": rounds, "ratios": [per round]}; save it
@@ -105,9 +106,9 @@ def interleaved_ratio(numerator: Callable[[], object], denominator: Callable[[],
         pair = [(0, numerator), (1, denominator)]
         seconds = [0.0, 0.0]
         for i, fn in pair if r % 2 == 0 else pair[::-1]:
-            start = time.thread_time()
+            start = clock()
             fn()
-            seconds[i] = time.thread_time() - start
+            seconds[i] = clock() - start
         ratios.append(seconds[0] / max(seconds[1], 1e-9))
     return {"median": statistics.median(ratios), "min": min(ratios), "rounds": rounds, "ratios": ratios}
 
@@ -280,5 +281,19 @@ def format_ratios(root: str | Path = ".benchmarks") -> str:
                  and prev.interleaved == r.interleaved)
         tag = "" if prev is None or not worse(prev, r) else \
             "  WORSE" if gated else "  higher (not gated: few rounds or timed differently)"
-        lines.append(f"  {r.name:34s} {r.describe():38s}" + (f" was {prev.describe()}{tag}" if prev else ""))
+        lines.append(f"  {r.name:44s} {r.describe():38s}" + (f" was {prev.describe()}{tag}" if prev else ""))
+        solver = _solver_counts(new, r.name)
+        if solver:
+            lines.append(f"  {'':44s} {solver}")
     return "\n".join(lines)
+
+
+def _solver_counts(run: BenchRun, name: str) -> str:
+    """'HVPs median m (oracle o, x m/o), max error e' for a λ_max row that saved them, else ''."""
+    spec = next((s for s in RATIOS if s.name == name), None)
+    info = run.extra.get(spec.numerator, {}) if spec else {}
+    if "hvps_median" not in info:
+        return ""
+    return (f"HVPs median {info['hvps_median']:g} (oracle {info.get('oracle_hvps_median', math.nan):g}, "
+            f"x{info.get('hvps_over_oracle_median', math.nan):.2f} per point), max error "
+            f"{info.get('max_rel_error', math.nan):.1e}, max residual {info.get('max_rel_residual', math.nan):.1e}")

@@ -50,7 +50,7 @@ def pending_downloads(config) -> list[dict]:
     def walk(c) -> None:
         if dataclasses.is_dataclass(c) and not isinstance(c, type):
             names = {f.name for f in dataclasses.fields(c)}
-            if {"data", "data_root"} <= names and getattr(c, "data") in REMOTES:
+            if {"data", "data_root"} <= names and c.data in REMOTES:
                 pending = pending_download(c.data, str(c.data_root))
                 if pending:
                     found[pending["file"]] = pending

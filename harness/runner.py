@@ -29,8 +29,7 @@ from harness import provenance
 from harness.checks import STEP_CAPPED, evaluate_check, scale_that_ran  # noqa: F401 (STEP_CAPPED: public here too)
 from harness.errors import ConfigError, TransientError, on_signal, seed_failure
 from harness.measurement import Measurement, RunContext
-from harness.planning import pick_device, plan_claims, step_capped  # noqa: F401 (pick_device: public here too)
-from harness.planning import seed_count
+from harness.planning import pick_device, plan_claims, seed_count, step_capped  # noqa: F401 (pick_device: public here too)
 from harness.records import CheckResult, ClaimResult, RunSummary, SeedEntry, SeedRecord
 from harness.registry import Claim
 from harness.store import ResultStore
