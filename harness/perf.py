@@ -249,7 +249,10 @@ def latest_pair(runs: list[BenchRun]) -> tuple[BenchRun | None, BenchRun | None]
 
 
 def worse(old: Ratio, new: Ratio) -> bool:
-    """The three conditions of the module docstring (every ratio is a cost: lower is better)."""
+    """The three conditions of the module docstring (every ratio is a cost: lower is better); a ratio
+    timed interleaved is never compared with one from separately timed medians."""
+    if old.interleaved != new.interleaved:
+        return False
     floor_rose = not (new.floor <= old.floor * (1 + MIN_RISE))  # unknown floors (NaN) do not veto
     return new.lo > old.hi and new.value > old.value * (1 + MIN_RISE) and floor_rose
 
