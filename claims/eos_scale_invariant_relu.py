@@ -31,7 +31,6 @@ CLAIM = register(Claim(
               ("tau_onset", "EoS onset in tau = lr*wd*t"),
               ("in_band_fraction", "share of post-onset measurements in [1.8, 2.3]"),
               ("sph_final_over_peak", "final / post-onset peak S_sph"),
-              ("norm4_over_equilibrium", "E||w||^4 / its equilibrium value (theory: 1)"),
               ("max_lambda_residual_rel", "worst Lanczos residual / lambda")),
     plots=(
         Plot("trajectory", "tau", ("lr_lambda_max",), "eta_eff x spherical sharpness (ReLU)",

@@ -32,7 +32,6 @@ CLAIM = register(Claim(
               ("bn_no_wd.test_acc_final", "test accuracy BN wd=0"),
               ("plain_wd.test_acc_final", "test accuracy no-BN+WD"),
               ("bn_no_wd.lr_lambda_max_tail_median", "lr*lambda_max without WD (no EoS expected)"),
-              ("bn_wd.norm4_over_equilibrium", "E||w||^4 / its equilibrium value, BN+WD (theory: 1)"),
               ("bn_wd.rms_angle_over_sqrt_2lr_wd", "RMS angular update / sqrt(2 lr wd) (theory: 1)"),
               ("plain_wd.lambda_max_final", "no-BN lambda_max, final (EoS would pin it near 2/lr = 20; raw sharpness is not comparable across BN and no-BN)")),
     plots=(

@@ -33,8 +33,6 @@ CLAIM = register(Claim(
               ("tau_onset", "EoS onset in tau"), ("tau_after_onset", "tau from onset to the end"),
               ("null_wd0_sph_final_over_onset", "null: the wd = 0 twin's final S_sph / its S_sph at the "
                                                 "onset step (the fall without weight decay)"),
-              ("norm4_over_equilibrium", "E||w||^4 / (lr E||grad L(theta)||^2 / (wd (2 - lr wd))) over the "
-                                         "last 30% (theory: 1)"),
               ("rms_angle_over_sqrt_2lr_wd", "RMS angular update / sqrt(2 lr wd) (theory: 1)")),
     plots=(
         Plot("trajectory", "tau", ("spherical_sharpness",), "Spherical sharpness ||w||^2 lambda_max",

@@ -41,16 +41,18 @@ def test_eos_claims_share_the_bn_wd_run(smoke_summary):
     summary, store = smoke_summary
     by_id = {c["id"]: c for c in summary["claims"]}
     assert by_id["eos-scale-invariant"]["seeds"][0]["key"] != by_id["eos-scale-invariant-relu"]["seeds"][0]["key"]
-    # 11 records for 1 seed: plain GD; BN+WD (shared by four claims); its wd = 0 twin (shared by two); ReLU;
-    # no-BN; c^2 = 0.5 and 3; the lr*wd x 2 null; the reduction, arms and collapse summaries.
-    assert len(list((store.root / "cache").glob("*.json"))) == 11
+    # 14 records for 1 seed: plain GD; BN+WD (shared by four claims); its wd = 0 twin (shared by two); ReLU;
+    # no-BN; the lr*wd ladder's x 1/4, x 1/2 and x 2 rungs (x 2 is also the collapse's lr*wd x 2 null);
+    # c^2 = 0.5 and 3; the ladder, reduction, arms and collapse summaries.
+    assert len(list((store.root / "cache").glob("*.json"))) == 14
 
 
 def test_eos_trajectory_records_consistent_sharpness(smoke_summary):
     summary, store = smoke_summary
     entry = next(c for c in summary["claims"] if c["id"] == "eos-scale-invariant")
-    curve = pd.DataFrame(store.load_seed(entry["seeds"][0]["key"])["measurement"]["curves"]["trajectory"])
-    lr = entry["config"]["optim"]["lr"]
+    curves = store.load_seed(entry["seeds"][0]["key"])["measurement"]["curves"]
+    curve = pd.concat([pd.DataFrame(curves[f"r{i}.trajectory"]) for i in range(3)])  # one lr, three wd
+    lr = entry["config"]["base"]["optim"]["lr"]
     np.testing.assert_allclose(curve["lr_lambda_max"], lr * curve["lambda_max"], rtol=1e-12)
     np.testing.assert_allclose(curve["spherical_sharpness"], curve["sq_norm"] * curve["lambda_max"], rtol=1e-12)
     assert (curve["lambda_residual"] <= 1e-2 * curve["lambda_max"].abs()).all()
@@ -121,20 +123,17 @@ def test_trajectory_metrics_slope_is_per_unit_tau_from_onset():
     assert s["sph_peak"] == pytest.approx(300.0)
 
 
-def test_norm_equilibrium_is_one_at_the_stationary_norm():
-    """||w||^4 = lr E||grad L(theta)||^2 / (wd (2 - lr wd)) at a stationary norm, and not before."""
+def test_rms_angle_is_one_at_the_stationary_norm_and_reads_the_tail_only():
+    """The RMS angular update per step over the tail, over sqrt(2 lr wd): 1 at the stationary norm."""
     lr, wd = 0.1, 2e-2
+    cfg = GDConfig(optim=OptimizerSpec("sgd", lr=lr, weight_decay=wd), steps=90, tail_fraction=0.5)
     t = _table([2.0] * 10, [100.0] * 10, lr=lr)
-    g_theta_sq = np.linspace(1.0, 3.0, 10)
-    t["sq_norm"] = math.sqrt(lr * g_theta_sq.mean() / (wd * (2 - lr * wd)))
-    t["grad_sq_norm"] = g_theta_sq / t["sq_norm"]  # ||grad L(w)||^2 = ||grad L(theta)||^2 / ||w||^2
-    cfg = GDConfig(optim=OptimizerSpec("sgd", lr=lr, weight_decay=wd), steps=90, tail_fraction=1.0)
-    s, _ = trajectory_metrics(t, cfg, angles=[])
-    assert s["norm4_over_equilibrium"] == pytest.approx(1.0, rel=1e-12)
-    t["sq_norm"] *= 2  # the same direction's gradients at twice the equilibrium ||w||^2: 4x on ||w||^4
-    t["grad_sq_norm"] = g_theta_sq / t["sq_norm"]
-    s, _ = trajectory_metrics(t, cfg, angles=[])
-    assert s["norm4_over_equilibrium"] == pytest.approx(4.0, rel=1e-12)
+    angle = math.sqrt(2 * lr * wd)
+    s, _ = trajectory_metrics(t, cfg, angles=[10 * angle] * 45 + [angle] * 45)  # early steps never count
+    assert s["rms_angle_over_sqrt_2lr_wd"] == pytest.approx(1.0, rel=1e-12)
+    s, _ = trajectory_metrics(t, cfg, angles=[angle] * 45 + [2 * angle] * 45)
+    assert s["rms_angle_over_sqrt_2lr_wd"] == pytest.approx(2.0, rel=1e-12)
+    assert "norm4_over_equilibrium" not in s  # dropped: sampled every k steps it aliased the oscillation
 
 
 def test_edge_of_stability_check_fails_a_run_that_starts_at_the_edge():
@@ -171,13 +170,14 @@ class _Built(Exception):
     """Raised by the patched training loop once it has the optimizer the experiment built."""
 
 
-@pytest.mark.parametrize("claim_id,key,factor", [
-    ("eos-scale-invariant", "optim.lr", 1.0), ("gd-edge-of-stability", "optim.lr", 1.0),
-    ("eos-scale-invariant-relu", "optim.lr", 1.0), ("sharpness-reduction", "base.optim.lr", 1.0),
-    ("normalization-reduces-sharpness", "base.optim.lr", 1.0),
-    ("eos-intrinsic-time-collapse", "base.optim.lr", 0.5),  # its first run is the c^2 = 0.5 setting
+@pytest.mark.parametrize("claim_id,key,factor,wd_factor", [
+    ("eos-scale-invariant", "base.optim.lr", 1.0, 0.25),  # its first run is the lr*wd x 1/4 rung
+    ("gd-edge-of-stability", "optim.lr", 1.0, 1.0),
+    ("eos-scale-invariant-relu", "optim.lr", 1.0, 1.0), ("sharpness-reduction", "base.optim.lr", 1.0, 1.0),
+    ("normalization-reduces-sharpness", "base.optim.lr", 1.0, 1.0),
+    ("eos-intrinsic-time-collapse", "base.optim.lr", 0.5, 2.0),  # its first run is the c^2 = 0.5 setting
 ])
-def test_set_optim_lr_reaches_the_built_sgd(claim_id, key, factor, monkeypatch):
+def test_set_optim_lr_reaches_the_built_sgd(claim_id, key, factor, wd_factor, monkeypatch):
     """--set optim.lr=0.3 (base.optim.lr for the composites) is the lr torch.optim.SGD is built with."""
     built = []
 
@@ -196,4 +196,88 @@ def test_set_optim_lr_reaches_the_built_sgd(claim_id, key, factor, monkeypatch):
     (opt,) = built
     assert type(opt) is torch.optim.SGD
     assert opt.param_groups[0]["lr"] == pytest.approx(0.3 * factor, rel=1e-15)
-    assert opt.param_groups[0]["weight_decay"] == pytest.approx(gd.optim.weight_decay / factor, rel=1e-15)
+    assert opt.param_groups[0]["weight_decay"] == pytest.approx(gd.optim.weight_decay * wd_factor, rel=1e-15)
+
+
+def test_whole_cycle_mean_averages_whole_slow_cycles_despite_the_period_two_alternation():
+    """A slow sine (period 12 samples) plus a period-2 alternation: the mean over whole cycles is the
+    sine's centre; a plain mean over a window ending mid-cycle is biased."""
+    from harness.experiments.eos_ladder import whole_cycle_mean
+
+    i = np.arange(53)
+    x = 2.1 + 0.3 * np.sin(2 * np.pi * i / 12) + 0.05 * (-1.0) ** i
+    mean, cycles = whole_cycle_mean(x)
+    assert cycles >= 3
+    assert mean == pytest.approx(2.1, abs=0.01)
+    assert abs(np.mean(x) - 2.1) > 0.015  # the plain mean over 53 samples is not
+    flat, none = whole_cycle_mean(np.array([2.0, 2.2, 2.1]))
+    assert none == 0 and flat == pytest.approx(2.1)
+
+
+def test_ladder_rungs_share_tau_end_and_measurement_spacing():
+    from harness.experiments.eos_ladder import rung
+
+    base = GDConfig(optim=OptimizerSpec("sgd", lr=0.1, weight_decay=2e-2), steps=2000, measure_every=25)
+    for f, steps, every in ((0.25, 4000, 101), (0.5, 2000, 51), (1.0, 1000, 25)):
+        r = rung(base, f, tau_end=2.0)
+        assert r.optim.lr == 0.1 and r.lr_wd == pytest.approx(2e-3 * f, rel=1e-12)
+        assert (r.steps, r.measure_every) == (steps, every)
+        assert r.lr_wd * r.steps == pytest.approx(2.0)
+    assert rung(base, 1.0) is base
+
+
+def test_ladder_truncated_base_rung_equals_the_shorter_run():
+    """The factor-1 rung cut to tau_end reads the same trajectory a run of that many steps records."""
+    from harness.experiments.eos_ladder import truncated_run
+
+    base = GDConfig(activation="tanh", optim=OptimizerSpec("sgd", lr=0.1, weight_decay=2e-2), steps=40,
+                    measure_every=5, n_train=64, n_test=20, widths=(8,))
+    ctx = RunContext(seed=3, tier="smoke")
+    table, scalars, scale = truncated_run(base, 20, ctx)
+    short = eos.gd_sharpness_trajectory(eos.derive(base, steps=20), ctx).curves["trajectory"]
+    np.testing.assert_allclose(table["lambda_max"], short["lambda_max"], rtol=1e-8)
+    np.testing.assert_allclose(table["sq_norm"], short["sq_norm"], rtol=1e-12)
+    assert scale["steps"] == 20 and scalars["tau_end"] == pytest.approx(20 * 2e-3)
+
+
+def test_ladder_excess_slope_reads_the_growth_per_doubling(monkeypatch):
+    """Rungs whose tail medians are 2 + 0.1 * log2(lr*wd / 5e-4) give a slope of 0.1 per doubling."""
+    import harness.experiments.eos_ladder as ladder
+
+    def fake(cfg, ctx):
+        level = 2.0 + 0.1 * math.log2(cfg.lr_wd / 5e-4)
+        n = 40
+        t = _table([level + 0.01 * (-1) ** k for k in range(n)], [100.0] * n, every=cfg.measure_every)
+        s, _ = trajectory_metrics(t, cfg, [])
+        return eos.Measurement(scalars=s, curves={"trajectory": t}, scale={"steps": cfg.steps, "lr_wd": cfg.lr_wd,
+                                                                           "tau_end": s["tau_end"]})
+
+    monkeypatch.setattr(ladder, "gd_sharpness_trajectory", fake)
+    base = GDConfig(optim=OptimizerSpec("sgd", lr=0.1, weight_decay=2e-2), steps=2000, measure_every=25)
+    ctx = RunContext(seed=0, tier="smoke")
+    m = ladder.eos_lr_wd_ladder(ladder.LadderConfig(base=base), ctx)
+    assert m.scalars["excess_slope_per_doubling"] == pytest.approx(0.1, rel=1e-9)
+    assert m.scalars["smallest.lr_lambda_max_tail_median"] == pytest.approx(2.0, abs=0.011)
+
+
+def test_window_fall_is_robust_to_spikes_and_divides_by_the_twins_fall():
+    """S_sph = 100 exp(-0.5 tau) with one spike x10 in the last window: the window-mean fall reads the
+    trend (exp(-0.5 x 2) between window centres 1 and 3 here, up to the spike's 1/n in log), final / peak
+    is thrown by the spike; a twin that rises x1.5 over the same steps divides the fall by 1.5."""
+    lr_wd, every = 2e-3, 25
+    step = np.arange(0, 2001, every, dtype=float)
+    tau = step * lr_wd
+    sph = 100 * np.exp(-0.5 * tau)
+    sph[-3] *= 10  # a catapult spike
+    run = pd.DataFrame({"step": step, "spherical_sharpness": sph})
+    twin_steps = np.append(np.arange(0, 2001, 199, dtype=float), 2000.0)  # a run also measures its last step
+    twin = pd.DataFrame({"step": twin_steps, "spherical_sharpness": 50 * 1.5 ** (twin_steps / 2000)})
+    s = eos.window_fall_metrics(run, twin, onset_step=500.0, steps=2000, lr_wd=lr_wd)
+    n_last = int(np.sum(step >= 1500))
+    expected = np.exp(-0.5 * (np.mean(tau[step >= 1500]) - np.mean(tau[(step >= 500) & (step < 1000)]))
+                      + np.log(10) / n_last)
+    assert s["sph_window_fall"] == pytest.approx(expected, rel=1e-9)
+    assert s["null_wd0_sph_window_fall"] == pytest.approx(
+        1.5 ** ((np.mean(step[step >= 1500]) - np.mean(step[(step >= 500) & (step < 1000)])) / 2000), rel=1e-3)
+    assert s["sph_window_fall_over_wd0"] == pytest.approx(s["sph_window_fall"] / s["null_wd0_sph_window_fall"])
+    assert s["trend_fall"] < 1

@@ -190,28 +190,18 @@ def trajectory_metrics(table: pd.DataFrame, cfg: GDConfig, angles: list[float]) 
 
 
 def equilibrium_metrics(tail: pd.DataFrame, cfg: GDConfig, angles: list[float]) -> dict:
-    """Two predictions of the norm's equilibrium that do not restate lr * lambda_max.
+    """The norm's equilibrium, a prediction that does not restate lr * lambda_max.
 
     For a scale-invariant loss <grad L(w), w> = 0, so ||w_{t+1}||^2 = (1 - lr wd)^2 ||w_t||^2
-    + lr^2 ||grad L(w_t)||^2, and ||grad L(w)|| = ||grad L(theta)|| / ||w|| with theta = w / ||w||.
-    A stationary norm therefore has ||w||^4 = lr E||grad L(theta)||^2 / (wd (2 - lr wd)): the ratio
-    of the measured E||w||^4 to that is 1 once the norm has equilibrated (it is not 1 before, or if the
-    net is not scale-invariant). The RMS angular update per step tends to sqrt(2 lr wd).
+    + lr^2 ||grad L(w_t)||^2; at a stationary norm the squared angular update per step, about
+    lr^2 ||grad L(w)||^2 / ||w||^2, averages to 1 - (1 - lr wd)^2 ~ 2 lr wd. The angle is accumulated
+    every step (the curvature measurements, every k steps, would alias the period-2 oscillation).
 
     Returns:
-        norm4_over_equilibrium (nan without wd or without a grad_sq_norm column) and
-        rms_angle_over_sqrt_2lr_wd (nan without wd).
+        rms_angle_over_sqrt_2lr_wd: RMS angular update over the tail / sqrt(2 lr wd) (nan without wd).
     """
-    out = {"norm4_over_equilibrium": math.nan, "rms_angle_over_sqrt_2lr_wd": math.nan}
-    lr, wd = cfg.optim.lr, cfg.optim.weight_decay
-    if wd <= 0:
-        return out
-    if "grad_sq_norm" in tail:
-        sq = tail["sq_norm"].to_numpy()
-        grad_theta_sq = sq * tail["grad_sq_norm"].to_numpy()  # ||grad L(theta)||^2 = ||w||^2 ||grad L(w)||^2
-        predicted = lr * np.mean(grad_theta_sq) / (wd * (2 - cfg.lr_wd))
-        out["norm4_over_equilibrium"] = float(np.mean(sq**2) / predicted)
-    if angles:
+    out = {"rms_angle_over_sqrt_2lr_wd": math.nan}
+    if cfg.optim.weight_decay > 0 and angles:
         tail_angles = np.asarray(angles[int(len(angles) * (1 - cfg.tail_fraction)):])
         out["rms_angle_over_sqrt_2lr_wd"] = float(np.sqrt(np.mean(tail_angles**2)) / math.sqrt(2 * cfg.lr_wd))
     return out
@@ -219,8 +209,9 @@ def equilibrium_metrics(tail: pd.DataFrame, cfg: GDConfig, angles: list[float]) 
 
 @experiment("gd_sharpness_trajectory", GDConfig,
             outputs=('in_band_fraction', 'lambda_max_final', 'lambda_over_threshold_initial',
-                     'lambda_over_threshold_tail_median', 'lr_lambda_max_initial', 'lr_lambda_max_tail_median',
-                     'max_lambda_residual_rel', 'norm*_over_equilibrium', 'onset_fraction', 'onset_step',
+                     'lambda_over_threshold_post_onset_median', 'lambda_over_threshold_tail_median',
+                     'lr_lambda_max_initial', 'lr_lambda_max_tail_median', 'max_lambda_residual_rel',
+                     'null_lambda_over_gd_threshold_post_onset_median', 'onset_fraction', 'onset_step',
                      'rms_angle_over_sqrt_*lr_wd', 'sph_final', 'sph_final_over_peak', 'sph_initial',
                      'sph_log_slope_per_tau', 'sph_peak', 'stability_threshold', 'tau_after_onset', 'tau_end',
                      'tau_onset', 'test_acc_final', 'threshold_in_band_fraction', 'threshold_onset_fraction',
@@ -250,6 +241,13 @@ def gd_sharpness_trajectory(cfg: GDConfig, ctx: RunContext) -> Measurement:
             threshold_onset_step=float(at[hit[0]]) if len(hit) else math.nan,
             threshold_onset_fraction=float(at[hit[0]]) / max(int(at[-1]), 1) if len(hit) else 1.0,
             threshold_in_band_fraction=float(np.mean((post >= lo) & (post <= hi))) if len(hit) else 0.0)
+        # The median of lambda / T from the onset on (no onset: the tail's, which then lies below the
+        # onset level), and the same lambda read against plain GD's threshold 2/lr: a null that tells
+        # which threshold the run hovers at (T * lr / 2 is 1.9 for heavy ball at beta 0.9, 0.68 Nesterov).
+        settled = post if len(hit) else rel[int(len(rel) * (1 - cfg.tail_fraction)):]
+        scalars["lambda_over_threshold_post_onset_median"] = float(np.median(settled))
+        scalars["null_lambda_over_gd_threshold_post_onset_median"] = float(
+            np.median(settled) * threshold * cfg.optim.lr / 2.0)
         if not len(hit):
             notes.append(f"never reached lambda_max >= {cfg.threshold_onset} x threshold {threshold:.4g}")
     return Measurement(scalars=scalars, standard_errors=ses, curves={"trajectory": table},
@@ -284,8 +282,8 @@ def no_wd_arm(base: GDConfig, measure_every: int) -> GDConfig:
 @experiment("sharpness_reduction_runs", ReductionConfig,
             outputs=('in_band_fraction', 'lambda_max_final', 'lambda_over_threshold_initial',
                      'lambda_over_threshold_tail_median', 'lr_lambda_max_initial', 'lr_lambda_max_tail_median',
-                     'max_lambda_residual_rel', 'norm*_over_equilibrium', 'null_wd*_sph_final_over_onset',
-                     'onset_fraction', 'onset_step', 'rms_angle_over_sqrt_*lr_wd', 'sph_final',
+                     'max_lambda_residual_rel', 'null_wd*_sph_final_over_onset', 'null_wd*_sph_window_fall',
+                     'sph_window_fall', 'sph_window_fall_over_wd*', 'trend_fall', 'onset_fraction', 'onset_step', 'rms_angle_over_sqrt_*lr_wd', 'sph_final',
                      'sph_final_over_peak', 'sph_initial', 'sph_log_slope_per_tau', 'sph_peak',
                      'stability_threshold', 'tau_after_onset', 'tau_end', 'tau_onset', 'test_acc_final',
                      'threshold_in_band_fraction', 'threshold_onset_fraction', 'threshold_onset_step',
@@ -305,9 +303,41 @@ def sharpness_reduction_runs(cfg: ReductionConfig, ctx: RunContext) -> Measureme
     at_onset = log_interp(np.array([onset]), t0["step"].to_numpy(float), t0["spherical_sharpness"].to_numpy())[0]
     scalars["null_wd0_sph_final_over_onset"] = float(null.scalars["sph_final"] / at_onset)
     scalars["wd0.sph_final"] = null.scalars["sph_final"]
+    scalars.update(window_fall_metrics(m.curves["trajectory"], t0, onset, cfg.base.steps, cfg.base.lr_wd))
     return Measurement(scalars=scalars, standard_errors=dict(m.standard_errors),
                        curves={"trajectory": m.curves["trajectory"], "wd0": t0},
                        scale={**m.scale, "wd0_arm_steps": null.scale["steps"]}, notes=list(m.notes))
+
+
+def window_fall_metrics(run: pd.DataFrame, twin: pd.DataFrame, onset_step: float, steps: int,
+                        lr_wd: float, width_tau: float = 1.0) -> dict:
+    """The fall of S_sph from the first post-onset tau window to the last, as a ratio of window means
+    (geometric means: log S_sph averaged over the run's own measurements in each window), for the run
+    and for its twin over the same steps (the twin's log S_sph interpolated at the run's measurement
+    steps: a wd = 0 run has no EoS oscillation, so sparse measurements suffice).
+
+    Windows: [onset, onset + w) and [end - w, end] in tau, w = min(width_tau, (tau_end - tau_onset) / 2),
+    so they never overlap. Robust to the EoS spikes that a final / peak ratio divides by.
+
+    Returns:
+        sph_window_fall (last / first window mean, the run), null_wd0_sph_window_fall (the twin's),
+        sph_window_fall_over_wd0 (their ratio: < 1 when the run falls more than the twin),
+        trend_fall (exp(slope of log S_sph per tau x tau from onset to end), from the run's fit).
+    """
+    step = run["step"].to_numpy(float)
+    log_sph = np.log(run["spherical_sharpness"].to_numpy())
+    end = float(step[-1])
+    w = min(width_tau / lr_wd, (end - onset_step) / 2)
+    first = (step >= onset_step) & (step < onset_step + w)
+    last = step >= end - w
+    twin_log = np.log(log_interp(step, twin["step"].to_numpy(float), twin["spherical_sharpness"].to_numpy()))
+    fall = float(np.exp(log_sph[last].mean() - log_sph[first].mean()))
+    twin_fall = float(np.exp(np.nanmean(twin_log[last]) - np.nanmean(twin_log[first])))
+    x = step[step >= onset_step] * lr_wd
+    slope = stats.linregress(x, log_sph[step >= onset_step]).slope if len(x) >= 3 else math.nan
+    return {"sph_window_fall": fall, "null_wd0_sph_window_fall": twin_fall,
+            "sph_window_fall_over_wd0": fall / twin_fall,
+            "trend_fall": float(np.exp(slope * (end - onset_step) * lr_wd))}
 
 
 @dataclass(frozen=True)
@@ -341,7 +371,7 @@ def normalization_arms(cfg: ArmsConfig, ctx: RunContext) -> Measurement:
     for name, arm_cfg in arms.items():
         m = ctx.run(gd_sharpness_trajectory, arm_cfg)
         for k in ("sph_final", "test_acc_final", "lr_lambda_max_tail_median", "lambda_max_final",
-                  "norm4_over_equilibrium", "rms_angle_over_sqrt_2lr_wd", "train_loss_final", "onset_step"):
+                  "rms_angle_over_sqrt_2lr_wd", "train_loss_final", "onset_step"):
             scalars[f"{name}.{k}"] = m.scalars[k]
         curves.append(m.curves["trajectory"].assign(arm=name))
         scale[name] = {k: m.scale[k] for k in ("model", "trainable_params", "steps")}
