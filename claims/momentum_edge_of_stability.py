@@ -1,6 +1,6 @@
 """Cohen et al. (ICLR 2021), momentum: full-batch heavy-ball and Nesterov GD sharpen until lambda_max
 reaches their own stability threshold, (2 + 2b)/lr and (2 + 2b)/((1 + 2b) lr), then hover there."""
-from harness import AtLeast, AtMost, Change, Check, Claim, Plot, Tier, register
+from harness import AtLeast, AtMost, Between, Change, Check, Claim, Plot, Tier, register
 from harness.config import derive
 from harness.experiments.eos import GDConfig
 from harness.experiments.gd_arms import GDArmsConfig, gd_arms
@@ -34,12 +34,25 @@ def _tier(**changes) -> GDArmsConfig:
 def _checks(arm: str, label: str) -> tuple[Check, ...]:
     return (
         Check(f"{arm}.lambda_over_threshold_initial", AtMost(0.5),
-              f"{label}: lambda_max / T at step 0 at most 1/2, so reaching T needs progressive sharpening"),
-        Check(f"{arm}.threshold_onset_fraction", AtMost(0.8),
-              f"{label}: onset (first lambda_max >= 0.9 T) as a fraction of training"),
-        Check(f"{arm}.threshold_in_band_fraction", AtLeast(0.8),
-              f"{label}: share of post-onset measurements with lambda_max / T in [0.9, 1.15]"),
+              f"{label}: lambda_max / T at step 0 at most 1/2, so reaching T needs progressive sharpening",
+              source="Cohen et al. Sec. 3 ('so long as the sharpness is less than 2/eta, it tends to continually "
+                     "rise'), moved to T; 1/2 as gd-edge-of-stability's lr*lambda_max(0) <= 1 (half the edge)"),
+        Check(f"{arm}.lambda_over_threshold_post_onset_median", Between((0.9, 1.1)),
+              f"{label}: median of lambda_max / T from the onset (first lambda_max >= 0.9 T) on: the run "
+              f"hovers at its own threshold",
+              source="Cohen et al. Sec. 5 and appendix (momentum: lambda_max equilibrates at T); +-10% is our "
+                     "choice: the onset level 0.9 T mirrored above T, far from the other candidate threshold "
+                     "(GD's 2/lr is 0.53 T heavy ball, 1.47 T Nesterov)",
+              paper="1 (lambda_max at T, Cohen et al. Sec. 5)"),
     )
+
+
+def _null(arm: str, label: str, expect) -> Check:
+    return Check(f"{arm}.null_lambda_over_gd_threshold_post_onset_median", expect,
+                 f"{label}: premise, the run discriminates the thresholds: the same post-onset median lambda_max "
+                 f"read against plain GD's 2/lr lies outside [0.8, 1.2] (on the side T lies on)",
+                 source="Cohen et al. Sec. 3 (GD's threshold 2/lr); [0.8, 1.2] is our choice, twice the check's "
+                        "+-10%: a run read within it could be hovering at GD's threshold as well as at T")
 
 
 CLAIM = register(Claim(
@@ -63,7 +76,12 @@ CLAIM = register(Claim(
                     scale="tanh MLP 512-512, 5000 CIFAR-10 images, 6000 steps per arm, float32"),
     },
     checks=_checks("heavy_ball", "heavy ball") + _checks("nesterov", "Nesterov"),
+    regime=(_null("heavy_ball", "heavy ball", AtLeast(1.2)), _null("nesterov", "Nesterov", AtMost(0.8))),
     reported=tuple(row for arm, label in (("heavy_ball", "heavy ball"), ("nesterov", "Nesterov")) for row in (
+        (f"{arm}.threshold_onset_fraction", f"{label}: onset (first lambda_max >= 0.9 T) as a fraction of "
+                                            f"training (v2 check)"),
+        (f"{arm}.threshold_in_band_fraction", f"{label}: share of post-onset measurements with lambda_max / T in "
+                                              f"[0.9, 1.15] (v2 check; measures the fluctuation)"),
         (f"{arm}.lambda_over_threshold_tail_median", f"{label}: lambda_max / T, median of the last 30%"),
         (f"{arm}.lr_lambda_max_tail_median",
          f"{label}: lr * lambda_max, median of the last 30% (2 if plain GD's threshold 2/lr held; "
@@ -98,6 +116,20 @@ CLAIM = register(Claim(
                    "over 3 seeds at 95%; at 97.5% the two in-band shares (0.859, 0.861 against >= 0.8) "
                    "would need ~4 seeds. Band and setup unchanged.",
                results_seen=True),
+        Change("2026-12-07",
+               what="Checks per arm: lambda_max(0)/T <= 1/2 (kept) and, new, the median of lambda_max / T from "
+                    "the onset on in [0.9, 1.1]. Regime checks per arm (new): the same median read against "
+                    "plain GD's 2/lr lies outside [0.8, 1.2] (>= 1.2 heavy ball, <= 0.8 Nesterov, the sides "
+                    "T lies on). The onset-fraction and in-band-share checks become reported rows. The claim's "
+                    "6 checks are one family: each interval at 1 - 0.05/(2 looks x 6). Setup and seeds "
+                    "unchanged.",
+               why="A review of the stored runs read heavy ball at 0.94-0.96 of its threshold with a lower "
+                   "tail: the in-band share [0.9, 1.15] measured the fluctuation around the threshold, not "
+                   "which threshold attracts the run (Cohen et al. Sec. 5: lambda_max equilibrates at T). The "
+                   "median locates the level; the null row says the run could not also be read as hovering "
+                   "at GD's 2/lr, so the check discriminates. Fewer checks keep the family's intervals "
+                   "narrow.",
+               results_seen=True),
     ),
-    version=2,
+    version=3,
 ))

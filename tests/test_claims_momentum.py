@@ -30,8 +30,8 @@ def smoke(tmp_path_factory):
 
 def test_momentum_claim_smoke_tier_runs_end_to_end(smoke):
     entry, _ = smoke
-    assert len(entry["checks"]) == 6
-    for check in entry["checks"]:
+    assert len(entry["checks"]) == 4 and len(entry["regime"]) == 2
+    for check in entry["checks"] + entry["regime"]:
         assert check["verdict"] != "error", check
         assert math.isfinite(check["estimate"]["value"])
 
@@ -113,6 +113,9 @@ def test_threshold_metrics_find_onset_and_band_relative_to_the_momentum_threshol
     assert s["threshold_onset_step"] == 30 and s["threshold_onset_fraction"] == pytest.approx(30 / 90)
     assert s["threshold_in_band_fraction"] == pytest.approx(6 / 7)  # 1.2 is outside [0.9, 1.15]
     assert s["lambda_over_threshold_tail_median"] == pytest.approx(1.0)  # median of the last 3 rows
+    assert s["lambda_over_threshold_post_onset_median"] == pytest.approx(1.0)  # rows 3..9: 0.95 .. 1.2
+    # the null reads the same median against plain GD's 2/lr: x (T lr / 2) = 1.9 for heavy ball at 0.9
+    assert s["null_lambda_over_gd_threshold_post_onset_median"] == pytest.approx(1.9)
     # Read against plain GD's 2/lr (lr * lambda_max = 3.8 rel): onset at row 1, one in-band row of 9.
     assert s["onset_fraction"] == pytest.approx(10 / 90) and s["in_band_fraction"] == pytest.approx(1 / 9)
 
