@@ -1,39 +1,56 @@
 """Lyu, Li, Arora (NeurIPS 2022): in EoS, GD + WD follows a sharpness-reduction flow on the clock tau."""
 from claims.eos_scale_invariant import CPU, GPU, SMOKE
-from harness import AtMost, Below, Change, Check, Claim, Plot, Tier, register
+from harness import AtMost, Change, Check, Claim, Effect, Plot, Tier, register
 from harness.experiments.eos import ReductionConfig, sharpness_reduction_runs
 
 CLAIM = register(Claim(
     id="sharpness-reduction",
     source="Lyu, Li, Arora, NeurIPS 2022, Thm. 1.2 / Sec. 4",
     statement="After entering the Edge of Stability, spherical sharpness decreases along the flow, on the "
-              "theory's clock tau = lr * wd * t: measured from the EoS onset, log S_sph falls steadily, at "
-              "~0.5 per unit of tau in a smooth probe, so by ~3 units of tau after onset S_sph is at most half "
-              "its post-onset peak.",
-    paper_value="S_sph falls markedly (>= 2x) on a time scale of ~1/(lr*wd) steps; expected fall "
-                "S_sph(tau)/S_sph(onset) ~ exp(-0.5 (tau - tau_onset)), i.e. ~0.2 at 3 units after onset",
+              "theory's clock tau = lr * wd * t: from the first post-onset tau window to the last, S_sph falls "
+              "by more than the same net's without weight decay over the same steps (which has no EoS and "
+              "flattens only as cross-entropy margins grow).",
+    paper_value="S_sph decreases along the flow in EoS on the clock tau (Thm. 1.2; direction, no rate); a smooth "
+                "probe fell ~exp(-0.5 (tau - tau_onset))",
     experiment=sharpness_reduction_runs,
     tiers={  # the eos-scale-invariant runs, reused from the cache, plus their wd = 0 twin
         "smoke": Tier(seeds=1, config=ReductionConfig(base=SMOKE), scale="tanh BN MLP, 200 digits, 60 steps"),
         "cpu": Tier(seeds=3, max_seeds=5, config=ReductionConfig(base=CPU),
-                    scale="tanh BN MLP 64-64, 1000 digits, 2000 GD steps (tau = 4), and its wd = 0 twin"),
+                    scale="tanh BN MLP 64-64, 1000 digits, 2000 GD steps (tau = 4, measured every 25), and its "
+                          "wd = 0 twin (measured every 199), float64"),
         "gpu": Tier(seeds=3, config=ReductionConfig(base=GPU),
-                    scale="tanh/avg-pool CNN, 5000 CIFAR-10 images, 4000 GD steps (tau = 8)"),
+                    scale="tanh/avg-pool CNN (bn_eps 0), 5000 CIFAR-10 images, 4000 GD steps (tau = 8), float32, "
+                          "and its wd = 0 twin"),
     },
     checks=(
-        Check("onset_fraction", AtMost(0.8),
-              "EoS entered (first lr*lambda_max >= 1.8) within the first 80% of training"),
-        Check("sph_log_slope_per_tau", Below(0.0),
-              "slope of log S_sph per unit tau, fitted from the EoS onset on (< 0: decreasing; smooth probe "
-              "~ -0.5)"),
-        Check("sph_final_over_peak", AtMost(0.5),
-              "final / post-onset peak S_sph (<= 0.5: fell at least 2x; expected ~exp(-0.5 x tau after onset))"),
+        Check("sph_window_fall_over_wd0", Effect(0.2, null=1.0, direction=-1),
+              "S_sph's fall from the first post-onset tau window to the last (ratio of window means), over the "
+              "same ratio for the wd = 0 twin on the same steps (< 1: weight decay's EoS flow flattens beyond "
+              "what cross-entropy alone does; 1 = no effect)",
+              source="Thm. 1.2 (in EoS, S_sph decreases along the flow on the clock tau; the theorem gives the "
+                     "direction, not a rate); smallest effect 0.2 (the run ends at most 0.8x its twin's "
+                     "fall) is our choice: well below the ~2x fall of the smooth probe in this claim's v2 "
+                     "entry, and above the noise of window means of log S_sph (sd ~0.1, "
+                     "eos-intrinsic-time-collapse v4 entry)",
+              paper="direction only: S_sph decreases (Thm. 1.2); no ratio for a finite run"),
     ),
-    reported=(("sph_peak", "post-onset peak S_sph"), ("sph_final", "final S_sph"),
+    regime=(
+        Check("onset_fraction", AtMost(0.8),
+              "premise: the run enters EoS (first lr*lambda_max >= 1.8) within the first 80% of training, so "
+              "there is an EoS phase to measure the fall in",
+              source="Thm. 1.1 (EoS entered within ~1/(lr*wd) steps, tau ~ 1); 80% is our choice: at least "
+                     "20% of training (0.8 units of tau here) left after the onset"),
+    ),
+    reported=(("sph_window_fall", "S_sph last / first post-onset tau-window mean (the run alone)"),
+              ("null_wd0_sph_window_fall", "null: the same window ratio for the wd = 0 twin (the fall without "
+                                           "weight decay)"),
+              ("trend_fall", "fitted trend: exp(slope of log S_sph per tau x tau after onset)"),
+              ("sph_log_slope_per_tau", "slope of log S_sph per unit tau, fitted from the onset (v3 check)"),
+              ("sph_final_over_peak", "final / post-onset peak S_sph (v3 check; divides by a spike)"),
               ("tau_onset", "EoS onset in tau"), ("tau_after_onset", "tau from onset to the end"),
               ("null_wd0_sph_final_over_onset", "null: the wd = 0 twin's final S_sph / its S_sph at the "
-                                                "onset step (the fall without weight decay)"),
-              ("rms_angle_over_sqrt_2lr_wd", "RMS angular update / sqrt(2 lr wd) (theory: 1)")),
+                                                "onset step"),
+              ("rms_angle_over_sqrt_2lr_wd", "RMS angular update / sqrt(2 lr wd), every step (theory: 1)")),
     plots=(
         Plot("trajectory", "tau", ("spherical_sharpness",), "Spherical sharpness ||w||^2 lambda_max",
              ylabel="S_sph", xlabel="tau = lr * wd * step", ylog=True),
@@ -67,6 +84,24 @@ CLAIM = register(Claim(
                    " the first 3 at 97.5% (onset 0.15 [0.07, 0.23], slope -0.27 [-0.55, -0.002], final/peak"
                    " 0.22 [0.04, 0.40]). Bands unchanged.",
                results_seen=True),
+        Change("2026-12-07",
+               what="One check, an Effect: sph_window_fall_over_wd0 = (S_sph's last / first post-onset tau-window "
+                    "mean, windows of width 1) over the same ratio for the wd = 0 twin on the same steps, "
+                    "smallest effect 0.2 below the no-effect value 1. The onset check becomes the claim's "
+                    "regime check (onset within 80% of training). The slope (< 0) and final/peak (<= 0.5) "
+                    "checks become reported rows, beside the run's own window ratio, the twin's, and the "
+                    "fitted trend exp(slope x tau after onset). Dropped: norm4_over_equilibrium. gpu tier: "
+                    "BatchNorm eps 0 (from eos-scale-invariant's gpu config). Seeds unchanged (pilot 3, up to 5; "
+                    "the family is 1 check + 1 regime check).",
+               why="A review of the stored runs read final/peak 0.22 (passes <= 0.5) while the ratio of the last "
+                   "to the first post-onset tau-window means read 0.51 [0.43, 0.60] and the fitted trend "
+                   "exp(slope x tau) 0.40 [0.30, 0.49] on the same runs: final/peak divides by the largest "
+                   "spike of an oscillating series, and its 0.5 has no source in the paper (Thm. 1.2 gives "
+                   "the direction of the flow, not a rate). Window means average the EoS oscillation out. "
+                   "The wd = 0 twin's S_sph rises x1.82 over the same steps (same review): it is the strong "
+                   "null, and the comparison against it is the claim's content (weight decay's flow, not "
+                   "cross-entropy's margins). norm4_over_equilibrium: see eos-scale-invariant v3.",
+               results_seen=True),
     ),
-    version=3,
+    version=4,
 ))
