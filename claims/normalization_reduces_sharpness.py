@@ -1,7 +1,7 @@
 """Lyu, Li, Arora (NeurIPS 2022): normalization with weight decay ends at flatter solutions."""
 
 from claims.eos_scale_invariant import CPU, GPU, SMOKE
-from harness import Below, Change, Check, Claim, Plot, Tier, register
+from harness import Change, Check, Claim, Effect, Plot, Tier, register
 from harness.experiments.eos import ArmsConfig, normalization_arms
 
 CLAIM = register(Claim(
@@ -17,12 +17,16 @@ CLAIM = register(Claim(
                     scale="3 arms (BN+WD, BN wd=0, no-BN+WD) tanh 64-64 MLPs, 1000 digits, 2000 GD steps "
                           "(tau = 4 for the WD arms)"),
         "gpu": Tier(seeds=3, config=ArmsConfig(base=GPU, plain_model="plain_cnn"),
-                    scale="3 arms (the tanh/avg-pool CNN with BN and WD, with wd = 0, and the same CNN "
-                          "without normalization), 5000 CIFAR-10 images, 4000 GD steps"),
+                    scale="3 arms (the tanh/avg-pool CNN with BN (eps 0) and WD, with wd = 0, and the same CNN "
+                          "without normalization), 5000 CIFAR-10 images, 4000 GD steps, float32"),
     },
     checks=(
-        Check("sph_ratio_wd_over_no_wd", Below(1.0),
-              "final S_sph with WD / without WD (< 1: flatter with WD, the paper's statement; 1 = no effect)"),
+        Check("sph_ratio_wd_over_no_wd", Effect(0.2, null=1.0, direction=-1),
+              "final S_sph with WD / without WD (< 1: flatter with WD, the paper's statement; 1 = no effect)",
+              source="Lyu et al. Sec. 1 and 5 ('flatter', no ratio given); smallest effect 0.2 (a ratio <= 0.8) "
+                     "is our choice, as sharpness-reduction's: a difference of less than 20% in S_sph is within "
+                     "the EoS oscillation of a single final reading",
+              paper="flatter with normalization + WD (qualitative, Sec. 1 and 5)"),
     ),
     reported=(("sph_ratio_null_at_onset", "null: the same ratio at the WD arm's EoS onset, before the "
                                           "sharpness-reduction flow acts"),
@@ -63,6 +67,17 @@ CLAIM = register(Claim(
                    "sph_ratio_wd_over_no_wd 0.228 [0.192, 0.264] over 5 seeds (holds, band < 1); the first "
                    "3 seeds read 0.236 [0.139, 0.333] at 97.5%. Band unchanged.",
                results_seen=True),
+        Change("2026-12-07",
+               what="The check is an Effect: sph_ratio_wd_over_no_wd holds below the no-effect value 1 and fails "
+                    "when its interval lies entirely above 0.8 (smallest effect of interest 0.2). Dropped: "
+                    "bn_wd.norm4_over_equilibrium. gpu tier: BatchNorm eps 1e-5 -> 0 (eos-scale-invariant's gpu "
+                    "config). Setup and seeds unchanged.",
+               why="A strict '< 1' on an effect that is truly 0 straddles 1 for ever; with a smallest effect "
+                   "of interest 'no effect' is reachable (the house rule for comparative checks). The paper "
+                   "gives no ratio (Sec. 1, 5), so 0.2 is our choice, the same as sharpness-reduction's. Seen "
+                   "before: 0.228 [0.192, 0.264] over 5 seeds (this claim's v3 entry). eps > 0 breaks the "
+                   "scale invariance S_sph relies on (Lyu et al. Sec. 3). norm4: see eos-scale-invariant v3.",
+               results_seen=True),
     ),
-    version=3,
+    version=4,
 ))
