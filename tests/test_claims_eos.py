@@ -42,7 +42,7 @@ def test_eos_claims_share_the_bn_wd_run(smoke_summary):
     by_id = {c["id"]: c for c in summary["claims"]}
     assert by_id["eos-scale-invariant"]["seeds"][0]["key"] != by_id["eos-scale-invariant-relu"]["seeds"][0]["key"]
     # 14 records for 1 seed: plain GD; BN+WD (shared by four claims); its wd = 0 twin (shared by two); ReLU;
-    # no-BN; the lr*wd ladder's x 1/4, x 1/2 and x 2 rungs (x 2 is also the collapse's lr*wd x 2 null);
+    # no-BN; the lr*wd ladder's x 1/4, x 1/2 and x 2 rungs (x 1/2 is also the collapse's clock pair);
     # c^2 = 0.5 and 3; the ladder, reduction, arms and collapse summaries.
     assert len(list((store.root / "cache").glob("*.json"))) == 14
 

@@ -11,7 +11,9 @@ from harness.errors import ConfigError
 from harness.experiments.eos import GDConfig, gd_sharpness_trajectory
 from harness.experiments.eos_collapse import (
     CollapseConfig,
+    eos_intrinsic_time_collapse,
     max_rel_spread,
+    on_step_clock,
     max_window_diff,
     setting,
     window_edges,
@@ -61,6 +63,10 @@ def test_collapse_config_rejects_a_setup_that_cannot_collapse():
         CollapseConfig(base=derive(TINY, optim={"weight_decay": 0.0}))
     with pytest.raises(ConfigError, match="window_tau"):
         CollapseConfig(base=TINY, window_tau=0.0)
+    with pytest.raises(ConfigError, match="clock_factor"):
+        CollapseConfig(base=TINY, clock_factor=2.0)
+    with pytest.raises(ConfigError, match="symmetry_tau"):
+        CollapseConfig(base=TINY, symmetry_tau=10.0)
 
 
 def test_window_edges_full_windows_from_the_start_or_one_window_for_a_short_run():
@@ -82,7 +88,7 @@ def test_window_means_are_means_of_log_and_skip_sparse_windows():
 def test_window_check_holds_for_one_slow_curve_with_independent_fast_noise_and_fails_for_another_clock():
     """Post-onset equivalence: realizations of one process (same slow curve, own fast fluctuation of the
     size seen at the cpu tier, sd 0.3 in log S) pass; the same curve on a clock twice as fast does not."""
-    region = _region("log_sph_window_mean_max_diff")
+    region = _region("clock_log_sph_window_diff")
     tau = np.arange(0.6, 4.0, 0.05)  # every 25 steps at lr*wd = 2e-3
     slow = lambda t: 5.0 - 0.8 * (1 - np.exp(-(t - 0.6)))  # noqa: E731
     rng = np.random.default_rng(0)
@@ -116,7 +122,7 @@ def test_pre_onset_check_holds_for_rescaled_runs_and_fails_when_lr_wd_differs():
 def test_window_check_holds_for_rescaled_runs_at_eos_and_fails_when_lr_wd_differs():
     """Real (tiny) runs through the EoS onset, windows of tau 0.25 from the base run's onset: the rescaled
     settings pass the window check, a run with lr*wd x 4 does not (seed 0, deterministic on CPU)."""
-    region = _region("log_sph_window_mean_max_diff")
+    region = _region("clock_log_sph_window_diff")
     ctx = RunContext(seed=0, tier="smoke")
     eos = derive(TINY, optim={"weight_decay": 5e-2}, steps=200)  # onset near step 70, tau_end = 1
     run = gd_sharpness_trajectory(eos, ctx)
@@ -131,3 +137,33 @@ def test_window_check_holds_for_rescaled_runs_at_eos_and_fails_when_lr_wd_differ
                     measure_every=1)
     differ = max_window_diff([base, gd_sharpness_trajectory(faster, ctx).curves["trajectory"]], edges)
     assert not region.contains(differ) and math.isfinite(differ)
+
+
+def test_matched_steps_null_separates_a_tau_clock_and_the_matched_tau_check_does_not():
+    """One slow curve S(tau) sampled by runs at lr*wd 2e-3 and 1e-3: at matched tau the window means
+    agree; put on the step clock (the wrong one), the slower run lags and the null reads the lag."""
+    slow_curve = lambda t: 5.0 - 2.0 * (1 - np.exp(-t))  # noqa: E731  (log S_sph falls ~2 over tau 0..3)
+    steps_fast, steps_slow = np.arange(0, 1001, 25), np.arange(0, 2001, 51)
+    fast = pd.DataFrame({"step": steps_fast, "tau": steps_fast * 2e-3,
+                         "spherical_sharpness": np.exp(slow_curve(steps_fast * 2e-3))})
+    slow = pd.DataFrame({"step": steps_slow, "tau": steps_slow * 1e-3,
+                         "spherical_sharpness": np.exp(slow_curve(steps_slow * 1e-3))})
+    edges = window_edges(0.5, 2.0, 1.0)
+    assert max_window_diff([fast, slow], edges) < 0.01
+    wrong = max_window_diff([on_step_clock(fast, 2e-3), on_step_clock(slow, 2e-3)], edges)
+    assert wrong > 0.1 and not _region("clock_log_sph_window_diff").contains(wrong)
+    assert on_step_clock(slow, 2e-3)["tau"].to_numpy() == pytest.approx(steps_slow * 2e-3)
+
+
+def test_collapse_experiment_reads_symmetry_clock_and_its_gate_on_tiny_runs():
+    """End to end on a tiny net: the rescaled settings agree before the onset; the gate is 1 exactly when
+    the matched-steps null exceeds the configured margin."""
+    eos = derive(TINY, optim={"weight_decay": 5e-2}, steps=120)
+    for margin in (1e-6, 1e6):
+        cfg = CollapseConfig(base=eos, symmetry_tau=0.3, clock_margin=margin)
+        m = eos_intrinsic_time_collapse(cfg, RunContext(seed=0, tier="smoke"))
+        s = m.scalars
+        assert s["sph_max_rel_spread_before_onset"] < 1e-6
+        assert math.isfinite(s["clock_log_sph_window_diff"])
+        null = s["null_clock_log_sph_window_diff_matched_steps"]
+        assert s["clock_null_separates"] == float(null > margin)

@@ -1,21 +1,20 @@
-"""The (lr, wd) collapse of GD + WD on a scale-invariant net (Lyu, Li, Arora 2022).
+"""The (lr, wd) collapse of GD + WD on a scale-invariant net (Lyu, Li, Arora 2022), in two parts.
 
-For a scale-invariant loss, grad L(c w) = grad L(w) / c, so with w' = c w, lr' = c^2 lr, wd' = wd / c^2:
+Symmetry of the implementation. For a scale-invariant loss, grad L(c w) = grad L(w) / c, so with w' = c w,
+lr' = c^2 lr, wd' = wd / c^2:
     w'_{t+1} = (1 - lr wd) c w_t - c^2 lr grad L(w_t) / c = c w_{t+1}.
-The direction theta = w / ||w|| (and with it S_sph = ||w||^2 lambda_max) follows one trajectory for every
-(lr, wd, ||w0||) with the same lr * wd and lr / ||w0||^2; plotted against tau = lr * wd * t the runs must
-collapse. The experiment runs one setting per c^2 in `scales` (c^2 = 1 is the base run, shared with
-eos-scale-invariant through the cache) and a null run whose lr * wd differs by `null_product_factor`
-(wd scaled, lr and w0 kept), and compares them two ways:
+The direction, and with it S_sph = ||w||^2 lambda_max, is the same at every step for every such setting.
+Before the EoS onset GD does not amplify rounding, so the settings must agree pointwise to the
+eigen-solver's accuracy: a check of the net's scale invariance and of the measurement, not of the theory's
+dynamics. The rescaled settings run only until shortly after the onset (`symmetry_tau`).
 
-- before the base run's EoS onset, pointwise: the largest relative spread of S_sph at matched steps.
-  Exact in exact arithmetic; in floating point GD below the stability edge does not amplify rounding,
-  so only the eigen-solver's accuracy separates the settings.
-- after the onset, on the slow part: GD at the edge of stability amplifies rounding differences (the
-  sqrt(c^2)-scaled inits differ in their last bits) into O(1) pointwise differences, so the rescaled
-  runs become different realizations of one chaotic process. What the theory then fixes is the slow
-  quantity: the mean of log S_sph over windows of tau. The metric is the largest difference of that
-  window mean over windows and pairs of settings.
+The clock. Lyu et al.'s flow runs on tau = lr * wd * t: runs at different lr * wd (here the base run and
+the lr*wd ladder's run at `clock_factor` x lr*wd, same lr and init) follow the same slow curve of S_sph
+against tau after the onset. After the onset GD at the edge amplifies rounding into O(1) pointwise
+differences, so the curves are compared by window means of log S_sph (windows of `window_tau` from the
+later onset). The null compares the same two runs at matched *steps* (the wrong clock): if the clock were
+steps, it would read what the check reads. `clock_null_separates` is 1 when the null exceeds the margin
+(the check's bound, pre-registered in the claim), the claim's validity gate.
 """
 from __future__ import annotations
 
@@ -29,45 +28,55 @@ import pandas as pd
 from harness.config import derive
 from harness.errors import ConfigError
 from harness.experiments.eos import GDConfig, gd_sharpness_trajectory, log_interp
+from harness.experiments.eos_ladder import rung, truncated_run
 from harness.measurement import Measurement, RunContext
 from harness.registry import experiment
 
 
 @dataclass(frozen=True)
 class CollapseConfig:
-    """Settings (lr c^2, wd / c^2, ||w0|| c) for c^2 in scales; 1.0 must be among them (the base run)."""
+    """Settings (lr c^2, wd / c^2, ||w0|| c) for c^2 in scales (1.0 among them: the base run), run to
+    symmetry_tau; and the clock pair: the base run and its lr*wd ladder rung at clock_factor, both to
+    clock_tau_end (the rung is the ladder's run, shared through the cache)."""
 
     base: GDConfig = GDConfig()
     # No two scales a power of two apart: such settings differ by an exact rescaling in floating point
     # too, and would be one realization counted twice.
     scales: tuple[float, ...] = (0.5, 1.0, 3.0)
-    # The other settings measure at every k-th of the base run's measurement steps (k odd: no aliasing).
-    # 1: window means need the base run's density (the EoS fluctuation of S_sph is ~0.3 in log).
-    other_measure_factor: int = 1
-    null_product_factor: float = 2.0
-    window_tau: float = 1.0          # width of the post-onset windows, in tau = lr * wd * step
-    min_window_points: int = 3       # a run with fewer measurements in a window leaves it out
+    symmetry_tau: float | None = None   # the rescaled settings' run length in tau (None: the base run's)
+    clock_factor: float = 0.5           # the clock pair's second run: lr * wd x this (wd scaled)
+    clock_tau_end: float | None = None  # the clock pair's common tau_end (None: the base run's)
+    clock_margin: float = 0.2           # the check's bound on the window difference (the claim's band)
+    window_tau: float = 1.0             # width of the post-onset windows, in tau = lr * wd * step
+    min_window_points: int = 3          # a run with fewer measurements in a window leaves it out
 
     def __post_init__(self):
         if len(self.scales) < 3 or 1.0 not in self.scales or any(not c > 0 for c in self.scales):
             raise ConfigError(f"scales needs >= 3 positive values including 1.0, got {self.scales}")
         if self.base.optim.weight_decay <= 0:
             raise ConfigError("the collapse needs weight decay > 0 (tau = lr * wd * t)")
-        if self.other_measure_factor < 1 or self.null_product_factor <= 0 or self.null_product_factor == 1:
-            raise ConfigError("other_measure_factor must be >= 1 and null_product_factor > 0 and != 1")
-        if not self.window_tau > 0 or self.min_window_points < 1:
-            raise ConfigError("window_tau must be > 0 and min_window_points >= 1")
+        if not 0 < self.clock_factor < 1:
+            raise ConfigError(f"clock_factor must be in (0, 1) (a slower clock), got {self.clock_factor}")
+        full = self.base.lr_wd * self.base.steps
+        for name in ("symmetry_tau", "clock_tau_end"):
+            v = getattr(self, name)
+            if v is not None and not 0 < v <= full:
+                raise ConfigError(f"{name} must be in (0, the base run's tau_end {full:g}], got {v}")
+        if not self.window_tau > 0 or self.min_window_points < 1 or not self.clock_margin > 0:
+            raise ConfigError("window_tau and clock_margin must be > 0 and min_window_points >= 1")
 
     def preflight(self) -> None:
         self.base.preflight()
 
 
-def setting(base: GDConfig, c2: float, measure_every: int) -> GDConfig:
-    """The run with lr * c2, wd / c2 and init scaled by sqrt(c2): same lr*wd and lr/||w0||^2."""
+def setting(base: GDConfig, c2: float, measure_every: int, steps: int | None = None) -> GDConfig:
+    """The run with lr * c2, wd / c2 and init scaled by sqrt(c2): same lr*wd and lr/||w0||^2 (and
+    `steps` steps, default the base run's)."""
     if c2 == 1.0:
         return base
     return derive(base, optim={"lr": base.optim.lr * c2, "weight_decay": base.optim.weight_decay / c2},
-                  init_scale=base.init_scale * math.sqrt(c2), measure_every=measure_every)
+                  init_scale=base.init_scale * math.sqrt(c2), measure_every=measure_every,
+                  steps=base.steps if steps is None else steps)
 
 
 def max_rel_spread(curves: list[pd.DataFrame], tau: np.ndarray) -> tuple[float, np.ndarray]:
@@ -129,68 +138,80 @@ def max_window_diff(curves: list[pd.DataFrame], edges: np.ndarray, column: str =
     return float(max(np.abs(m[a] - m[b]).max() for a, b in itertools.combinations(range(len(m)), 2)))
 
 
+def on_step_clock(curve: pd.DataFrame, lr_wd: float) -> pd.DataFrame:
+    """The curve with its tau column replaced by step * lr_wd: compared with another run's curve on
+    this axis, the two are matched at equal steps (the wrong clock when their lr * wd differ)."""
+    return curve.assign(tau=curve["step"].to_numpy(float) * lr_wd)
+
+
 @experiment("eos_intrinsic_time_collapse", CollapseConfig,
-            outputs=('c*_*.lr_lambda_max_tail_median', 'log_sph_window_mean_max_diff',
-                     'log_sph_window_mean_max_diff_null_product', 'lr_lambda_max_window_mean_max_diff',
-                     'lr_lambda_max_window_mean_max_diff_null_product', 'matched_points',
-                     'matched_points_before_onset', 'post_onset_windows', 'sph_max_rel_spread',
-                     'sph_max_rel_spread_before_onset', 'sph_max_rel_spread_before_onset_null_product',
-                     'tau_end', 'tau_onset'),
-            curves={'collapse': ('sph_c*_*', 'sph_null_product', 'tau')})
+            outputs=('clock_log_sph_window_diff', 'null_clock_log_sph_window_diff_matched_steps',
+                     'clock_null_separates', 'clock_windows', 'clock_tau_onset', 'clock_tau_end',
+                     'clock_lr_lambda_max_window_diff', 'sph_max_rel_spread_before_onset',
+                     'sph_max_rel_spread_before_onset_null_product', 'matched_points_before_onset',
+                     'tau_onset', 'c*_*.lr_lambda_max_tail_median'),
+            curves={'collapse': ('sph_c*_*', 'tau'), 'clock': ('sph_base', 'sph_slow_matched_tau',
+                                                               'sph_slow_matched_steps', 'tau')})
 def eos_intrinsic_time_collapse(cfg: CollapseConfig, ctx: RunContext) -> Measurement:
-    """Runs the settings and the null run; compares S_sph before the onset pointwise and after it in
-    tau windows."""
+    """The symmetry check (rescaled settings before the onset, pointwise) and the clock check (two lr*wd
+    after the onset, window means at matched tau, against the same at matched steps)."""
     base = cfg.base
-    other_every = base.measure_every * cfg.other_measure_factor
-    runs = {c2: ctx.run(gd_sharpness_trajectory, setting(base, c2, other_every)) for c2 in cfg.scales}
+    sym_steps = base.steps if cfg.symmetry_tau is None else round(cfg.symmetry_tau / base.lr_wd)
+    runs = {c2: ctx.run(gd_sharpness_trajectory, setting(base, c2, base.measure_every, sym_steps))
+            for c2 in cfg.scales}
+    base_run = runs[1.0]
     curves = [m.curves["trajectory"] for m in runs.values()]
-    # Matched tau: the steps every setting measured (lr*wd is shared, so matched tau = matched step).
+    curves = [c[c["step"] <= sym_steps] for c in curves]  # the base run is longer: same range for all
+    # Symmetry: matched tau = matched step (lr*wd is shared), up to the base run's onset.
     common = set.intersection(*(set(c["step"].tolist()) for c in curves))
     tau = base.lr_wd * np.array(sorted(common), dtype=float)
-    spread, per_point = max_rel_spread(curves, tau)
-    # Null: lr*wd scaled by the factor (wd scaled; lr and w0 kept), over the same tau range and with
-    # the same measurements per unit tau.
-    k = cfg.null_product_factor
-    null_cfg = derive(base, {"optim.weight_decay": base.optim.weight_decay * k},
-                      steps=max(1, round(base.steps / k)),
-                      measure_every=max(1, round(other_every / k)) | 1)  # odd; compared interpolated
-    null = ctx.run(gd_sharpness_trajectory, null_cfg)
-    base_curve, null_curve = runs[1.0].curves["trajectory"], null.curves["trajectory"]
-    onset = runs[1.0].scalars["onset_step"]
-    tau_end = float(tau[-1])
-    tau_onset = base.lr_wd * onset if math.isfinite(onset) else tau_end
-    # Before the onset: pointwise (the settings must agree to the eigen-solver's accuracy).
+    _, per_point = max_rel_spread(curves, tau)
+    onset = base_run.scalars["onset_step"]
+    tau_onset = base.lr_wd * onset if math.isfinite(onset) else float(tau[-1])
     pre = tau <= tau_onset
-    base_tau = base_curve["tau"].to_numpy(float)
-    null_pre, _ = max_rel_spread([base_curve, null_curve], base_tau[base_tau <= tau_onset])
-    # After the onset: window means of log S_sph (and of lr * lambda_max = eta_eff * S_sph).
-    start = tau_onset if math.isfinite(onset) else 0.0
-    edges = window_edges(start, tau_end, cfg.window_tau)
+    # The clock pair: base (cut to clock_tau_end) and the slower rung, on tau and on steps.
+    slow_cfg = rung(base, cfg.clock_factor, cfg.clock_tau_end)
+    slow = ctx.run(gd_sharpness_trajectory, slow_cfg)
+    slow_curve = slow.curves["trajectory"]
+    fast_steps = rung(base, 1.0, cfg.clock_tau_end).steps
+    fast_curve, fast_scalars, _ = truncated_run(base, fast_steps, ctx)
+    ons = [fast_scalars["tau_onset"], slow.scalars["tau_onset"]]
+    clock_end = base.lr_wd * fast_steps
+    start = max(ons) if all(math.isfinite(o) for o in ons) else 0.0
+    edges = window_edges(start, clock_end, cfg.window_tau)
     npts = cfg.min_window_points
+    matched_tau = max_window_diff([fast_curve, slow_curve], edges, min_points=npts)
+    matched_steps = max_window_diff([on_step_clock(base_run.curves["trajectory"], base.lr_wd),
+                                     on_step_clock(slow_curve, base.lr_wd)], edges, min_points=npts)
+    base_tau = fast_curve["tau"].to_numpy(float)
+    null_pre, _ = max_rel_spread([fast_curve, slow_curve], base_tau[base_tau <= tau_onset])
     scalars = {
         "sph_max_rel_spread_before_onset": float(per_point[pre].max()) if pre.any() else math.nan,
         "sph_max_rel_spread_before_onset_null_product": null_pre,
-        "log_sph_window_mean_max_diff": max_window_diff(curves, edges, min_points=npts),
-        "log_sph_window_mean_max_diff_null_product": max_window_diff([base_curve, null_curve], edges,
-                                                                     min_points=npts),
-        "lr_lambda_max_window_mean_max_diff": max_window_diff(curves, edges, "lr_lambda_max", False, npts),
-        "lr_lambda_max_window_mean_max_diff_null_product": max_window_diff(
-            [base_curve, null_curve], edges, "lr_lambda_max", False, npts),
-        "sph_max_rel_spread": spread, "matched_points": float(len(tau)),
-        "matched_points_before_onset": float(pre.sum()), "post_onset_windows": float(len(edges) - 1),
-        "tau_onset": tau_onset, "tau_end": tau_end}
+        "matched_points_before_onset": float(pre.sum()), "tau_onset": tau_onset,
+        "clock_log_sph_window_diff": matched_tau,
+        "null_clock_log_sph_window_diff_matched_steps": matched_steps,
+        "clock_null_separates": float(matched_steps > cfg.clock_margin),
+        "clock_lr_lambda_max_window_diff": max_window_diff([fast_curve, slow_curve], edges, "lr_lambda_max",
+                                                           False, npts),
+        "clock_windows": float(len(edges) - 1), "clock_tau_onset": start, "clock_tau_end": clock_end}
     for c2, m in runs.items():
-        scalars[f"c2_{c2:g}.lr_lambda_max_tail_median"] = m.scalars["lr_lambda_max_tail_median"]
+        if c2 != 1.0:
+            scalars[f"c2_{c2:g}.lr_lambda_max_tail_median"] = m.scalars["lr_lambda_max_tail_median"]
     wide = pd.DataFrame({"tau": tau})
-    for c2, m in runs.items():
-        t = m.curves["trajectory"]
-        wide[f"sph_c2_{c2:g}"] = log_interp(tau, t["tau"].to_numpy(float), t["spherical_sharpness"].to_numpy())
-    wide["sph_null_product"] = log_interp(tau, null_curve["tau"].to_numpy(float),
-                                          null_curve["spherical_sharpness"].to_numpy())
+    for c2, c in zip(runs, curves):
+        wide[f"sph_c2_{c2:g}"] = log_interp(tau, c["tau"].to_numpy(float), c["spherical_sharpness"].to_numpy())
+    grid = fast_curve["tau"].to_numpy(float)
+    clock = pd.DataFrame({"tau": grid, "sph_base": fast_curve["spherical_sharpness"].to_numpy()})
+    slow_steps = on_step_clock(slow_curve, base.lr_wd)
+    for name, c in (("sph_slow_matched_tau", slow_curve), ("sph_slow_matched_steps", slow_steps)):
+        clock[name] = log_interp(grid, c["tau"].to_numpy(float), c["spherical_sharpness"].to_numpy())
     lr, wd = base.optim.lr, base.optim.weight_decay
     scale = {"settings": [f"lr={lr * c:g}, wd={wd / c:g}, ||w0|| x {math.sqrt(c):.3g}" for c in cfg.scales],
-             "null": f"lr={lr:g}, wd={null_cfg.optim.weight_decay:g} (lr*wd x {k:g}), {null_cfg.steps} steps",
+             "settings_steps": sym_steps,
+             "clock_pair": f"lr={lr:g}, wd={wd:g} and wd={slow_cfg.optim.weight_decay:g} (lr*wd x "
+                           f"{cfg.clock_factor:g}), to tau {clock_end:g}",
              "windows": f"{len(edges) - 1} of tau width {edges[1] - edges[0]:.3g} from tau {start:.3g}",
-             "lr_wd": base.lr_wd, "steps": runs[1.0].scale["steps"], "tau_end": runs[1.0].scale["tau_end"],
-             **{key: runs[1.0].scale[key] for key in ("model", "activation", "data", "n_train", "dtype")}}
-    return Measurement(scalars=scalars, curves={"collapse": wide}, scale=scale)
+             "lr_wd": base.lr_wd, "steps": base_run.scale["steps"], "tau_end": base_run.scale["tau_end"],
+             **{key: base_run.scale[key] for key in ("model", "activation", "data", "n_train", "dtype")}}
+    return Measurement(scalars=scalars, curves={"collapse": wide, "clock": clock}, scale=scale)
