@@ -5,12 +5,13 @@ eta_eff * S_sph = lr * lambda_max -> 2. At a finite lr * wd the product sits abo
 shrinks with lr * wd. The ladder runs the same net, init and lr at several lr * wd (weight decay scaled),
 each to the same tau_end = lr * wd * steps and with the same measurements per unit tau, and reports:
 
-- per rung: the tail median of lr * lambda_max (over the last `tail_fraction` of its measurements), its mean over whole slow oscillation cycles of the tail,
-  and the share of post-onset measurements in the band;
+- per rung: the tail median of lr * lambda_max (over the last `tail_fraction` of its measurements), its
+  mean over whole slow oscillation cycles of the tail, and the share of post-onset measurements in the band;
 - the slope of the excess (tail median - 2) against log2(lr * wd): the excess gained per doubling of
   lr * wd (a finite-lr*wd correction reads > 0).
 
-The rung with factor 1 is the base run itself (shared with the other claims through the cache).
+The rung with factor 1 is the base run itself (shared with the other claims through the cache), cut to
+tau_end when that is shorter.
 """
 from __future__ import annotations
 
