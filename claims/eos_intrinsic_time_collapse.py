@@ -133,7 +133,7 @@ CLAIM = register(Claim(
         Change("2026-12-02",
                what="cpu seeds: a fixed 5 -> a pilot of 3, then seeds chosen by power up to 5 (two looks at"
                     " 97.5%).",
-               why="Issue 9 (seeds chosen by power, and the cpu tier's 10-minute budget): a seed costs ~55 "
+               why="The project's seed policy (seeds chosen by power, and the cpu tier's 10-minute budget): a seed costs ~55 "
                    "single-core seconds beyond the shared base run (two rescaled settings and the null), "
                    "the most of any claim, and the fresh-clone default run took 10 min 30 s with 5 (over "
                    "the 10-minute budget). The extra look is paid for in the level: both looks use 97.5% "

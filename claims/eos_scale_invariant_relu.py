@@ -44,7 +44,8 @@ CLAIM = register(Claim(
               ("max_lambda_residual_rel", "worst Lanczos residual / lambda")),
     plots=(
         Plot("trajectory", "tau", ("lr_lambda_max",), "eta_eff x spherical sharpness (ReLU)",
-             ylabel="lr * lambda_max", xlabel="tau = lr * wd * step", hlines=((2.0, "2"),)),
+             ylabel="lr * lambda_max", xlabel="tau = lr * wd * step", hlines=((2.0, "2"),),
+             band_check="lr_lambda_max_tail_median", window=0.3, onset="tau_onset"),
     ),
     changes=(
         Change("2026-12-01",

@@ -47,7 +47,7 @@ CLAIM = register(Claim(
               ("max_lambda_residual_rel", "worst Lanczos residual / lambda")),
     plots=(
         Plot("trajectory", "step", ("lambda_max",), "Sharpness vs 2/lr", ylabel="lambda_max",
-             hlines=(("two_over_lr", "2/lr"),)),
+             hlines=(("two_over_lr", "2/lr"),), window="onset", onset="onset_step"),
         Plot("trajectory", "step", ("loss",), "Training loss", ylabel="loss", ylog=True),
     ),
     changes=(
@@ -64,7 +64,7 @@ CLAIM = register(Claim(
         Change("2026-12-02",
                what="cpu seeds: a fixed 5 -> a pilot of 3, then seeds chosen by power up to 5 (two looks at"
                     " 97.5%).",
-               why="Issue 9 (seeds chosen by power, and the cpu tier's 10-minute budget): ~11.5 single-core"
+               why="The project's seed policy (seeds chosen by power, and the cpu tier's 10-minute budget): ~11.5 single-core"
                    " seconds a seed, and the default run must fit 10 minutes on 2 cores. The extra look is "
                    "paid for in the level: both looks use 97.5% intervals (Bonferroni, harness.sequential),"
                    " so the verdict's error rate stays <= 5%. Seen before the change: all three checks held"

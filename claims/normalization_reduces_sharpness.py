@@ -60,7 +60,7 @@ CLAIM = register(Claim(
         Change("2026-12-02",
                what="cpu seeds: a fixed 5 -> a pilot of 3, then seeds chosen by power up to 5 (two looks at"
                     " 97.5%).",
-               why="Issue 9 (seeds chosen by power, and the cpu tier's 10-minute budget): the BN wd = 0 and"
+               why="The project's seed policy (seeds chosen by power, and the cpu tier's 10-minute budget): the BN wd = 0 and"
                    " no-BN arms are ~21 single-core seconds a seed beyond the shared BN+WD run. The extra "
                    "look is paid for in the level: both looks use 97.5% intervals (Bonferroni, "
                    "harness.sequential), so the verdict's error rate stays <= 5%. Seen before the change: "

@@ -53,7 +53,7 @@ CLAIM = register(Claim(
               ("rms_angle_over_sqrt_2lr_wd", "RMS angular update / sqrt(2 lr wd), every step (theory: 1)")),
     plots=(
         Plot("trajectory", "tau", ("spherical_sharpness",), "Spherical sharpness ||w||^2 lambda_max",
-             ylabel="S_sph", xlabel="tau = lr * wd * step", ylog=True),
+             ylabel="S_sph", xlabel="tau = lr * wd * step", ylog=True, window="onset", onset="tau_onset"),
         Plot("trajectory", "tau", ("sq_norm",), "Weight norm ||w||^2", ylabel="||w||^2",
              xlabel="tau = lr * wd * step", ylog=True),
     ),
@@ -77,7 +77,7 @@ CLAIM = register(Claim(
         Change("2026-12-02",
                what="cpu seeds: a fixed 5 -> a pilot of 3, then seeds chosen by power up to 5 (two looks at"
                     " 97.5%).",
-               why="Issue 9 (seeds chosen by power, and the cpu tier's 10-minute budget): the wd = 0 twin "
+               why="The project's seed policy (seeds chosen by power, and the cpu tier's 10-minute budget): the wd = 0 twin "
                    "(the null row) is a run of its own per seed. The extra look is paid for in the level: "
                    "both looks use 97.5% intervals (Bonferroni, harness.sequential), so the verdict's error"
                    " rate stays <= 5%. Seen before the change: all three checks held over 5 seeds, and over"

@@ -65,6 +65,8 @@ def claim_name_problems(claim) -> list[str]:
             for y, _label in plot.hlines:
                 if isinstance(y, str) and not covered(y, outputs):
                     problems.append(_miss(f"plot {plot.title!r} reference line", y, outputs))
+            if plot.onset and not covered(plot.onset, outputs):
+                problems.append(_miss(f"plot {plot.title!r} onset", plot.onset, outputs))
     if curves is not None:
         for plot in claim.plots:
             tables = [t for t in curves if covered(plot.curve, [t])]

@@ -62,10 +62,12 @@ def isolated(monkeypatch):
     monkeypatch.setattr(sys, "path", list(sys.path))
     before = set(sys.modules)
     yield
+    installed = [Path(p).resolve() for p in {sys.prefix, sys.base_prefix}]
     for name in set(sys.modules) - before:
         path = getattr(sys.modules[name], "__file__", None)
-        if path is None or not Path(path).resolve().is_relative_to(REPO):  # keep harness/ modules
-            del sys.modules[name]
+        if path is not None and any(Path(path).resolve().is_relative_to(p) for p in [REPO, *installed]):
+            continue  # keep harness/ modules and installed packages (torch registers its operators once)
+        del sys.modules[name]
 
 
 def test_claim_module_is_the_registering_module():
