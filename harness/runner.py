@@ -206,8 +206,10 @@ def run_one_claim(claim: Claim, tier, config, session: Session) -> ClaimResult:
 
     add(numbers, len(numbers))
     checks, looks = decide_checks(), 1
+    # a failed regime check makes the verdict out-of-regime whatever the checks read: more seeds buy nothing
+    regime_failed = any(c.verdict == "fails" for c in checks[len(claim.checks):])
     total = second_look_size(checks, len(numbers), max_seeds) \
-        if adaptive and not capped else None
+        if adaptive and not capped and not regime_failed else None
     if total:
         log.info("  %s: the pilot of %d seeds is inconclusive; adding %d seed(s) (second look)",
                  claim.id, len(numbers), total - len(numbers))

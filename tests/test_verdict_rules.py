@@ -159,3 +159,15 @@ def test_plot_band_must_be_a_check_of_the_claim():
                        experiment=regime_experiment, tiers={"smoke": Tier(1, cfg), "cpu": Tier(1, cfg)},
                        checks=(Check("effect", Effect(0.2), source="t"),),
                        plots=(Plot("c", "step", ("y",), "y", window="onset"),)))
+
+
+def test_no_second_look_when_a_regime_check_fails(tmp_path):
+    cfg = RegimeConfig(gain=0.0)  # the premise fails in every seed
+    claim = register(Claim(
+        id="test-verdict-rules-no-second-look", source="test", statement="s", paper_value="1",
+        experiment=regime_experiment, tiers={"smoke": Tier(3, cfg, max_seeds=8), "cpu": Tier(3, cfg)},
+        checks=(Check("effect", Between((0.985, 2.0)), source="test: an edge the pilot straddles"),),
+        regime=(Check("gain", Between((0.1, math.inf)), source="test: premise"),)))
+    entry = run_claims([claim], RunOptions(tier="smoke"), ResultStore(tmp_path))["claims"][0]
+    assert entry["checks"][0]["verdict"] == INCONCLUSIVE and entry["checks"][0]["seeds_needed"] <= 8
+    assert entry["verdict"] == OUT_OF_REGIME and len(entry["seeds"]) == 3
