@@ -8,7 +8,7 @@ import pytest
 from harness import cli
 from harness.cli import main
 
-C = "eos-scale-invariant"
+C = "eos-scale-invariant-relu"  # a claim whose config is a GDConfig itself (no ladder around it)
 
 
 @pytest.mark.parametrize("argv,needle", [

@@ -9,7 +9,7 @@ from harness.errors import ConfigError
 from harness.planning import validate_config
 from harness.registry import all_claims, load_claims
 
-C = "eos-scale-invariant"
+C = "eos-scale-invariant-relu"  # a claim whose config is a GDConfig itself (no ladder around it)
 # Number fields where -1 is a meaningful value: the toys' start coordinates (u0, v0).
 SIGNED = {"u0", "v0"}
 
