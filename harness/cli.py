@@ -11,8 +11,6 @@ import logging
 import sys
 from pathlib import Path
 
-import torch
-
 from harness.cli_inspect import (
     add_global_flags,
     add_inspect_commands,
@@ -20,6 +18,7 @@ from harness.cli_inspect import (
     inspect_command,
     stdout_closed,
 )
+from harness.cli_values import default_jobs, default_tier  # noqa: F401 (public here too)
 from harness.cli_values import folder as _folder
 from harness.cli_values import non_negative_int as _non_negative_int
 from harness.cli_values import notebook_timeout as _notebook_timeout
@@ -35,19 +34,6 @@ EXIT_USAGE, EXIT_FAILED = 2, 1
 class _Parser(argparse.ArgumentParser):
     def error(self, message):  # one line, not usage + traceback
         raise HarnessError(f"{self.prog}: {message}")
-
-
-def default_tier() -> str:
-    return "gpu" if torch.cuda.is_available() else "cpu"
-
-
-def default_jobs(tier: str, device: str | None) -> int:
-    """One process per core on CPU (small models gain nothing from a second thread); 1 on CUDA."""
-    import os
-
-    on_cuda = (device or "").startswith("cuda") or (device is None and tier in ("gpu", "paper")
-                                                      and torch.cuda.is_available())
-    return 1 if on_cuda else max(1, min(os.cpu_count() or 1, 4))
 
 
 def build_parser() -> argparse.ArgumentParser:

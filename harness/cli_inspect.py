@@ -14,8 +14,8 @@ from harness.registry import TIERS, get_claim
 
 
 def default_tier() -> str:
-    """harness.cli.default_tier (imported when called: harness.cli imports this module)."""
-    from harness.cli import default_tier as tier
+    """harness.cli_values.default_tier (the tier a run gets without --tier)."""
+    from harness.cli_values import default_tier as tier
 
     return tier()
 

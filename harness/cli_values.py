@@ -60,3 +60,21 @@ def folder(text: str, option: str) -> Path:
 def non_negative_int(text: str, option: str) -> int:
     """int(text) if it is >= 0, else a one-line ConfigError naming `option`."""
     return int_at_least(text, 0, f"{option} expects a non-negative integer")
+
+
+def default_tier() -> str:
+    """The tier a run gets without --tier: gpu where CUDA is available, else cpu."""
+    import torch
+
+    return "gpu" if torch.cuda.is_available() else "cpu"
+
+
+def default_jobs(tier: str, device: str | None) -> int:
+    """One process per core on CPU (small models gain nothing from a second thread); 1 on CUDA."""
+    import os
+
+    import torch
+
+    on_cuda = (device or "").startswith("cuda") or (device is None and tier in ("gpu", "paper")
+                                                      and torch.cuda.is_available())
+    return 1 if on_cuda else max(1, min(os.cpu_count() or 1, 4))

@@ -177,7 +177,8 @@ def format_plan(plans: list[ClaimPlan], tier: str, device: str, probe_steps: tup
 
 def plan_command(args) -> int:
     """The CLI's `plan` subcommand (args from harness.cli): print the estimate, exit 0."""
-    from harness.cli import _overrides, default_tier
+    from harness.cli_values import default_tier
+    from harness.cli_values import overrides as _overrides
     from harness.errors import ConfigError
     from harness.registry import TIERS, all_claims, get_claim
     from harness.runner import pick_device
@@ -200,7 +201,7 @@ def plan_command(args) -> int:
 
 def _planned_seeds(text: str | None) -> int | None:
     """--seeds as `run` reads it: a positive integer up to harness.runner.MAX_SEEDS, or None."""
-    from harness.cli import _positive_int
+    from harness.cli_values import positive_int as _positive_int
     from harness.runner import RunOptions
 
     if text is None:

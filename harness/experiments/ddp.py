@@ -113,7 +113,7 @@ def claim_seed(store: ResultStore, key: str, what: str) -> tuple[SeedLock | None
 
 def run_seed(args: argparse.Namespace, comm: Comm, device: torch.device) -> int:
     """Run (or finish) one seed of args.claim at args.tier on this rank. Returns an exit code."""
-    from harness.cli import _overrides
+    from harness.cli_values import overrides as _overrides
     from harness.planning import validate_config
 
     claim = load_claim(args.claim, args.claims_path)
