@@ -33,7 +33,7 @@ from harness.planning import pick_device, plan_claims, seed_count, step_capped  
 from harness.records import CheckResult, ClaimResult, RunSummary, SeedEntry, SeedRecord
 from harness.registry import Claim
 from harness.store import ResultStore
-from harness.verdict import combine, family_confidence
+from harness.verdict import FAILS, combine, family_confidence
 
 log = logging.getLogger(__name__)
 MAX_SEEDS = 10_000  # more is a typo, not a plan
@@ -207,7 +207,7 @@ def run_one_claim(claim: Claim, tier, config, session: Session) -> ClaimResult:
     add(numbers, len(numbers))
     checks, looks = decide_checks(), 1
     # a failed regime check makes the verdict out-of-regime whatever the checks read: more seeds buy nothing
-    regime_failed = any(c.verdict == "fails" for c in checks[len(claim.checks):])
+    regime_failed = any(c.verdict == FAILS for c in checks[len(claim.checks):])
     total = second_look_size(checks, len(numbers), max_seeds) \
         if adaptive and not capped and not regime_failed else None
     if total:
