@@ -368,11 +368,20 @@ def format_table(summary: dict) -> str:
             rows.append(f"{'':15s}{chk['metric']}: {format_estimate(chk.get('estimate'))}"
                         f"  accepted {chk.get('expectation', '')} → {chk['verdict']}"
                         + (f" ({chk['reason']})" if chk.get("reason") else "")
-                        + (f"; needs ≈ {chk['seeds_needed']} seeds to decide" if chk.get("seeds_needed") else ""))
+                        + _undecided(chk, c.get("sampling") or {}))
         for rep in c["reported"]:
             rows.append(f"{'':15s}({rep['metric']}: {format_estimate(rep.get('estimate'))})")
         rows.append(f"{'':15s}{len(c['seeds'])} seeds, {c['wall_time_s']:.1f}s compute; paper: {c['paper_value']}")
     return "\n".join(rows)
+
+
+def _undecided(chk: dict, sampling: dict) -> str:
+    """'; needs ≈ N seeds to decide[, over this tier's cap of C: why]' for an inconclusive check."""
+    from harness.sequential import undecided_note
+
+    note = undecided_note(chk.get("verdict"), chk.get("seeds_needed"), sampling.get("max_seeds"),
+                          sampling.get("cap_reason", ""))
+    return f"; {note}" if note else ""
 
 
 def format_estimate(est: dict | None) -> str:

@@ -64,6 +64,9 @@ class Tier:
     config: object
     scale: str = ""
     max_seeds: int | None = None  # > seeds: seeds chosen by power, up to this many (harness.sequential)
+    # Why no seed count this tier can afford decides some check (its spread against its smallest effect,
+    # or one deterministic run): shown beside an inconclusive check whose seeds-needed is over the cap.
+    cap_reason: str = ""
 
     def __post_init__(self):
         if not isinstance(self.seeds, int) or self.seeds < 1:

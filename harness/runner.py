@@ -236,7 +236,8 @@ def run_one_claim(claim: Claim, tier, config, session: Session) -> ClaimResult:
         code_hash=provenance.experiment_code_hash(exp.experiment_name),  # the code its seeds are keyed on
         step_capped=capped,
         sampling={"adaptive": adaptive, "looks": looks, "pilot_seeds": len(numbers), "max_seeds": max_seeds,
-                  "confidence": confidence, "family_tests": family},
+                  "confidence": confidence, "family_tests": family,
+                  "cap_reason": tier.cap_reason},
         seeds=seeds, checks=checks, reported=reported, regime=regime,
         verdict=combine([c.verdict for c in checks], [c.verdict for c in regime]),
         wall_time_s=sum(s.wall_time_s for s in seeds),

@@ -89,3 +89,18 @@ def second_look_size(checks: Sequence[CheckResult], n_pilot: int, max_seeds: int
         return None
     total = max(wanted)
     return total if total > n_pilot else None
+
+
+def undecided_note(verdict: str | None, needed: int | None, cap: int | None, cap_reason: str = "") -> str:
+    """What an inconclusive check says about seeds: 'needs ≈ N seeds to decide', marked when N is over
+    the tier's cap (with the tier's reason why no cap it can afford decides it), or, for a check that
+    no seed count can decide (one deterministic run, or a spread that cannot be projected), the reason.
+    '' for a decided check."""
+    if verdict != "inconclusive":
+        return ""
+    if isinstance(needed, (int, float)) and not isinstance(needed, bool):
+        text = f"needs ≈ {int(needed)} seeds to decide"
+        if cap is not None and needed > cap:
+            text += f", over this tier's cap of {cap}: " + (cap_reason or "the tier gives no reason")
+        return text
+    return f"more seeds cannot decide it: {cap_reason}" if cap_reason else ""

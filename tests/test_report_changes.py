@@ -46,6 +46,7 @@ def report(tmp_path_factory):
         {"date": "2026-12-01", "what": "seeds 2 -> 5", "why": "CI too wide", "results_seen": False},
     ]
     entry["checks"][0].update(verdict="inconclusive", seeds_needed=12)
+    entry["sampling"].update(max_seeds=8, cap_reason="one image is <i>0.125</i> points")
     store.save_run(run["run_id"], run)
     index = render_report(store, run["run_id"], root / "reports", benchmarks=root / "no-benchmarks")
     return index.read_text(), (index.parent / "history.html").read_text()
@@ -62,6 +63,8 @@ def test_change_log_is_shown_beside_the_verdict(report):
 def test_inconclusive_check_says_how_many_seeds_would_decide(report):
     html, _ = report
     assert html.count("needs ≈ 12 seeds to decide") == 2  # summary table and the claim's check table
+    # over the tier's cap: the tier's reason why no affordable cap decides it, escaped like every string
+    assert html.count("over this tier&#39;s cap of 8: one image is &lt;i&gt;0.125&lt;/i&gt; points") == 2
 
 
 def test_null_rows_are_marked_as_the_no_effect_reference(report):

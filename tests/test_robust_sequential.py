@@ -58,7 +58,7 @@ def test_robust_adaptive_tier_adds_seeds_in_a_second_look_and_decides(tmp_path):
                        ResultStore(tmp_path))["claims"][0]
     assert SEEN == [0, 1, 2, 3, 4] and [s["seed"] for s in entry["seeds"]] == [0, 1, 2, 3, 4]
     assert entry["sampling"] == {"adaptive": True, "looks": 2, "pilot_seeds": 3, "max_seeds": 8,
-                                 "confidence": pytest.approx(0.975), "family_tests": 1}
+                                 "confidence": pytest.approx(0.975), "family_tests": 1, "cap_reason": ""}
     check = entry["checks"][0]
     assert check["verdict"] == "holds" and check["seeds_needed"] is None
     assert "97.5%" in check["estimate"]["method"]
@@ -148,3 +148,28 @@ def test_robust_gate_catches_a_check_that_held_inside_an_undecided_claim():
     assert compare_runs(undecided, run("b3", False)).claims[0].regressed
     failing = run("f", False)
     assert not compare_runs(failing, run("b4", False)).claims[0].regressed
+
+
+def test_undecided_note_marks_a_count_over_the_cap_with_the_tiers_reason():
+    from harness.sequential import undecided_note
+
+    assert undecided_note("inconclusive", 4, 8) == "needs ≈ 4 seeds to decide"
+    over = undecided_note("inconclusive", 257, 5, "one test image is 0.125 points")
+    assert over == "needs ≈ 257 seeds to decide, over this tier's cap of 5: one test image is 0.125 points"
+    assert undecided_note("inconclusive", 257, 5).endswith("over this tier's cap of 5: the tier gives no reason")
+    # a deterministic run (no projection): only the reason says why more seeds cannot decide it
+    assert undecided_note("inconclusive", None, 1, "one deterministic run") == \
+        "more seeds cannot decide it: one deterministic run"
+    assert undecided_note("inconclusive", None, 1) == ""
+    assert undecided_note("holds", 257, 5, "why") == "" and undecided_note("fails", None, 1, "why") == ""
+
+
+def test_format_table_prints_the_cap_reason_beside_a_count_over_the_cap():
+    summary = {"run_id": "r", "tier": "cpu", "options": {"device": "cpu"}, "claims": [{
+        "id": "c", "verdict": "inconclusive", "tier": "cpu", "scale": "s", "regime": [], "reported": [],
+        "seeds": [1, 2, 3], "wall_time_s": 1.0, "paper_value": "p",
+        "sampling": {"max_seeds": 3, "cap_reason": "the spread is too wide for the budget"},
+        "checks": [{"metric": "m", "estimate": None, "expectation": "> 0", "verdict": "inconclusive",
+                    "seeds_needed": 40}]}]}
+    assert "needs ≈ 40 seeds to decide, over this tier's cap of 3: the spread is too wide for the budget" \
+        in format_table(summary)

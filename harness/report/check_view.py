@@ -14,6 +14,7 @@ import math
 from harness import verdict as _verdict
 from harness.records import CheckResult, ClaimResult
 from harness.report.figures import to_float
+from harness.sequential import undecided_note
 
 OUT_OF_REGIME = getattr(_verdict, "OUT_OF_REGIME", "out-of-regime")
 VERDICT_WORDS = tuple(dict.fromkeys((*_verdict.VERDICTS, OUT_OF_REGIME)))
@@ -89,15 +90,18 @@ def format_estimate(est: dict | None, fmt) -> str:
     return f"{fmt(value)} [{fmt(lo)}, {fmt(hi)}]"
 
 
-def seeds_needed_text(k: CheckResult, fmt) -> str:
-    """'needs ≈ N seeds to decide' beside an inconclusive check whose entry carries `seeds_needed`."""
+def seeds_needed_text(k: CheckResult, fmt, sampling: dict | None = None) -> str:
+    """'needs ≈ N seeds to decide' beside an inconclusive check whose entry carries `seeds_needed`, marked
+    with the tier's reason when N is over its cap (or when no seed count can decide it)."""
+    sampling = sampling or {}
     n = k.seeds_needed
-    if k.verdict != "inconclusive" or isinstance(n, bool) or not isinstance(n, (int, float)):
-        return ""
-    return f"needs ≈ {fmt(int(n))} seeds to decide"
+    if isinstance(n, bool) or not isinstance(n, (int, float)):
+        n = None
+    return undecided_note(k.verdict, n, sampling.get("max_seeds"), sampling.get("cap_reason", ""))
 
 
-def check_view(k: CheckResult, fmt, changes: list | None = None, regime: list[str] | None = None) -> dict:
+def check_view(k: CheckResult, fmt, changes: list | None = None, regime: list[str] | None = None,
+               sampling: dict | None = None) -> dict:
     """Display strings of one check or reported row (fmt: the report's number formatter)."""
     est = k.estimate
     nan_note = nan_by_design(k)
@@ -115,7 +119,7 @@ def check_view(k: CheckResult, fmt, changes: list | None = None, regime: list[st
             "verdict": verdict,
             "reason": k.reason or "", "reason_is_error": verdict == "error" and not nan_note,
             "null": "null" in str(k.metric),
-            "seeds_needed": seeds_needed_text(k, fmt)}
+            "seeds_needed": seeds_needed_text(k, fmt, sampling)}
 
 
 def override_view(options: dict, config_pairs: list[tuple[str, str]]) -> list[str]:

@@ -164,7 +164,7 @@ def claim_view(c: ClaimResult, records: list[SeedRecord | None], options: dict |
         "experiment": c.experiment, "config_hash": c.config_hash,
         "deterministic": bool(c.deterministic), "config": config,
         "verdict": verdict_word(c.verdict),
-        "checks": [cv.check_view(k, fmt_num, changes, regime) for k in c.checks],
+        "checks": [cv.check_view(k, fmt_num, changes, regime, c.sampling) for k in c.checks],
         "reported": [cv.check_view(k, fmt_num) for k in c.reported],
         "regime": regime,
         "overrides": cv.override_view(options or {}, config),
