@@ -32,6 +32,8 @@ def evaluate_check(claim, metric, measurements, seeds, tier, check=None, label="
         region = check.expect.region(tier)
         row.update(expectation=check.expect.describe(tier), region=[region.lo, region.hi],
                    source=check.source or None, paper=check.paper or None)
+        if isinstance(check.expect, Effect):
+            row["effect_edge"] = check.expect.effect_threshold(tier)
     errors = [f"seed {s.seed}: {s.error}" for s in seeds if s.error]
     values, ses = [], []
     for s, m in zip(seeds, measurements):

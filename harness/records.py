@@ -138,6 +138,7 @@ class CheckResult(_Record):
     reason: str | None = None
     source: str | None = None  # where the band comes from (harness.registry.Check.source), when declared
     paper: str | None = None  # the paper's own number and where it is printed, when declared
+    effect_edge: float | None = None  # an Effect check: null + smallest effect; wholly short of it: fails
     extra: dict = field(default_factory=dict)
 
     @property
@@ -150,8 +151,8 @@ class CheckResult(_Record):
         out = {"metric": self.metric, "label": self.label}
         if self.is_check:
             out.update(expectation=self.expectation, region=self.region)
-        for name in ("source", "paper"):
-            if getattr(self, name):
+        for name in ("source", "paper", "effect_edge"):
+            if getattr(self, name) is not None and getattr(self, name) != "":
                 out[name] = getattr(self, name)
         if self.estimate is None:
             out.update(verdict=self.verdict, estimate=None)

@@ -171,3 +171,18 @@ def test_no_second_look_when_a_regime_check_fails(tmp_path):
     entry = run_claims([claim], RunOptions(tier="smoke"), ResultStore(tmp_path))["claims"][0]
     assert entry["checks"][0]["verdict"] == INCONCLUSIVE and entry["checks"][0]["seeds_needed"] <= 8
     assert entry["verdict"] == OUT_OF_REGIME and len(entry["seeds"]) == 3
+
+
+def test_effect_check_records_its_fails_edge_and_the_forest_plot_draws_it():
+    from harness.records import CheckResult
+    from harness.report.figures import forest_plot
+
+    k = CheckResult(metric="gain", expectation="> 0; fails if < 0.29", region=[0.0, None], verdict="inconclusive",
+                    estimate={"value": 0.1, "lo": -0.2, "hi": 0.4, "n": 3, "per_seed": [0.0, 0.1, 0.2]},
+                    effect_edge=0.29)
+    assert k.to_dict()["effect_edge"] == 0.29 and CheckResult.from_dict(k.to_dict()) == k
+    svg, _ = forest_plot(k)
+    assert 'id="effect-edge' in svg or "effect-edge" in svg
+    plain = CheckResult(metric="x", expectation="≥ 1", region=[1.0, None], verdict="holds",
+                        estimate={"value": 2.0, "lo": 1.5, "hi": 2.5, "n": 3, "per_seed": [1.8, 2.0, 2.2]})
+    assert "effect_edge" not in plain.to_dict() and "effect-edge" not in forest_plot(plain)[0]

@@ -295,11 +295,15 @@ def forest_plot(check: CheckResult, seeds: list | None = None, fig_id: str = "fi
         rlo = region[0] if math.isfinite(region[0]) else -math.inf
         rhi = region[1] if math.isfinite(region[1]) else math.inf
         bands = [HBand(rlo, rhi, f"accepted {check.expectation or _region_text(rlo, rhi)}")]
+    edge = to_float(check.effect_edge) if check.effect_edge is not None else math.nan
+    hlines = [HLine(edge, f"smallest effect of interest {edge:.4g}: an interval wholly short of it fails",
+                    color="#b3261e", gid="effect-edge")] if math.isfinite(edge) else []
     names = [str(s) for s in seeds] if seeds and len(seeds) == n else [str(i) for i in range(n)]
     ticks = [(i, names[i]) for i in range(n)] + [(n + 1, "mean")]
     name = check.label or check.metric
     svg = line_plot(series, title=f"{check.metric}: per seed → {check.verdict or ''}", xlabel="seed",
-                    ylabel=name if len(name) <= 40 else check.metric, bands=bands, width=560, height=280,
+                    ylabel=name if len(name) <= 40 else check.metric, bands=bands, hlines=hlines,
+                    width=560, height=280,
                     xticks=ticks, fig_id=fig_id)
     return svg, []
 
