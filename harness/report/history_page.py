@@ -1,5 +1,6 @@
 """The history page of a report (history.html beside index.html): the run against each claim's
-previous comparable run, a verdict timeline, and each check's value over runs with its 95% CI.
+previous comparable run, a verdict timeline, and each check's value over runs with its interval (at
+the family level that run used).
 
 Only runs comparable to the report's run (same tier and measurement options, see harness.history)
 and not newer than it are shown, so an old report re-renders the same.
@@ -126,7 +127,8 @@ def run_labels(run_ids: list[str]) -> dict[str, str]:
 
 
 def metric_plots(df: pd.DataFrame, number: dict[str, int], labels: dict[str, str] | None = None) -> list[str]:
-    """Per (claim, check): value by run with its 95% CI as an error bar and the accepted region.
+    """Per (claim, check): value by run with its interval (the family level of that run) as an error bar
+    and the accepted region.
 
     Args:
         df: the history rows. number: run id -> x position. labels: run id -> x tick label (None: numbers).
@@ -138,7 +140,7 @@ def metric_plots(df: pd.DataFrame, number: dict[str, int], labels: dict[str, str
         lo, hi = g["lo"].to_numpy(), g["hi"].to_numpy()
         err = [max(v - a, b - v) if math.isfinite(a) and math.isfinite(b) else math.nan
                for v, a, b in zip(y, lo, hi)]
-        series = [Series("value ± 95% CI", x, y, style="line+markers", color="#000000", y_err=err)]
+        series = [Series("value ± interval (family level)", x, y, style="line+markers", color="#000000", y_err=err)]
         last = g.iloc[-1]
         shown = [v for v in list(y) + [a for a in lo if math.isfinite(a)] + [b for b in hi if math.isfinite(b)]
                  if math.isfinite(v)]
