@@ -7,6 +7,11 @@ run), T(k) = fixed + c * sum_i min(S_i, k), so c = (T(k2) - T(k1)) / (sum min(S_
 one full seed costs fixed + c * sum_i S_i. A config without a `steps` field (epochs, timed blocks) gets the
 k2 timing as a lower bound, marked as such. Data that would be downloaded is listed, not fetched (unless
 asked): such a claim is not timed.
+
+Beside the probe, the plan reads the results store (`--results`): the newest run of the claim at this
+tier with the same config and experiment code gives a measured figure (seeds it ran, compute seconds per
+seed). A design whose cost the step probe cannot see (an lr*wd ladder whose steps follow from its tau
+range, timed blocks, epochs) is then planned from what it cost last time.
 """
 from __future__ import annotations
 
@@ -36,6 +41,47 @@ class ClaimPlan:
     method: str = ""
     downloads: list[dict] = field(default_factory=list)
     error: str = ""
+    last: LastRun | None = None
+
+
+@dataclass(frozen=True)
+class LastRun:
+    """What the newest stored run of a claim (same tier, config and experiment code) cost."""
+
+    run_id: str
+    seeds: int
+    per_seed_s: float
+
+    @property
+    def total_s(self) -> float:
+        return self.seeds * self.per_seed_s
+
+    def describe(self) -> str:
+        return f"{self.seeds} x {fmt_duration(self.per_seed_s)} (run {self.run_id})"
+
+
+def last_measured(store, claim, tier: str, config, newest: int = 50) -> LastRun | None:
+    """The newest complete run among the store's `newest` runs whose entry for `claim` at `tier` has this
+    config hash and experiment code hash: its seed count and mean compute seconds per seed. None if none."""
+    from harness import provenance
+    from harness.errors import HarnessError
+
+    want = (provenance.config_hash(config), provenance.experiment_code_hash(claim.experiment.experiment_name))
+    for run_id in reversed(store.run_ids()[-newest:]):
+        try:
+            run = store.load_run(run_id)
+        except HarnessError:
+            continue
+        if run.get("status") != "complete":
+            continue
+        for entry in run.get("claims") or []:
+            if entry.get("id") != claim.id or entry.get("tier") != tier:
+                continue
+            if (entry.get("config_hash"), entry.get("code_hash")) != want or not entry.get("seeds"):
+                continue
+            times = [float(s.get("wall_time_s") or 0.0) for s in entry["seeds"]]
+            return LastRun(run_id, len(times), sum(times) / len(times))
+    return None
 
 
 def pending_downloads(config) -> list[dict]:
@@ -89,13 +135,14 @@ def estimate(steps: list[int], k1: int, k2: int, t1: float, t2: float) -> tuple[
 
 def plan_claims(claims, tier: str, *, device: str | None = None, overrides: dict | None = None,
                 probe_steps: tuple[int, int] = (3, 12), seeds: int | None = None,
-                download: bool = False) -> list[ClaimPlan]:
+                download: bool = False, store=None) -> list[ClaimPlan]:
     """Probe every claim at `tier` on this device; see the module docstring for the estimate.
 
     Args:
         claims: registered Claim objects. tier: the tier to plan. device: as `harness run --device`.
         overrides: --set pairs. probe_steps: (k1, k2) step caps, k1 < k2. seeds: planned seed count
             (None: each tier's own). download: fetch pending data first, so those claims are timed too.
+            store: a ResultStore whose newest matching run gives each claim's measured cost (LastRun).
 
     Returns:
         One ClaimPlan per claim, in order; a probe that fails has its error and no estimate.
@@ -125,6 +172,8 @@ def plan_claims(claims, tier: str, *, device: str | None = None, overrides: dict
             p = ClaimPlan(claim.id, seed_count(claim, claim.tier(tier), seeds),
                           downloads=pending_downloads(config))
             plans.append(p)
+            if store is not None:
+                p.last = last_measured(store, claim, tier, config)
             if p.downloads and not download:
                 p.method = "not timed: its data is not downloaded yet"
                 continue
@@ -154,19 +203,26 @@ def format_plan(plans: list[ClaimPlan], tier: str, device: str, probe_steps: tup
     """The table `harness plan` prints: per claim and in all, plus what would be downloaded."""
     rows = [f"plan: tier {tier} on {device}; one seed probed at {probe_steps[0]} and {probe_steps[1]} steps "
             "per training run",
-            f"{'claim':34s} {'seeds':>5s} {'per seed':>12s} {'all seeds':>12s}  how"]
+            f"{'claim':34s} {'seeds':>5s} {'per seed':>12s} {'all seeds':>12s} {'last run':>12s}  how"]
     for p in plans:
         how = f"probe failed: {p.error}" if p.error else p.method
         if p.downloads:
             how += " · downloads " + ", ".join(f"{d['file']} ({d['bytes'] / 1e6:.1f} MB)" for d in p.downloads)
+        if p.last:
+            how += f" · measured last: {p.last.describe()}"
+        last = fmt_duration(p.last.total_s) if p.last else "-"
         rows.append(f"{p.claim:34s} {p.seeds:5d} {fmt_duration(p.per_seed_s):>12s} "
-                    f"{fmt_duration(p.total_s):>12s}  {how}")
+                    f"{fmt_duration(p.total_s):>12s} {last:>12s}  {how}")
     timed = [p.total_s for p in plans if math.isfinite(p.total_s)]
     untimed = [p.claim for p in plans if not math.isfinite(p.total_s)]
     downloads = {d["file"]: d for p in plans for d in p.downloads}
     total = f"total: {fmt_duration(sum(timed))} estimated for {len(timed)} claim(s)"
     if untimed:
         total += f"; not timed: {', '.join(untimed)}"
+    measured = [p.last.total_s for p in plans if p.last]
+    if measured:
+        total += (f"; the newest matching runs measured {fmt_duration(sum(measured))} of compute for "
+                  f"{len(measured)} claim(s) (wall time is about this over --jobs)")
     rows.append(total)
     if downloads:
         size = sum(d["bytes"] for d in downloads.values()) / 1e6
@@ -193,8 +249,11 @@ def plan_command(args) -> int:
     claims = [get_claim(c) for c in args.claim] if args.claim else list(all_claims().values())
     claims = [c for c in claims if tier in c.tiers] if not args.claim else claims
     device = str(pick_device(tier, args.device))
+    from harness.store import ResultStore
+
     plans = plan_claims(claims, tier, device=args.device, overrides=_overrides(args.set), probe_steps=(k1, k2),
-                        seeds=_planned_seeds(args.seeds), download=args.download)
+                        seeds=_planned_seeds(args.seeds), download=args.download,
+                        store=ResultStore(args.results))
     print(format_plan(plans, tier, device, (k1, k2)))
     return 0
 

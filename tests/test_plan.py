@@ -1,6 +1,7 @@
 """`harness plan`: per-claim cost estimates from two capped probes, and the downloads a run would make."""
 from __future__ import annotations
 
+import dataclasses
 import math
 import time
 from dataclasses import dataclass, field
@@ -135,3 +136,25 @@ def test_numeric_settings_state_tf32_dtype_and_autocast():
     assert s["cudnn_allow_tf32"] == torch.backends.cudnn.allow_tf32
     assert s["default_dtype"] == "torch.float32" and s["autocast_enabled_at_start"] is False
     assert s["float32_matmul_precision"] in ("highest", "high", "medium")
+
+
+def test_plan_reads_the_newest_matching_run_as_the_measured_cost(tmp_path, capsys):
+    from harness.plan import last_measured
+    from harness.runner import RunOptions, run_claims
+    from harness.store import ResultStore
+
+    store = ResultStore(tmp_path / "r")
+    assert last_measured(store, CLAIM, "smoke", CLAIM.tier("smoke").config) is None  # nothing stored yet
+    summary = run_claims([CLAIM], RunOptions(tier="smoke"), store)
+    last = last_measured(store, CLAIM, "smoke", CLAIM.tier("smoke").config)
+    seeds = summary["claims"][0]["seeds"]
+    assert last is not None and last.run_id == summary["run_id"] and last.seeds == len(seeds)
+    assert last.per_seed_s == pytest.approx(sum(s["wall_time_s"] for s in seeds) / len(seeds))
+    # another config (a --set override) is another design: its cost is not the stored one
+    other = dataclasses.replace(CLAIM.tier("smoke").config, steps=41)
+    assert last_measured(store, CLAIM, "smoke", other) is None
+    assert last_measured(store, CLAIM, "cpu", CLAIM.tier("smoke").config) is None  # another tier
+    code = main(["--results", str(tmp_path / "r"), "plan", "--tier", "smoke", "--claim", "test-plan-sleep",
+                 "--probe-steps", "2,8", "--device", "cpu"])
+    out = capsys.readouterr().out
+    assert code == 0 and f"measured last: {len(seeds)} x" in out and summary["run_id"] in out
