@@ -1,4 +1,4 @@
-"""Curvature probes: Hessian operator, top eigenvalues, trace estimators, spherical sharpness."""
+"""Curvature probes: Hessian operator, top eigenvalues, trace estimators, spherical and preconditioned sharpness."""
 
 from harness.curvature.hvp import HessianOperator, flatten_params, unflatten_like
 from harness.curvature.lanczos import (
@@ -7,6 +7,7 @@ from harness.curvature.lanczos import (
     top_eigenvalues,
     top_hessian_eigenvalue,
 )
+from harness.curvature.preconditioned import PreconditionedHessianOperator, adam_preconditioner, is_adam
 from harness.curvature.spherical import (
     ScaleInvarianceReport,
     SphericalSharpness,
@@ -20,14 +21,17 @@ __all__ = [
     "EigenNotConvergedError",
     "EigenResult",
     "HessianOperator",
+    "PreconditionedHessianOperator",
     "ScaleInvarianceReport",
     "SphericalSharpness",
     "TraceEstimate",
+    "adam_preconditioner",
     "check_scale_invariance",
     "effective_lr",
     "flatten_params",
     "hutchinson_trace",
     "hutchpp_trace",
+    "is_adam",
     "spherical_sharpness",
     "top_eigenvalues",
     "top_hessian_eigenvalue",
