@@ -6,8 +6,10 @@ part of the loss, so sharpness is that of L alone, as in Lyu et al.); heavy ball
 IRE drop in unchanged. Every `measure_every` steps a row is added to a tidy table: loss, accuracy,
 ||grad L||^2, ||w||^2, the effective LR lr/||w||^2, lambda_max of the Hessian of L (Lanczos,
 warm-started, with its residual), the spherical sharpness ||w||^2 * lambda_max, and lr * lambda_max
-(= eta_eff * S_sph). Curvature probes never change parameters, buffers, gradients, optimizer state or
-any RNG that training uses.
+(= eta_eff * S_sph). Under Adam/AdamW a row also holds the preconditioned sharpness λ_max(P⁻¹H), P the
+diagonal its next step divides by (Cohen et al. 2022; `harness.curvature.adam_preconditioner`), and
+lr * that. Curvature probes never change parameters, buffers, gradients, optimizer state or any RNG that
+training uses.
 """
 from __future__ import annotations
 
@@ -19,7 +21,13 @@ from dataclasses import dataclass
 import pandas as pd
 import torch
 
-from harness.curvature import HessianOperator, top_eigenvalues
+from harness.curvature import (
+    HessianOperator,
+    PreconditionedHessianOperator,
+    adam_preconditioner,
+    is_adam,
+    top_eigenvalues,
+)
 from harness.losses import accuracy
 from harness.optim import IRE, requires_closure
 from harness.optim.base import _FlatAmplifier
@@ -70,7 +78,7 @@ def train_full_batch_gd(model: torch.nn.Module, loss_fn: Callable, x: torch.Tens
     _check_optimizer(optimizer, params, refresh)
     closure_step = requires_closure(optimizer)
     model.train()
-    rows, angles, v0 = [], [], None
+    rows, angles, v0, v0_pre = [], [], None, None
     diverged_at = None
     for step in range(steps + 1):
         optimizer.zero_grad(set_to_none=True)
@@ -87,8 +95,12 @@ def train_full_batch_gd(model: torch.nn.Module, loss_fn: Callable, x: torch.Tens
             lr = optimizer.param_groups[0]["lr"]
             with torch.no_grad():
                 grad_sq = sum(p.grad.pow(2).sum() for p in params).item()
-            row, v0 = _measure(model, loss_fn, x, y, names, params, lr, lanczos_tol, bn_mode, v0,
-                               lanczos_stop, curvature_dtype)
+            op = HessianOperator(model, loss_fn, [(x, y)], params=names, bn_mode=bn_mode, dtype=curvature_dtype)
+            row, v0 = _measure(op, params, lr, lanczos_tol, v0, lanczos_stop)
+            if is_adam(optimizer):  # P from the state and the gradient just computed: this step's P
+                row_pre, v0_pre = _measure_preconditioned(op, adam_preconditioner(optimizer, params), lr,
+                                                          lanczos_tol, v0_pre, lanczos_stop)
+                row.update(row_pre)
             row.update(step=step, loss=loss.item(), train_acc=accuracy(logits.detach(), y), grad_sq_norm=grad_sq)
             if x_test is not None:
                 with torch.no_grad():
@@ -138,10 +150,9 @@ def _check_optimizer(opt: torch.optim.Optimizer, params: list[torch.Tensor], ref
         raise ValueError(f"{type(opt).__name__} needs its flat directions from the caller: pass refresh=")
 
 
-def _measure(model, loss_fn, x, y, names, params, lr, tol, bn_mode, v0, stop="residual", dtype=None):
+def _measure(op, params, lr, tol, v0, stop="residual"):
     with torch.no_grad():
         sq_norm = sum(p.pow(2).sum() for p in params).item()
-    op = HessianOperator(model, loss_fn, [(x, y)], params=names, bn_mode=bn_mode, dtype=dtype)
     # Lanczos stops on the residual ||Hv - λv|| <= tol·λ (or, stop="value", on the bound of λ's error),
     # checked after every HVP, so a warm start (the previous eigenvector) pays off without a small basis.
     res = top_eigenvalues(op, k=1, tol=tol, v0=v0, stop=stop)
@@ -155,4 +166,12 @@ def _measure(model, loss_fn, x, y, names, params, lr, tol, bn_mode, v0, stop="re
         "lr_lambda_max": lr * lam,
         "hvps": res.matvecs,
     }
+    return row, res.eigenvectors[:, 0]
+
+
+def _measure_preconditioned(op, diagonal, lr, tol, v0, stop="residual"):
+    """λ_max(P⁻¹H) on the same Hessian operator (the eigenvalue of D^{-1/2} H D^{-1/2}), warm-started."""
+    res = top_eigenvalues(PreconditionedHessianOperator(op, diagonal), k=1, tol=tol, v0=v0, stop=stop)
+    lam = res.eigenvalues[0]
+    row = {"precond_lambda_max": lam, "precond_lambda_residual": res.residuals[0], "lr_precond_lambda_max": lr * lam}
     return row, res.eigenvectors[:, 0]

@@ -62,7 +62,8 @@ def test_train_records_grad_sq_norm_of_the_loss_without_weight_decay():
 
 
 @pytest.mark.parametrize("spec", [OptimizerSpec("sgd", lr=LR, weight_decay=WD, momentum=0.9),
-                                  OptimizerSpec("sam", lr=LR, rho=0.05)], ids=["heavy_ball", "sam"])
+                                  OptimizerSpec("sam", lr=LR, rho=0.05),
+                                  OptimizerSpec("adamw", lr=1e-2)], ids=["heavy_ball", "sam", "adam"])
 def test_train_measurement_leaves_the_trajectory_unchanged(spec):
     """Curvature probes every step vs only at the end: bit-identical parameters and angles."""
     dense, sparse = make_bn_mlp(2), make_bn_mlp(2)
@@ -72,6 +73,31 @@ def test_train_measurement_leaves_the_trajectory_unchanged(spec):
     assert len(a.table) == 9 and list(b.table["step"]) == [0, 8]
     # Same point, different Lanczos warm starts: equal to the solver's tolerance, not bit for bit.
     assert a.table["lambda_max"].iloc[-1] == pytest.approx(b.table["lambda_max"].iloc[-1], rel=1e-4)
+
+
+def test_train_adam_records_the_preconditioned_sharpness_of_its_next_step():
+    """Under Adam a row holds lambda_max(P^-1 H) with P the denominator of the step taken from that point."""
+    from harness.curvature import HessianOperator, PreconditionedHessianOperator, top_eigenvalues
+
+    model, replay = make_bn_mlp(4), make_bn_mlp(4)
+    result, _ = _train(model, OptimizerSpec("adamw", lr=1e-2), steps=6, measure_every=3, lanczos_tol=1e-9)
+    table = result.table.set_index("step")
+    assert list(table.index) == [0, 3, 6] and (table["precond_lambda_max"] > table["lambda_max"]).all()
+    assert table["lr_precond_lambda_max"].to_numpy() == pytest.approx(1e-2 * table["precond_lambda_max"].to_numpy())
+    # Replay 3 steps by hand, then P from torch's own state after one more gradient: the same eigenvalue.
+    x, y = make_data(24)
+    opt = torch.optim.AdamW(replay.parameters(), lr=1e-2, weight_decay=0.0)
+    for _ in range(4):
+        opt.zero_grad()
+        F.cross_entropy(replay(x), y).backward()
+        if _ < 3:
+            opt.step()
+    P = torch.cat([(opt.state[p]["exp_avg_sq"] * 0.999 + 1e-3 * p.grad.square()).div(1 - 0.999 ** 4).sqrt()
+                   .add(1e-8).reshape(-1) for p in replay.parameters()])
+    op = PreconditionedHessianOperator(HessianOperator(replay, F.cross_entropy, [(x, y)], "full-batch"), P)
+    assert table["precond_lambda_max"][3] == pytest.approx(top_eigenvalues(op, tol=1e-10).eigenvalues[0], rel=1e-7)
+    sgd, _ = _train(make_bn_mlp(4), OptimizerSpec("sgd", lr=LR), steps=3, measure_every=3)
+    assert "precond_lambda_max" not in sgd.table
 
 
 def test_train_sam_steps_through_a_closure_like_a_manual_sam_loop():
