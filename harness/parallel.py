@@ -29,6 +29,7 @@ import torch
 
 from harness import provenance
 from harness.errors import HarnessError
+from harness.seeds import Session, cached_seed, seed_key, seed_numbers, usable
 
 log = logging.getLogger("harness.runner")  # the progress display matches the runner's messages
 
@@ -62,14 +63,12 @@ def missing_tasks(plans, session, seeds: range | None = None) -> list[_Task]:
 
     `seeds` replaces the tier's seed numbers (a second look's added seeds).
     """
-    from harness.runner import _usable, seed_key, seed_numbers
-
     tasks, seen = [], set()
     for claim, tier, config in plans:
         exp = claim.experiment
         for seed in seed_numbers(tier, session.options, claim) if seeds is None else seeds:
             key = seed_key(exp, config, seed, session)
-            if key in seen or _usable(session.store.load_seed(key), session) is not None:
+            if key in seen or usable(session.store.load_seed(key), session) is not None:
                 continue
             seen.add(key)
             tasks.append(_Task(claim.id, exp.__module__, exp.experiment_name, config, seed, key))
@@ -169,7 +168,6 @@ def _worker_run(task: _Task, options, device: str, root: str, run_id: str) -> st
     """Compute one seed in a worker; returns the error of a seed that failed for a reason of the
     environment (not stored: the parent records it in session.lost), else None."""
     from harness.registry import _EXPERIMENTS, load_claims
-    from harness.runner import Session, cached_seed
     from harness.store import ResultStore
 
     if task.experiment not in _EXPERIMENTS:

@@ -237,7 +237,7 @@ def plan_command(args) -> int:
     from harness.cli_values import overrides as _overrides
     from harness.errors import ConfigError
     from harness.registry import TIERS, all_claims, get_claim
-    from harness.runner import pick_device
+    from harness.planning import pick_device
 
     tier = args.tier or default_tier()
     if tier not in TIERS:
@@ -259,9 +259,9 @@ def plan_command(args) -> int:
 
 
 def _planned_seeds(text: str | None) -> int | None:
-    """--seeds as `run` reads it: a positive integer up to harness.runner.MAX_SEEDS, or None."""
+    """--seeds as `run` reads it: a positive integer up to harness.planning.MAX_SEEDS, or None."""
     from harness.cli_values import positive_int as _positive_int
-    from harness.runner import RunOptions
+    from harness.planning import RunOptions
 
     if text is None:
         return None

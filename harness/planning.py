@@ -1,4 +1,4 @@
-"""Planning a run: everything checked before any compute (device, claims, configs, step cap).
+"""Planning a run: everything checked before any compute (options, device, claims, configs, step cap).
 
 A bad input found here is one line and a non-zero exit, with nothing computed or stored.
 """
@@ -6,8 +6,9 @@ from __future__ import annotations
 
 import dataclasses
 import math
-from collections.abc import Sequence
-from typing import TYPE_CHECKING
+import os
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
 
 import torch
 
@@ -15,8 +16,44 @@ from harness.config import apply_overrides
 from harness.errors import ConfigError
 from harness.registry import Claim
 
-if TYPE_CHECKING:
-    from harness.runner import RunOptions
+MAX_SEEDS = 10_000  # more is a typo, not a plan
+MAX_SEED = 2**31 - 1  # the largest seed number: any RNG (torch, numpy's legacy seed) takes it
+
+
+@dataclass
+class RunOptions:
+    tier: str
+    seeds: int | None = None  # None: the tier's own seed count
+    overrides: Mapping[str, str] = field(default_factory=dict)
+    max_steps: int | None = None
+    device: str | None = None  # None: cuda for gpu/paper tiers when available, else cpu
+    use_cache: bool = True
+    jobs: int = 1  # seeds run in this many processes at once (CPU); results are identical
+    seed_offset: int = 0  # seeds are seed_offset .. seed_offset + n - 1 (fresh, disjoint seeds)
+    executor: object | None = None  # a harness.executors.Executor computing missing seeds; None: local pool
+
+    def __post_init__(self):
+        def positive(x):
+            return isinstance(x, int) and not isinstance(x, bool) and x >= 1
+        if self.seeds is not None and not positive(self.seeds):
+            raise ConfigError(f"--seeds must be a positive integer, got {self.seeds!r}")
+        if self.seeds is not None and self.seeds > MAX_SEEDS:
+            raise ConfigError(f"--seeds {self.seeds} is more than {MAX_SEEDS}; give a count you mean to run")
+        if not positive(self.jobs):
+            raise ConfigError(f"--jobs must be a positive integer, got {self.jobs!r}")
+        limit = max(8, 4 * (os.cpu_count() or 1))
+        if self.jobs > limit:
+            raise ConfigError(f"--jobs {self.jobs} is more than {limit} (4 per CPU core here, "
+                              f"{os.cpu_count()} cores)")
+        if self.max_steps is not None and not positive(self.max_steps):
+            raise ConfigError(f"--max-steps must be a positive integer, got {self.max_steps!r}")
+        if not isinstance(self.seed_offset, int) or self.seed_offset < 0:
+            raise ConfigError(f"--seed-offset must be a non-negative integer, got {self.seed_offset!r}")
+        if self.seed_offset + (self.seeds or MAX_SEEDS) - 1 > MAX_SEED:  # a second look's seeds too
+            raise ConfigError(f"--seed-offset {self.seed_offset} is too large: seed numbers must stay "
+                              f"<= {MAX_SEED} (offset + seeds - 1)")
+        if not isinstance(self.tier, str) or not self.tier.strip():
+            raise ConfigError("--tier must name a tier, got an empty string")
 
 
 def pick_device(tier: str, requested: str | None) -> torch.device:

@@ -38,10 +38,11 @@ def code_hashes(names) -> dict[str, str]:
 
 # Modules that only read, decide or display results: editing them keeps every stored seed valid.
 # (The seed -> RNG rule lives in measurement.py, which is not listed, so it does count.)
-NOT_MEASUREMENT = ("harness", "harness.__main__", "harness.cli", "harness.runner", "harness.history",
-                   "harness.store", "harness.provenance", "harness.registry", "harness.progress",
-                   "harness.atomic", "harness.perf", "harness.verdict", "harness.expect",
-                   "harness.errors", "harness.sequential", "harness.outputs", "harness.report", "harness.experiments")
+NOT_MEASUREMENT = ("harness", "harness.__main__", "harness.cli", "harness.runner", "harness.seeds",
+                   "harness.history", "harness.store", "harness.provenance", "harness.registry",
+                   "harness.progress", "harness.atomic", "harness.perf", "harness.verdict", "harness.expect",
+                   "harness.errors", "harness.sequential", "harness.outputs", "harness.report",
+                   "harness.experiments")
 
 
 def experiment_code_hash(name: str) -> str:

@@ -19,73 +19,22 @@ import signal
 import socket
 import threading
 import time
-import traceback
-from collections.abc import Callable, Mapping, Sequence
-from dataclasses import asdict, dataclass, field
-
-import torch
+from collections.abc import Callable, Sequence
+from dataclasses import asdict
 
 from harness import provenance
 from harness.checks import STEP_CAPPED, evaluate_check, scale_that_ran  # noqa: F401 (STEP_CAPPED: public here too)
-from harness.errors import ConfigError, TransientError, on_signal, seed_failure
-from harness.measurement import Measurement, RunContext
-from harness.planning import pick_device, plan_claims, seed_count, step_capped  # noqa: F401 (pick_device: public here too)
-from harness.records import CheckResult, ClaimResult, RunSummary, SeedEntry, SeedRecord
+from harness.errors import on_signal
+from harness.measurement import Measurement
+from harness.parallel import precompute
+from harness.planning import RunOptions, pick_device, plan_claims, step_capped  # noqa: F401 (public here too)
+from harness.records import CheckResult, ClaimResult, RunSummary, SeedEntry
 from harness.registry import Claim
+from harness.seeds import Session, cached_seed, seed_numbers, seed_threads
 from harness.store import ResultStore
 from harness.verdict import FAILS, combine, family_confidence
 
 log = logging.getLogger(__name__)
-MAX_SEEDS = 10_000  # more is a typo, not a plan
-MAX_SEED = 2**31 - 1  # the largest seed number: any RNG (torch, numpy's legacy seed) takes it
-
-
-@dataclass
-class RunOptions:
-    tier: str
-    seeds: int | None = None  # None: the tier's own seed count
-    overrides: Mapping[str, str] = field(default_factory=dict)
-    max_steps: int | None = None
-    device: str | None = None  # None: cuda for gpu/paper tiers when available, else cpu
-    use_cache: bool = True
-    jobs: int = 1  # seeds run in this many processes at once (CPU); results are identical
-    seed_offset: int = 0  # seeds are seed_offset .. seed_offset + n - 1 (fresh, disjoint seeds)
-    executor: object | None = None  # a harness.executors.Executor computing missing seeds; None: local pool
-
-    def __post_init__(self):
-        def positive(x):
-            return isinstance(x, int) and not isinstance(x, bool) and x >= 1
-        if self.seeds is not None and not positive(self.seeds):
-            raise ConfigError(f"--seeds must be a positive integer, got {self.seeds!r}")
-        if self.seeds is not None and self.seeds > MAX_SEEDS:
-            raise ConfigError(f"--seeds {self.seeds} is more than {MAX_SEEDS}; give a count you mean to run")
-        if not positive(self.jobs):
-            raise ConfigError(f"--jobs must be a positive integer, got {self.jobs!r}")
-        limit = max(8, 4 * (os.cpu_count() or 1))
-        if self.jobs > limit:
-            raise ConfigError(f"--jobs {self.jobs} is more than {limit} (4 per CPU core here, "
-                              f"{os.cpu_count()} cores)")
-        if self.max_steps is not None and not positive(self.max_steps):
-            raise ConfigError(f"--max-steps must be a positive integer, got {self.max_steps!r}")
-        if not isinstance(self.seed_offset, int) or self.seed_offset < 0:
-            raise ConfigError(f"--seed-offset must be a non-negative integer, got {self.seed_offset!r}")
-        if self.seed_offset + (self.seeds or MAX_SEEDS) - 1 > MAX_SEED:  # a second look's seeds too
-            raise ConfigError(f"--seed-offset {self.seed_offset} is too large: seed numbers must stay "
-                              f"<= {MAX_SEED} (offset + seeds - 1)")
-        if not isinstance(self.tier, str) or not self.tier.strip():
-            raise ConfigError("--tier must name a tier, got an empty string")
-
-
-@dataclass
-class Session:
-    """What every seed of one run shares: options, device, store, run id, seeds lost to dead workers."""
-
-    options: RunOptions
-    device: torch.device
-    store: ResultStore
-    run_id: str | None  # None: seeds stored outside a harness run (the torchrun launcher)
-    progress: Callable[[str], None] | None = None
-    lost: dict[str, str] = field(default_factory=dict)  # key -> why it has no record
 
 
 def run_claims(claims: Sequence[Claim], options: RunOptions, store: ResultStore,
@@ -111,7 +60,7 @@ def run_claims(claims: Sequence[Claim], options: RunOptions, store: ResultStore,
         options={"seeds": options.seeds, "overrides": dict(options.overrides),
                  "max_steps": options.max_steps, "device": str(device),
                  "use_cache": options.use_cache, "jobs": options.jobs,
-                 "seed_offset": options.seed_offset, "threads": _seed_threads(device),
+                 "seed_offset": options.seed_offset, "threads": seed_threads(device),
                  "executor": getattr(options.executor, "name", "local")},
         writer={"pid": os.getpid(), "host": socket.gethostname()},
         environment=provenance.environment(device), claims=[],
@@ -124,8 +73,6 @@ def run_claims(claims: Sequence[Claim], options: RunOptions, store: ResultStore,
             if options.executor is not None:
                 options.executor.precompute(plans, session)
             elif options.jobs > 1:
-                from harness.parallel import precompute
-
                 precompute(plans, session)
             for i, (claim, tier, config) in enumerate(plans, 1):
                 log.info("[%d/%d] %s (%s tier)", i, len(plans), claim.id, options.tier)
@@ -159,20 +106,6 @@ def _sigterm_as_interrupt():
         yield
     finally:
         signal.signal(signal.SIGTERM, before)
-
-
-def seed_numbers(tier, options: RunOptions, claim: Claim | None = None) -> range:
-    n = seed_count(claim, tier, options.seeds) if claim is not None else options.seeds or tier.seeds
-    return range(options.seed_offset, options.seed_offset + n)
-
-
-def seed_key(exp, config, seed: int, session: Session) -> str:
-    return session.store.experiment_key(exp.experiment_name, config, seed, session.device.type,
-                                        session.options.max_steps, _seed_threads(session.device))
-
-
-def _seed_threads(device: torch.device) -> int:
-    return provenance.SEED_THREADS if device.type == "cpu" else 0
 
 
 def run_one_claim(claim: Claim, tier, config, session: Session) -> ClaimResult:
@@ -217,8 +150,6 @@ def run_one_claim(claim: Claim, tier, config, session: Session) -> ClaimResult:
         if options.executor is not None:
             options.executor.precompute([(claim, tier, config)], session, extra)
         elif options.jobs > 1 and len(extra) > 1:  # the added seeds in the pool too, not one by one
-            from harness.parallel import precompute
-
             precompute([(claim, tier, config)], session, extra)
         add(extra, total)
         checks, looks = decide_checks(), 2
@@ -243,138 +174,3 @@ def run_one_claim(claim: Claim, tier, config, session: Session) -> ClaimResult:
         wall_time_s=sum(s.wall_time_s for s in seeds),
         plots=[asdict(p) for p in claim.plots],
     )
-
-
-def cached_seed(exp, config, seed: int, session: Session, label: str) -> tuple[dict, str, bool]:
-    """One seed of one experiment: the stored record if there is one, else run it and store it.
-
-    A seed computed earlier in this same run is reused even with --no-cache (it is fresh). While a
-    seed is computed its lock file is held, so a second run on the same store waits for it and
-    then reuses it instead of computing it again.
-
-    Returns:
-        (record, key, reused): reused is True when the record was stored before this run.
-    """
-    key = seed_key(exp, config, seed, session)
-    if key in session.lost:
-        return _lost_record(exp, config, seed, session, session.lost[key]), key, False
-    record = _usable(session.store.load_seed(key), session)
-    if record is not None:
-        return record, key, record.get("run") != session.run_id
-    lock = session.store.lock_seed(
-        key, on_wait=lambda: log.info("  %s seed %d: another process is computing it; waiting", label, seed))
-    try:
-        record = _usable(session.store.load_seed(key), session)  # it may have finished meanwhile
-        if record is not None:
-            return record, key, record.get("run") != session.run_id
-        if lock.stale:
-            log.warning("  %s seed %d: an earlier attempt died while computing it; computing it again",
-                        label, seed)
-        record, transient = _run_seed(label, exp, config, seed, session)
-        _keep_seed(key, record, transient, session)
-    finally:
-        lock.release()
-    return record, key, False
-
-
-def _usable(record: dict | None, session: Session) -> dict | None:
-    if record is None:
-        return None
-    return record if session.options.use_cache or record.get("run") == session.run_id else None
-
-
-def _lost_record(exp, config, seed, session: Session, reason: str) -> dict:
-    return SeedRecord(experiment=exp.experiment_name, config=provenance.config_dict(config), seed=seed,
-                      tier=session.options.tier, device=str(session.device), max_steps=session.options.max_steps,
-                      wall_time_s=0.0, error=reason, measurement=None, run=session.run_id).to_dict()
-
-
-def _run_seed(label, exp, config, seed, session: Session) -> dict:
-    options, device, progress = session.options, session.device, session.progress
-    last = [0.0]
-
-    def report(step: int, total: int) -> None:
-        now = time.monotonic()
-        if progress and (now - last[0] > 1.0 or step >= total):
-            last[0] = now
-            progress(f"{label} seed {seed}: step {step}/{total}")
-
-    def cached_run(sub_exp, sub_config) -> Measurement:
-        record, sub_key, _ = cached_seed(sub_exp, sub_config, seed, session, f"{label}/{sub_exp.experiment_name}")
-        if record["error"]:  # a sub-run's error of the environment is this seed's too (not stored)
-            raise (TransientError if sub_key in session.lost else RuntimeError)(
-                f"sub-run {sub_exp.experiment_name} failed: {record['error']}")
-        return Measurement.from_dict(record["measurement"])
-
-    ctx = RunContext(seed=seed, tier=options.tier, device=device, max_steps=options.max_steps,
-                     progress=report, cached_run=cached_run)
-    start = time.perf_counter()
-    error, measurement, transient = None, None, False
-    with _fixed_threads(device) as threads:
-        try:
-            measurement = exp(config, ctx)
-            if not isinstance(measurement, Measurement):
-                raise TypeError(f"experiment returned {type(measurement).__name__}, not Measurement")
-            error = diverged(measurement)
-        except BaseException as e:  # a crash is an 'error' verdict with its reason, never a 'fails'
-            error, transient = seed_failure(e)  # re-raises an input error and the user's Ctrl-C
-            log.warning("%s seed %d crashed:\n%s", label, seed, traceback.format_exc())
-    record = seed_record(exp, config, seed, session, threads=threads, wall_time_s=time.perf_counter() - start,
-                         error=error, measurement=measurement)
-    return record, transient
-
-
-def _keep_seed(key: str, record: dict, transient: bool, session: Session) -> None:
-    """Store a computed seed's record; an error of the environment is this run's only (session.lost)."""
-    if transient:
-        session.lost[key] = record["error"]
-        return
-    session.store.save_seed(key, record)
-
-
-def seed_record(exp, config, seed: int, session: Session, *, threads: int, wall_time_s: float,
-                error: str | None, measurement: Measurement | None) -> dict:
-    """The record stored for one computed seed (the runner's, and the torchrun launcher's).
-
-    Args:
-        exp, config, seed: what was run.
-        session: the run it belongs to (tier, step cap, device, run id).
-        threads: the intra-op thread count it ran with.
-        wall_time_s: its wall-clock seconds.
-        error: why it has no usable measurement (a crash, a divergence), else None.
-        measurement: what it measured (None after a crash).
-
-    Returns:
-        the record, as ResultStore.save_seed stores it (without schema, key and digest).
-    """
-    options, device = session.options, session.device
-    return SeedRecord(
-        experiment=exp.experiment_name, config=provenance.config_dict(config), seed=seed,
-        tier=options.tier, device=str(device), max_steps=options.max_steps, threads=threads,
-        wall_time_s=wall_time_s, error=error,
-        measurement=measurement.to_dict() if measurement else None,
-        environment=provenance.environment(device), run=session.run_id,
-        recorded=time.strftime("%Y-%m-%d %H:%M:%S"),
-    ).to_dict()
-
-
-def diverged(m: Measurement) -> str | None:
-    """The error of a measurement that says it diverged (a truthy 'diverged' scalar), else None."""
-    flag = m.scalars.get("diverged")
-    if flag is None or (isinstance(flag, (int, float)) and not isinstance(flag, bool) and flag == 0):
-        return None
-    return "diverged: " + ("; ".join(map(str, m.notes)) or "the experiment reported diverged = " + str(flag))
-
-
-@contextlib.contextmanager
-def _fixed_threads(device: torch.device):
-    """Every CPU seed runs with provenance.SEED_THREADS threads (also with --jobs 1), then restores."""
-    if device.type != "cpu":
-        yield torch.get_num_threads()
-        return
-    before = torch.get_num_threads()
-    torch.set_num_threads(provenance.SEED_THREADS)
-    try:
-        yield torch.get_num_threads()
-    finally:
-        torch.set_num_threads(before)

@@ -201,7 +201,7 @@ def test_ddp_launch_refuses_an_arm_another_process_is_computing(tmp_path):
     beside the first (its other ranks would otherwise wait in a collective until the group times out)."""
     from harness.errors import HarnessError
     from harness.experiments.llm_train import llm_pretrain_arm
-    from harness.runner import Session, seed_key
+    from harness.seeds import Session, seed_key
 
     cache, results = tmp_path / "tokens", tmp_path / "results"
     stdlib_corpus(cache, max_bytes=300_000)

@@ -255,7 +255,7 @@ def test_robust_sigterm_records_the_run_interrupted(tmp_path):
 def test_robust_a_seed_in_progress_elsewhere_is_waited_for_not_computed_twice(tmp_path):
     import threading
 
-    from harness.runner import Session, cached_seed, seed_key
+    from harness.seeds import Session, cached_seed, seed_key
 
     store = ResultStore(tmp_path)
     claim = toy_claim("test-robust-lock")

@@ -16,7 +16,6 @@ KNOWN_OVER_LIMIT: dict[str, int] = {}
 # Import cycles today, each as the sorted modules of one strongly connected component.
 KNOWN_CYCLES: list[tuple[str, ...]] = [
     ("harness.loader", "harness.registry"),                       # registry.load_claims imports the loader
-    ("harness.parallel", "harness.planning", "harness.runner"),   # a seed's way through cache and lock
 ]
 
 # The layers of the harness, bottom to top: an import goes to the same layer or a lower one.
@@ -33,7 +32,7 @@ LAYERS: list[tuple[str, ...]] = [
     ("harness.experiments",),
     ("harness.verdict", "harness.sequential", "harness.checks", "harness.planning",  # results, decisions
      "harness.store", "harness.records", "harness.history", "harness.perf", "harness.export"),
-    ("harness.runner", "harness.parallel", "harness.progress", "harness.plan",   # running claims
+    ("harness.runner", "harness.seeds", "harness.parallel", "harness.progress", "harness.plan",  # running claims
      "harness.loader", "harness.show", "harness.experiments.ddp",  # ddp: the torchrun launcher, a runner
      "harness.executors"),                         # where seeds run: local pool, SLURM
     ("harness.report",),
@@ -42,7 +41,6 @@ LAYERS: list[tuple[str, ...]] = [
 ]
 # Imports of a higher layer today, as (importer, imported); move them, then strike them off.
 KNOWN_UPWARD: list[tuple[str, str]] = [
-    ("harness.planning", "harness.runner"),   # RunOptions, under TYPE_CHECKING
     ("harness.registry", "harness.loader"),   # load_claims
 ]
 
@@ -62,7 +60,6 @@ KNOWN_PRIVATE: list[tuple[str, str, str]] = [
     ("harness.optim.ire", "harness.optim.base", "_check_int"),
     ("harness.optim.projected", "harness.optim.base", "_FlatAmplifier"),
     ("harness.parallel", "harness.registry", "_EXPERIMENTS"),
-    ("harness.parallel", "harness.runner", "_usable"),
     ("harness.provenance", "harness.registry", "_EXPERIMENTS"),
     ("harness.scaffold", "harness.registry", "_ID"),
     ("harness.train", "harness.optim.base", "_FlatAmplifier"),

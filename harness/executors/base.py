@@ -2,7 +2,7 @@
 
 The runner hands an executor the seeds of a run that have no usable record in the store; the executor
 computes them somewhere (processes here, jobs on a cluster) and each seed's record lands in the store under
-the runner's own key (runner.cached_seed), so the claims then read them as if computed in process. A seed
+the runner's own key (seeds.cached_seed), so the claims then read them as if computed in process. A seed
 an executor could not compute goes to session.lost (key -> reason): an `error` for this run only, never
 stored, so a later run tries it again.
 """

@@ -97,7 +97,7 @@ class DataParallelSeedJob(submitit.helpers.Checkpointable):
         from harness.experiments.ddp import compute_seed
         from harness.loader import load_all
         from harness.registry import _EXPERIMENTS, load_claims
-        from harness.runner import Session, seed_key
+        from harness.seeds import Session, seed_key
         from harness.store import ResultStore
 
         rank, world = export_group_env()

@@ -38,7 +38,7 @@ def submit_detached(claims, options, store, argv: list[str]) -> list[str]:
         the lines to show: the run id, the job ids, how to collect.
     """
     from harness.planning import pick_device, plan_claims
-    from harness.runner import Session
+    from harness.seeds import Session
 
     executor = options.executor
     if executor is None or not executor.detach:

@@ -32,7 +32,7 @@ def run_seed_job(payload: tuple[tuple[str, ...], bytes]) -> str:
     from harness import provenance
     from harness.loader import load_all
     from harness.registry import _EXPERIMENTS, load_claims
-    from harness.runner import Session, cached_seed
+    from harness.seeds import Session, cached_seed
     from harness.store import ResultStore
 
     if os.environ.get("SLURM_PROCID", "0") != "0":  # a request of several tasks: the seed is computed once

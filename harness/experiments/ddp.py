@@ -18,7 +18,7 @@ an arm in progress checkpoints (model, optimizer, step, random streams, curve so
 While an arm trains, rank 0 holds its lock file (the runner's): a second launch of the same arm on the
 same store stops with one line instead of training it twice.
 
-The launcher keys and records seeds through the runner's own functions (harness.runner.seed_key,
+The launcher keys and records seeds through the runner's own functions (harness.seeds.seed_key,
 seed_record); the group, checkpoints and collectives are harness.distributed's.
 """
 from __future__ import annotations
@@ -37,7 +37,8 @@ from harness.distributed import Checkpointing, Comm, StopTraining, process_group
 from harness.errors import ConfigError, HarnessError, seed_failure
 from harness.measurement import Measurement, RunContext
 from harness.registry import Claim, get_claim
-from harness.runner import RunOptions, Session, seed_key, seed_record
+from harness.planning import MAX_SEED, RunOptions
+from harness.seeds import Session, seed_key, seed_record
 from harness.store import ResultStore, SeedLock
 
 log = logging.getLogger("harness.ddp")
@@ -66,8 +67,6 @@ def check_args(args: argparse.Namespace) -> None:
     Raises:
         ConfigError: a negative or too large --seed, a --checkpoint-every, --until-step or --max-steps below 1.
     """
-    from harness.runner import MAX_SEED
-
     if not 0 <= args.seed <= MAX_SEED:
         raise ConfigError(f"--seed must be in [0, {MAX_SEED}], got {args.seed}")
     for option in ("checkpoint_every", "until_step", "max_steps"):
