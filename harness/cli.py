@@ -25,7 +25,8 @@ from harness.cli_values import notebook_timeout as _notebook_timeout
 from harness.cli_values import overrides as _overrides
 from harness.cli_values import positive_int as _positive_int
 from harness.errors import HarnessError, describe, is_user_interrupt, own_sigint
-from harness.registry import TIERS, all_claims, get_claim, load_claims
+from harness.loader import load_claims
+from harness.registry import TIERS, all_claims, get_claim
 
 log = logging.getLogger("harness")
 EXIT_USAGE, EXIT_FAILED = 2, 1

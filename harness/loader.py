@@ -25,7 +25,7 @@ from importlib import metadata
 from pathlib import Path
 
 from harness.errors import HarnessError, describe, is_user_interrupt
-from harness.registry import Claim, all_claims, claims_from
+from harness.registry import Claim, Experiment, all_claims, all_experiments, claims_from
 
 ENTRY_POINT_GROUP = "claim_harness.claims"  # each entry point names a module or package of claims
 
@@ -55,6 +55,42 @@ def load_all(paths: Iterable[str | Path] = (), *, entry_points: bool = True,
     for path in paths:
         load_folder(path)
     return all_claims()
+
+
+def load_claims(package: str = "claims") -> dict[str, Claim]:
+    """Import every module of a claims package (each registers its claims); fail loudly on errors.
+
+    Args:
+        package: a package (its modules are imported in name order) or a single module.
+
+    Returns:
+        every registered claim, id -> Claim, sorted by id (not only this package's).
+
+    Raises:
+        HarnessError: the package or one of its modules fails to import (naming the file), or the
+            package registers no claim at all (an empty or misnamed folder is not silently skipped).
+    """
+    load_package(package)
+    return all_claims()
+
+
+def experiment_named(name: str, module: str) -> Experiment:
+    """The registered experiment `name`, in a process that may not have imported it yet (a worker, a job).
+
+    Args:
+        name: its registered name.
+        module: the module that defines it, imported when the name is not registered yet; where that
+            module cannot be imported by name, the claims package is loaded instead.
+
+    Raises:
+        KeyError: neither registers `name`.
+    """
+    if name not in all_experiments():
+        try:
+            importlib.import_module(module)
+        except ImportError:
+            load_claims()
+    return all_experiments()[name]
 
 
 def loaded_sources() -> tuple[str, ...]:

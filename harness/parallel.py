@@ -14,7 +14,6 @@ Ctrl-C in the parent stops them at once instead of waiting for the queue.
 """
 from __future__ import annotations
 
-import importlib
 import logging
 import os
 import signal
@@ -81,9 +80,9 @@ def run_tasks(tasks: list[_Task], session) -> None:
         # one seed gains nothing from a pool: a worker would spend seconds importing torch, pandas and
         # scipy while the parent waits; the claim's serial loop computes it in this process instead
         return
-    from harness.registry import _EXPERIMENTS
+    from harness.registry import all_experiments
 
-    hashes = provenance.code_hashes(_EXPERIMENTS)
+    hashes = provenance.code_hashes(all_experiments())
     jobs = session.options.jobs
     log.info("running %d seed(s) in %d processes (%d thread(s) each)", len(tasks), jobs,
              provenance.SEED_THREADS)
@@ -167,15 +166,10 @@ def _worker_init(hashes: dict, parent_pid: int) -> None:
 def _worker_run(task: _Task, options, device: str, root: str, run_id: str) -> str | None:
     """Compute one seed in a worker; returns the error of a seed that failed for a reason of the
     environment (not stored: the parent records it in session.lost), else None."""
-    from harness.registry import _EXPERIMENTS, load_claims
+    from harness.loader import experiment_named
     from harness.store import ResultStore
 
-    if task.experiment not in _EXPERIMENTS:
-        try:
-            importlib.import_module(task.module)
-        except ImportError:
-            load_claims()
-    exp = _EXPERIMENTS[task.experiment]
+    exp = experiment_named(task.experiment, task.module)
     session = Session(options, torch.device(device), ResultStore(root), run_id)
     cached_seed(exp, task.config, task.seed, session, task.label)
     return session.lost.get(task.key)

@@ -58,9 +58,9 @@ def experiment_code_hash(name: str) -> str:
     """
     if _code_hash_override is not None and name in _code_hash_override:
         return _code_hash_override[name]
-    from harness.registry import _EXPERIMENTS
+    from harness.registry import all_experiments
 
-    fn = _EXPERIMENTS.get(name)
+    fn = all_experiments().get(name)
     if fn is None:
         return code_hash()
     return _module_closure_hash(fn.__module__)

@@ -19,7 +19,7 @@ from harness.measurement import Measurement, RunContext
 
 TIERS = ("smoke", "cpu", "gpu", "paper")
 REQUIRED_TIERS = ("smoke", "cpu")
-_ID = re.compile(r"^[a-z0-9]+(-[a-z0-9]+)*$")
+CLAIM_ID = re.compile(r"^[a-z0-9]+(-[a-z0-9]+)*$")  # a claim id: lowercase words joined by "-"
 
 Experiment = Callable[[object, RunContext], Measurement]
 _EXPERIMENTS: dict[str, Experiment] = {}
@@ -186,7 +186,7 @@ def register(claim: Claim) -> Claim:
         ValueError/TypeError: malformed claim (duplicate id, unknown tier, config of the wrong type,
             an expectation missing a tier).
     """
-    if not _ID.match(claim.id):
+    if not CLAIM_ID.match(claim.id):
         raise ValueError(f"claim id {claim.id!r} must be lower-case words joined by '-'")
     claim = _with_module(claim)
     if claim.id in _CLAIMS and not _same_origin(_CLAIMS[claim.id].module, claim.module):
@@ -285,23 +285,9 @@ def claims_from(module: str) -> list[str]:
     return sorted(c.id for c in _CLAIMS.values() if c.module == module or c.module.startswith(module + "."))
 
 
-def load_claims(package: str = "claims") -> dict[str, Claim]:
-    """Import every module of a claims package (each registers its claims); fail loudly on errors.
-
-    Args:
-        package: a package (its modules are imported in name order) or a single module.
-
-    Returns:
-        every registered claim, id -> Claim (not only this package's).
-
-    Raises:
-        HarnessError: the package or one of its modules fails to import (naming the file), or the
-            package registers no claim at all (an empty or misnamed folder is not silently skipped).
-    """
-    from harness.loader import load_package  # lazy: the loader builds on this module
-
-    load_package(package)
-    return dict(_CLAIMS)
+def all_experiments() -> dict[str, Experiment]:
+    """Every registered experiment, name -> function (a copy: register with @experiment)."""
+    return dict(_EXPERIMENTS)
 
 
 def all_claims() -> dict[str, Claim]:

@@ -16,7 +16,7 @@ from pathlib import Path
 from string import Template
 
 from harness.errors import ConfigError, HarnessError
-from harness.registry import _ID, Claim, all_claims, get_claim, module_origin
+from harness.registry import CLAIM_ID, Claim, all_claims, get_claim, module_origin
 
 TEMPLATES = Path(__file__).resolve().parent / "templates_claim"
 MAX_ID_LENGTH = 80  # the file names test_<id>.py and the report's pages stay well under 255 bytes
@@ -94,7 +94,7 @@ def check_new_id(claim_id: str, claim_dir: Path) -> str:
             plain folder), or a ./claims folder that would shadow the claims package.
     """
     shown = json.dumps(claim_id) if not str(claim_id).isprintable() else f"'{claim_id}'"
-    if not isinstance(claim_id, str) or not _ID.fullmatch(claim_id):
+    if not isinstance(claim_id, str) or not CLAIM_ID.fullmatch(claim_id):
         raise ConfigError(f"{shown} is not a claim id: lower-case words joined by '-' (e.g. my-claim)")
     if len(claim_id) > MAX_ID_LENGTH:
         raise ConfigError(f"claim id '{claim_id[:20]}...' is longer than {MAX_ID_LENGTH} characters")

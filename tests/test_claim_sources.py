@@ -4,7 +4,8 @@ import re
 
 import pytest
 
-from harness.registry import all_claims, load_claims
+from harness.loader import load_claims
+from harness.registry import all_claims
 
 load_claims("claims")
 CLAIMS = {cid: c for cid, c in all_claims().items() if c.module.startswith("claims")}

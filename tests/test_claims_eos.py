@@ -10,9 +10,10 @@ import torch
 import harness.experiments.eos as eos
 from harness.config import apply_overrides
 from harness.experiments.eos import GDConfig, trajectory_metrics
+from harness.loader import load_claims
 from harness.measurement import RunContext
 from harness.optim import OptimizerSpec
-from harness.registry import get_claim, load_claims
+from harness.registry import get_claim
 from harness.runner import RunOptions, run_claims
 from harness.store import ResultStore
 

@@ -16,9 +16,10 @@ from harness.experiments.toy import (
     first_divergence,
     rotated_gain_fraction,
 )
+from harness.loader import load_claims
 from harness.measurement import RunContext
 from harness.optim import OptimizerSpec
-from harness.registry import get_claim, load_claims
+from harness.registry import get_claim
 from harness.runner import RunOptions, run_claims
 from harness.store import ResultStore
 

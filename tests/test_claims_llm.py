@@ -29,10 +29,10 @@ from harness.experiments.llm_train import (
     precision_name,
     run_arm,
 )
+from harness.loader import load_claims
 from harness.measurement import Measurement, RunContext
 from harness.models.llama import Llama, count_parameters, preset
 from harness.optim import IRE
-from harness.registry import load_claims
 from harness.runner import RunOptions, run_claims
 from harness.store import ResultStore
 from harness.verdict import FAILS, HOLDS, OUT_OF_REGIME, combine, decide, estimate

@@ -10,9 +10,10 @@ from harness.config import derive
 from harness.errors import ConfigError
 from harness.experiments.eos import GDConfig, gd_sharpness_trajectory
 from harness.experiments.gd_arms import GDArmsConfig, gd_arms
+from harness.loader import load_claims
 from harness.measurement import RunContext
 from harness.optim import OptimizerSpec
-from harness.registry import get_claim, load_claims
+from harness.registry import get_claim
 from harness.runner import RunOptions, run_claims
 from harness.store import ResultStore
 

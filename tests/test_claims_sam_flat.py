@@ -15,8 +15,9 @@ from harness.experiments.sam_flat import (
     toy_steps_to_flat,
 )
 from harness.experiments.toy import loglog_slope
+from harness.loader import load_claims
 from harness.optim import OptimizerSpec
-from harness.registry import get_claim, load_claims
+from harness.registry import get_claim
 from harness.runner import RunOptions, run_claims
 from harness.store import ResultStore
 

@@ -109,11 +109,13 @@ HYPER_PARAMETERS = {"lr", "momentum", "nesterov", "weight_decay", "betas", "beta
 def _config_types() -> list[type]:
     import dataclasses
 
-    from harness.registry import _EXPERIMENTS, load_claims
+    from harness.loader import load_claims
+    from harness.registry import all_experiments
 
     load_claims()
     # the library's experiments (tests register throwaway ones with configs of their own)
-    seen, todo = [], [fn.config_type for fn in _EXPERIMENTS.values() if fn.__module__.startswith("harness.")]
+    library = [fn for fn in all_experiments().values() if fn.__module__.startswith("harness.")]
+    seen, todo = [], [fn.config_type for fn in library]
     while todo:
         cls = todo.pop()
         if cls in seen or cls is OptimizerSpec:

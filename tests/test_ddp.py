@@ -16,7 +16,7 @@ from harness.distributed import Comm
 from harness.errors import ConfigError, UnknownClaimError
 from harness.experiments import ddp
 from harness.experiments.llm import speedup_arms
-from harness.registry import load_claims
+from harness.loader import load_claims
 from harness.runner import RunOptions, run_claims
 from harness.store import ResultStore
 

@@ -19,9 +19,10 @@ from harness.experiments.eos_collapse import (
     window_edges,
     window_means,
 )
+from harness.loader import load_claims
 from harness.measurement import RunContext
 from harness.optim import OptimizerSpec
-from harness.registry import get_claim, load_claims
+from harness.registry import get_claim
 
 TINY = GDConfig(activation="tanh", optim=OptimizerSpec("sgd", lr=0.1, weight_decay=2e-2), steps=40, n_train=120,
                 n_test=40, measure_every=5, widths=(16, 16))

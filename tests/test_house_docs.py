@@ -6,8 +6,8 @@ from pathlib import Path
 from test_house_loader import isolated  # noqa: F401 (a fixture)
 
 from harness.cli import main
-from harness.loader import load_folder
-from harness.registry import get_claim, load_claims
+from harness.loader import load_claims, load_folder
+from harness.registry import get_claim
 from harness.runner import RunOptions, run_claims
 from harness.store import ResultStore
 

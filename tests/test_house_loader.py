@@ -10,8 +10,8 @@ import pytest
 from harness import loader, registry
 from harness.cli import main
 from harness.errors import HarnessError
-from harness.loader import load_entry_points, load_folder, load_package
-from harness.registry import get_claim, load_claims
+from harness.loader import load_claims, load_entry_points, load_folder, load_package
+from harness.registry import get_claim
 
 REPO = Path(__file__).resolve().parents[1]
 

@@ -6,8 +6,8 @@ import pytest
 from test_house_loader import isolated, toy_claim, write  # noqa: F401 (isolated is a fixture)
 
 from harness.cli import main
-from harness.loader import load_folder
-from harness.registry import get_claim, load_claims
+from harness.loader import load_claims, load_folder
+from harness.registry import get_claim
 from harness.runner import RunOptions, run_claims
 from harness.scaffold import write_claim
 from harness.store import ResultStore

@@ -90,7 +90,7 @@ def test_pending_downloads_found_in_arms_tuples_and_dicts(tmp_path, monkeypatch)
 
 
 def test_pending_downloads_of_every_shipped_claim_at_the_gpu_tier(tmp_path, monkeypatch):
-    from harness.registry import load_claims
+    from harness.loader import load_claims
 
     monkeypatch.setenv(download.ENV_DIR, str(tmp_path))  # an empty cache: every remote data set is pending
     monkeypatch.delenv(download.ENV_URL, raising=False)

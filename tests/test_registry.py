@@ -5,7 +5,8 @@ import pytest
 from harness import AtLeast, Check, Claim, Measurement, Tier, experiment, register
 from harness.config import apply_overrides
 from harness.errors import ConfigError, UnknownClaimError
-from harness.registry import get_claim, load_claims
+from harness.loader import load_claims
+from harness.registry import get_claim
 
 
 @dataclass(frozen=True)

@@ -69,7 +69,7 @@ def test_robust_outputs_declarations_must_be_names():
 def test_robust_outputs_every_registered_claim_names_only_declared_outputs():
     """Runs nothing: every claim's experiment declares its outputs, and every name a claim uses is
     among them (an experiment added without declarations fails here, not in a run)."""
-    from harness.registry import load_claims
+    from harness.loader import load_claims
 
     claims = load_claims()
     undeclared = sorted({c.experiment.experiment_name for c in claims.values()

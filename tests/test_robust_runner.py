@@ -145,7 +145,7 @@ def test_robust_seed_threads_are_fixed_and_recorded_whatever_the_parent_uses(tmp
 def test_robust_adding_an_experiment_module_keeps_every_cache_key(tmp_path, monkeypatch):
     import shutil
 
-    from harness.registry import load_claims
+    from harness.loader import load_claims
 
     load_claims()
     names = ("ire_figure1_toy", "gd_sharpness_trajectory", "test_robust_toy")

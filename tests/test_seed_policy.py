@@ -3,7 +3,7 @@ whose count is then chosen by power with a cap of at least 5 (harness.sequential
 import pkgutil
 
 import claims
-from harness.registry import load_claims
+from harness.loader import load_claims
 
 # One seed on purpose, said in the claim's notes: the checked rows do not depend on the seed, and the
 # single-seed interval is the regression's standard error.

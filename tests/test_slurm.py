@@ -16,7 +16,7 @@ from pathlib import Path
 import pytest
 
 from harness import cli, loader, registry
-from harness.registry import load_claims
+from harness.loader import load_claims
 
 
 def _cluster_problem() -> str | None:

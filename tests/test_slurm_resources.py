@@ -72,7 +72,7 @@ def test_resources_unknown_executor_is_one_line(tmp_path, capsys):
 
 def test_resources_data_parallel_seed_asks_a_task_per_rank_over_its_nodes():
     from harness.config import apply_overrides
-    from harness.registry import load_claims
+    from harness.loader import load_claims
 
     claim = load_claims()["ire-llm-speedup"]
     paper, smoke = claim.tier("paper").config, claim.tier("smoke").config

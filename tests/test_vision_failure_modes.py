@@ -3,7 +3,8 @@ sam-ire-flat-convergence and ire-toy-figure1 (through the runner, as `--set opti
 part's `toy.lr=1e6` for sam-ire-flat-convergence) and `--max-steps 5` would run them)."""
 import pytest
 
-from harness.registry import get_claim, load_claims
+from harness.loader import load_claims
+from harness.registry import get_claim
 from harness.runner import RunOptions, run_claims
 from harness.store import ResultStore
 

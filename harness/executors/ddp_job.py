@@ -95,8 +95,7 @@ class DataParallelSeedJob(submitit.helpers.Checkpointable):
         from harness import provenance
         from harness.distributed import process_group
         from harness.experiments.ddp import compute_seed
-        from harness.loader import load_all
-        from harness.registry import _EXPERIMENTS, load_claims
+        from harness.loader import experiment_named, load_all
         from harness.seeds import Session, seed_key
         from harness.store import ResultStore
 
@@ -108,12 +107,7 @@ class DataParallelSeedJob(submitit.helpers.Checkpointable):
             load_all(sources)
         task, options, device, root, run_id, hashes, every = pickle.loads(blob)
         provenance.pin_code_hash(hashes)
-        if task.experiment not in _EXPERIMENTS:
-            try:
-                __import__(task.module)
-            except ImportError:
-                load_claims()
-        experiment = _EXPERIMENTS[task.experiment]
+        experiment = experiment_named(task.experiment, task.module)
         restarts = os.environ.get("SLURM_RESTART_COUNT", "0")
         log.info("%s seed %d: rank %d of %d (start %s of this job)", task.label, task.seed, rank, world,
                  int(restarts or 0) + 1)

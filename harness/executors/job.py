@@ -6,7 +6,6 @@ key, so a record a job stores is the record a local run would store (bit-identic
 """
 from __future__ import annotations
 
-import importlib
 import logging
 import pickle
 import signal
@@ -30,8 +29,7 @@ def run_seed_job(payload: tuple[tuple[str, ...], bytes]) -> str:
     import torch
 
     from harness import provenance
-    from harness.loader import load_all
-    from harness.registry import _EXPERIMENTS, load_claims
+    from harness.loader import experiment_named, load_all
     from harness.seeds import Session, cached_seed
     from harness.store import ResultStore
 
@@ -45,13 +43,9 @@ def run_seed_job(payload: tuple[tuple[str, ...], bytes]) -> str:
     task, options, device, root, run_id, hashes = pickle.loads(blob)
     provenance.pin_code_hash(hashes)
     torch.set_num_threads(provenance.SEED_THREADS)
-    if task.experiment not in _EXPERIMENTS:
-        try:
-            importlib.import_module(task.module)
-        except ImportError:
-            load_claims()
+    experiment = experiment_named(task.experiment, task.module)
     session = Session(options, torch.device(device), ResultStore(root), run_id)
-    record, key, _ = cached_seed(_EXPERIMENTS[task.experiment], task.config, task.seed, session, task.label)
+    record, key, _ = cached_seed(experiment, task.config, task.seed, session, task.label)
     logging.getLogger("harness.executors").info("%s seed %d stored as %s", task.label, task.seed, key)
     return record["error"] or "ok"
 

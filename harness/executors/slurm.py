@@ -149,7 +149,7 @@ class SlurmExecutor(Executor):
         """One job array: a job per seed (parallel: a data-parallel seed's job, a task per rank)."""
         from harness.executors.job import run_seed_job, seed_payload
         from harness.loader import loaded_sources
-        from harness.registry import _EXPERIMENTS
+        from harness.registry import all_experiments
 
         submitit = require_submitit()
         folder = logs_folder(session.store)
@@ -157,7 +157,7 @@ class SlurmExecutor(Executor):
         executor.update_parameters(name=f"harness-{label}", slurm_signal_delay_s=SIGNAL_DELAY_S,
                                    slurm_array_parallelism=len(tasks), **res.submitit_parameters())
         options = dataclasses.replace(session.options, executor=None)  # a job computes its seed in process
-        root, hashes = str(session.store.root.resolve()), provenance.code_hashes(_EXPERIMENTS)
+        root, hashes = str(session.store.root.resolve()), provenance.code_hashes(all_experiments())
         if parallel:
             from harness.executors.ddp_job import DataParallelSeedJob, data_parallel_payload
 
