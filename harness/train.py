@@ -30,7 +30,7 @@ from harness.curvature import (
 )
 from harness.losses import accuracy
 from harness.optim import IRE, requires_closure
-from harness.optim.base import _FlatAmplifier
+from harness.optim.base import FlatAmplifier
 
 log = logging.getLogger(__name__)
 
@@ -109,7 +109,7 @@ def train_full_batch_gd(model: torch.nn.Module, loss_fn: Callable, x: torch.Tens
             progress(step, steps)
         if step == steps:
             break
-        if isinstance(optimizer, _FlatAmplifier) and optimizer.should_refresh_mask():
+        if isinstance(optimizer, FlatAmplifier) and optimizer.should_refresh_mask():
             if refresh is not None:
                 refresh(optimizer)
             else:
@@ -146,7 +146,7 @@ def _check_optimizer(opt: torch.optim.Optimizer, params: list[torch.Tensor], ref
     held = {id(p) for g in opt.param_groups for p in g["params"]}
     if held != {id(p) for p in params}:
         raise ValueError("the optimizer must hold exactly the model's trainable parameters")
-    if isinstance(opt, _FlatAmplifier) and not isinstance(opt, IRE) and refresh is None:
+    if isinstance(opt, FlatAmplifier) and not isinstance(opt, IRE) and refresh is None:
         raise ValueError(f"{type(opt).__name__} needs its flat directions from the caller: pass refresh=")
 
 

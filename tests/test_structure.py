@@ -43,17 +43,7 @@ KNOWN_UPWARD: list[tuple[str, str]] = []
 
 # Imports of another module's private names today, as (importer, module, name); make the name public where it
 # is shared (or merge the two modules), then strike it off.
-KNOWN_PRIVATE: list[tuple[str, str, str]] = [
-    ("harness.curvature.spherical", "harness.curvature.hvp", "_select_names"),
-    ("harness.data.random_tokens", "harness.data.token_streams", "_write_bin"),
-    ("harness.data.text", "harness.data.token_streams", "_build"),
-    ("harness.data.text", "harness.data.token_streams", "_tokens"),
-    ("harness.optim.ire", "harness.optim.base", "_FlatAmplifier"),
-    ("harness.optim.ire", "harness.optim.base", "_check_float"),
-    ("harness.optim.ire", "harness.optim.base", "_check_int"),
-    ("harness.optim.projected", "harness.optim.base", "_FlatAmplifier"),
-    ("harness.train", "harness.optim.base", "_FlatAmplifier"),
-]
+KNOWN_PRIVATE: list[tuple[str, str, str]] = []
 
 
 def modules(root: Path = HARNESS) -> dict[str, Path]:

@@ -66,7 +66,14 @@ def unflatten_like(flat: Tensor, like: Mapping[str, Tensor]) -> dict[str, Tensor
     return {name: c.view_as(t) for (name, t), c in zip(like.items(), chunks)}
 
 
-def _select_names(model: nn.Module, params: Sequence[str] | None) -> list[str]:
+def select_param_names(model: nn.Module, params: Sequence[str] | None) -> list[str]:
+    """The parameter names an operator acts on: `params` as given, or by default every parameter with
+    requires_grad=True.
+
+    Raises:
+        TypeError: `params` is not a list of names.
+        ValueError: no trainable parameter (by default), a name the model lacks, a duplicate, or no name.
+    """
     available = [n for n, p in model.named_parameters() if p.requires_grad]
     if params is None:
         if not available:
@@ -184,7 +191,7 @@ class HessianOperator:
         self._model = model
         self._loss_fn = loss_fn
         self._seed = seed
-        names = _select_names(model, params)
+        names = select_param_names(model, params)
         named = dict(model.named_parameters())
         src = named if point is None else point
         if point is not None and set(point) != set(names):

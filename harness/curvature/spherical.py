@@ -14,7 +14,7 @@ from dataclasses import dataclass
 import torch
 from torch import Tensor, nn
 
-from harness.curvature.hvp import HessianOperator, LossFn, _select_names
+from harness.curvature.hvp import HessianOperator, LossFn, select_param_names
 from harness.curvature.lanczos import top_eigenvalues
 
 METHODS = ("rescale", "product")
@@ -89,7 +89,7 @@ def effective_lr(lr: float, params: Iterable[Tensor]) -> float:
 def _group(model: nn.Module, params: Sequence[str] | None) -> tuple[dict[str, Tensor], float]:
     """name -> detached value of the listed parameters, and their squared norm."""
     named = dict(model.named_parameters())
-    w = {n: named[n].detach() for n in _select_names(model, params)}
+    w = {n: named[n].detach() for n in select_param_names(model, params)}
     sq_norm = sum(float(t.to(torch.float64).square().sum()) for t in w.values())
     if sq_norm == 0:
         raise ValueError("the listed parameters are all zero; the sphere w/‖w‖ is undefined")

@@ -11,7 +11,7 @@ from pathlib import Path
 
 import numpy as np
 
-from harness.data.token_streams import TextData, TokenStream, _write_bin
+from harness.data.token_streams import TextData, TokenStream, write_token_bin
 
 GPT2_VOCAB = 50257
 
@@ -42,7 +42,7 @@ def random_tokens(cache_dir: str | os.PathLike, n_tokens: int = 2_000_000, vocab
         path = folder / f"{split}.bin"
         if not path.exists():
             rng = np.random.default_rng([seed, i])
-            _write_bin(path, [rng.integers(0, vocab_size, size=n, dtype=np.uint16)])
+            write_token_bin(path, [rng.integers(0, vocab_size, size=n, dtype=np.uint16)])
         streams[split] = TokenStream(path)
         provenance[f"{split}_tokens"] = len(streams[split])
     return TextData(streams["train"], streams["val"], vocab_size, provenance)

@@ -22,7 +22,7 @@ from harness.components import Registry
 
 # WikiText-103's data_root is resolved (and downloaded on first use) in harness.data.download.
 from harness.data.download import check_wikitext103
-from harness.data.token_streams import PathLike, TextData, _build, _tokens
+from harness.data.token_streams import PathLike, TextData, build_token_cache, document_tokens
 from harness.data.tokenizers import get_tokenizer
 from harness.errors import ConfigError, DataError, HarnessError
 
@@ -84,9 +84,9 @@ def stdlib_corpus(cache_dir: PathLike, max_bytes: int = 8_000_000, val_every: in
         "python": sys.version, "stdlib_dir": str(root), "n_files": len(files), "files": [n for n, _ in files],
         "last_file_cut": total >= max_bytes, "tokenizer_note": note,
     }
-    return _build(cache_dir, tok, {
-        "train": lambda: _tokens((d for i, (_, d) in enumerate(files) if i % val_every), tok),
-        "val": lambda: _tokens((d for i, (_, d) in enumerate(files) if i % val_every == 0), tok),
+    return build_token_cache(cache_dir, tok, {
+        "train": lambda: document_tokens((d for i, (_, d) in enumerate(files) if i % val_every), tok),
+        "val": lambda: document_tokens((d for i, (_, d) in enumerate(files) if i % val_every == 0), tok),
     }, provenance)
 
 
@@ -120,14 +120,14 @@ def local_text_files(paths: PathLike | Sequence[PathLike], cache_dir: PathLike, 
     if not any(data for _, data in files):
         raise DataError(f"no text in {[str(p) for p in items]} (a folder contributes its *.txt files)")
     tok, note = get_tokenizer(tokenizer)
-    tokens = np.concatenate(list(_tokens((d for _, d in files), tok)))  # (N,)
+    tokens = np.concatenate(list(document_tokens((d for _, d in files), tok)))  # (N,)
     n_val = max(1, round(val_fraction * len(tokens)))
     provenance = {"source": "local", "content_sha256": _hash_files(files),
                   "n_bytes": sum(len(d) for _, d in files),
                   "split_rule": f"last {val_fraction:g} of the concatenated tokens -> val",
                   "files": [name for name, _ in files], "tokenizer_note": note}
     splits = {"train": lambda: [tokens[:-n_val]], "val": lambda: [tokens[-n_val:]]}
-    return _build(cache_dir, tok, splits, provenance)
+    return build_token_cache(cache_dir, tok, splits, provenance)
 
 
 def _read_chunks(path: Path, size: int = 1 << 22) -> Iterator[bytes]:
@@ -170,8 +170,8 @@ def wikitext103(root: PathLike, cache_dir: PathLike, tokenizer: str = "auto") ->
     provenance = {"source": "wikitext103", "content_sha256": h.hexdigest(), "n_bytes": n_bytes,
                   "split_rule": "official: wiki.train.raw -> train, wiki.valid.raw -> val", "root": str(root),
                   "files": [p.name for p in paths.values()], "tokenizer_note": note}
-    splits = {s: (lambda p=p: _tokens(_read_chunks(p), tok, eot=False)) for s, p in paths.items()}
-    return _build(cache_dir, tok, splits, provenance)
+    splits = {s: (lambda p=p: document_tokens(_read_chunks(p), tok, eot=False)) for s, p in paths.items()}
+    return build_token_cache(cache_dir, tok, splits, provenance)
 
 
 def hf_dataset_text(name: str, split: str, cache_dir: PathLike, val_split: str | None = "validation",
@@ -225,9 +225,9 @@ def hf_dataset_text(name: str, split: str, cache_dir: PathLike, val_split: str |
     provenance = {"source": "hf-" + name.rsplit("/", 1)[-1].lower(), "dataset": name, "split_rule": rule,
                   "content_sha256": hashlib.sha256(json.dumps(ids).encode()).hexdigest(),
                   "rows": {s: r for s, (_, r) in ids.items()}, "tokenizer_note": note}
-    splits = {"train": lambda: _tokens(docs(split, False), tok),
-              "val": lambda: _tokens(docs(val_split or split, True), tok)}
-    return _build(cache_dir, tok, splits, provenance)
+    splits = {"train": lambda: document_tokens(docs(split, False), tok),
+              "val": lambda: document_tokens(docs(val_split or split, True), tok)}
+    return build_token_cache(cache_dir, tok, splits, provenance)
 
 
 # name -> (Hugging Face id, validation split or None to hold out documents of "train")

@@ -147,7 +147,8 @@ class TextData:
     provenance: dict
 
 
-def _tokens(docs: Iterable[bytes], tok: Tokenizer, eot: bool = True, batch: int = 64) -> Iterator[np.ndarray]:
+def document_tokens(docs: Iterable[bytes], tok: Tokenizer, eot: bool = True,
+                    batch: int = 64) -> Iterator[np.ndarray]:
     """Tokens of each document, each followed by end-of-text when `eot` and the tokenizer has one."""
     end = [np.array([tok.eot], dtype=TOKEN_DTYPE)] if eot and tok.eot is not None else []
     docs = iter(docs)
@@ -156,7 +157,7 @@ def _tokens(docs: Iterable[bytes], tok: Tokenizer, eot: bool = True, batch: int 
             yield from [ids, *end]
 
 
-def _write_bin(path: Path, chunks: Iterable[np.ndarray]) -> tuple[int, str]:
+def write_token_bin(path: Path, chunks: Iterable[np.ndarray]) -> tuple[int, str]:
     """Stream token chunks into `path` atomically; returns (token count, sha256 of the bytes)."""
     digest, n = hashlib.sha256(), 0
     with atomic_path(path) as tmp, open(tmp, "wb") as f:
@@ -168,8 +169,8 @@ def _write_bin(path: Path, chunks: Iterable[np.ndarray]) -> tuple[int, str]:
     return n, digest.hexdigest()
 
 
-def _build(cache_dir: PathLike, tok: Tokenizer, splits: dict[str, Callable[[], Iterable[np.ndarray]]],
-           provenance: dict) -> TextData:
+def build_token_cache(cache_dir: PathLike, tok: Tokenizer,
+                      splits: dict[str, Callable[[], Iterable[np.ndarray]]], provenance: dict) -> TextData:
     """Reuse the cache folder if its sidecar's key matches; else write train.bin, val.bin, then meta.json."""
     key = {"format": FORMAT_VERSION, "tokenizer": tok.name,
            **{k: provenance[k] for k in ("source", "content_sha256", "split_rule")}}
@@ -192,7 +193,7 @@ def _build(cache_dir: PathLike, tok: Tokenizer, splits: dict[str, Callable[[], I
     t0 = time.perf_counter()
     meta = {"key": key, **provenance, "tokenizer": tok.name, "vocab_size": tok.vocab_size}
     for split, chunks in splits.items():
-        n, sha = _write_bin(out / f"{split}.bin", chunks())
+        n, sha = write_token_bin(out / f"{split}.bin", chunks())
         if n < 2:
             raise DataError(f"{key['source']}: the {split} split has {n} tokens ({key['split_rule']}); "
                             "add data")

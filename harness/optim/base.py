@@ -19,7 +19,7 @@ from torch import Tensor
 from torch.optim import Optimizer
 
 
-def _check_float(name: str, value: object, low: float, high: float = math.inf) -> None:
+def check_float(name: str, value: object, low: float, high: float = math.inf) -> None:
     """Raise unless value is a finite number with low <= value < high."""
     if isinstance(value, bool) or not isinstance(value, (float, int)):
         raise TypeError(f"{name} must be a float, got {type(value).__name__}")
@@ -27,7 +27,7 @@ def _check_float(name: str, value: object, low: float, high: float = math.inf) -
         raise ValueError(f"{name} must be in [{low}, {high}), got {value}")
 
 
-def _check_int(name: str, value: object, low: int) -> None:
+def check_int(name: str, value: object, low: int) -> None:
     """Raise unless value is an int >= low."""
     if isinstance(value, bool) or not isinstance(value, int):
         raise TypeError(f"{name} must be an int, got {type(value).__name__}")
@@ -35,7 +35,7 @@ def _check_int(name: str, value: object, low: int) -> None:
         raise ValueError(f"{name} must be >= {low}, got {value}")
 
 
-class _FlatAmplifier(Optimizer):
+class FlatAmplifier(Optimizer):
     """Shared machinery: wrapping, step counter, warm-up, κ_t, refresh schedule, state_dict.
 
     Subclasses hold the flat directions and implement `_has_flat`, `_amplify`, `_extra_state`,
@@ -47,9 +47,9 @@ class _FlatAmplifier(Optimizer):
         if not isinstance(base_optimizer, Optimizer):
             name = type(base_optimizer).__name__
             raise TypeError(f"base_optimizer must be a constructed torch.optim.Optimizer, got {name}")
-        _check_float("kappa", kappa, 0.0)
-        _check_int("mask_every", mask_every, 1)
-        _check_int("warmup_steps", warmup_steps, 0)
+        check_float("kappa", kappa, 0.0)
+        check_int("mask_every", mask_every, 1)
+        check_int("warmup_steps", warmup_steps, 0)
         super().__init__(base_optimizer.param_groups, defaults={})
         self.base_optimizer = base_optimizer
         self._share_with_base()

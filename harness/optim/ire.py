@@ -15,7 +15,7 @@ import torch
 from torch import Tensor
 from torch.optim import Optimizer
 
-from harness.optim.base import _check_float, _check_int, _FlatAmplifier
+from harness.optim.base import FlatAmplifier, check_float, check_int
 from harness.optim.mask import flat_mask_from_scores, random_flat_mask, sampled_fisher_scores
 
 logger = logging.getLogger(__name__)
@@ -23,7 +23,7 @@ logger = logging.getLogger(__name__)
 MASK_KINDS = ("fisher", "random")
 
 
-class IRE(_FlatAmplifier):
+class IRE(FlatAmplifier):
     """IRE over any torch optimizer with a diagonal flat mask (the paper's practical algorithm).
 
     Loop::
@@ -64,13 +64,13 @@ class IRE(_FlatAmplifier):
         seed: int = 0,
     ) -> None:
         super().__init__(base_optimizer, kappa, mask_every, warmup_steps, kappa_decay_with_lr)
-        _check_float("gamma", gamma, 0.0, 1.0)
+        check_float("gamma", gamma, 0.0, 1.0)
         if gamma == 0:
             raise ValueError("gamma is the flat fraction and must be in (0, 1), got 0")
-        _check_float("ema_beta", ema_beta, 0.0, 1.0)
+        check_float("ema_beta", ema_beta, 0.0, 1.0)
         if mask not in MASK_KINDS:
             raise ValueError(f"mask must be one of {MASK_KINDS}, got {mask!r}")
-        _check_int("seed", seed, 0)
+        check_int("seed", seed, 0)
         self.gamma = float(gamma)
         self.ema_beta = float(ema_beta)
         self.mask_kind = mask

@@ -9,10 +9,10 @@ import torch
 from torch import Tensor
 from torch.optim import Optimizer
 
-from harness.optim.base import _FlatAmplifier
+from harness.optim.base import FlatAmplifier
 
 
-class IREProjected(_FlatAmplifier):
+class IREProjected(FlatAmplifier):
     """Ideal IRE: θ ← θ′ + κ_t P Δ, P = U Uᵀ the projector onto flat Hessian eigen-directions.
 
     For small models and toy losses (Δ is flattened over all parameters). The flat directions come from
