@@ -28,7 +28,7 @@ from harness.measurement import Measurement, RunContext
 from harness.models.cnn import POOLS
 from harness.models.factory import CLASSIFIERS, build_classifier, takes_images
 from harness.models.mlp import ACTIVATIONS
-from harness.optim import OptimizerSpec
+from harness.optim import CONSTANT_LR, OptimizerSpec, optimizer_names, require_spec
 from harness.registry import experiment
 from harness.train import GDResult, train_full_batch_gd
 
@@ -68,6 +68,8 @@ class GDConfig:
         # lr > 0, weight_decay >= 0, the optimizer's name (did you mean), the fields it reads: the spec's.
         if not isinstance(self.optim, OptimizerSpec):
             raise ConfigError(f"optim must be an OptimizerSpec, got {type(self.optim).__name__}")
+        require_spec("optim", self.optim, tuple(optimizer_names()), fixed=CONSTANT_LR,
+                     set_by="the full-batch loop (it runs at a constant lr)")
         if self.steps < 1 or self.measure_every < 1:
             raise ConfigError("steps and measure_every must be >= 1")
         if not self.init_scale > 0:

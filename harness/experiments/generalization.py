@@ -92,7 +92,7 @@ class VisionConfig:
         if not 0.0 <= self.ire_start < 1.0 or not 0.0 <= self.label_noise < 1.0:
             raise ConfigError("ire_start and label_noise must lie in [0, 1)")
         require_spec("optim", self.optim, ("sam_ire",), role="every arm derives from it",
-                     fixed=("schedule", "lr_warmup_steps", "warmup_steps", "mask"),
+                     fixed=("schedule", "lr_warmup_steps", "final_lr_fraction", "warmup_steps", "mask"),
                      set_by="the recipe (cosine from optim.lr, IRE from ire_start, the mask per arm)")
         if self.epochs < 1 or self.batch_size < 1:
             raise ConfigError(f"epochs and batch_size must be >= 1, got {self.epochs}, {self.batch_size}")

@@ -34,7 +34,8 @@ from harness.optim.projected import IREProjected
 from harness.optim.sam import SAM, SAMIRE
 
 SCHEDULES = ("constant", "cosine")
-CONSTANT_LR = ("schedule", "lr_warmup_steps")  # the fields a loop that runs at a fixed lr leaves at default
+# The schedule fields (read only through `lr_at`): a loop that runs at a fixed lr refuses them set.
+CONSTANT_LR = ("schedule", "lr_warmup_steps", "final_lr_fraction")
 # Fields every kind reads: the step size, the weight decay and the learning-rate schedule.
 COMMON_FIELDS = frozenset({"name", "lr", "weight_decay", "schedule", "lr_warmup_steps", "final_lr_fraction"})
 _IRE_FIELDS = frozenset({"kappa", "gamma", "mask", "mask_every", "warmup_steps", "kappa_decay_with_lr"})
