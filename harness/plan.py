@@ -236,8 +236,8 @@ def plan_command(args) -> int:
     from harness.cli_values import default_tier
     from harness.cli_values import overrides as _overrides
     from harness.errors import ConfigError
-    from harness.registry import TIERS, all_claims, get_claim
     from harness.planning import pick_device
+    from harness.registry import TIERS, all_claims, get_claim
 
     tier = args.tier or default_tier()
     if tier not in TIERS:

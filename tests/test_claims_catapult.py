@@ -10,8 +10,9 @@ from torch import nn
 
 from harness.errors import ConfigError
 from harness.experiments.catapult import CatapultConfig, run_arm, top_eigenvalue
+from harness.loader import load_claims
 from harness.losses import LOSSES
-from harness.registry import get_claim, load_claims
+from harness.registry import get_claim
 from harness.runner import RunOptions, run_claims
 from harness.store import ResultStore
 

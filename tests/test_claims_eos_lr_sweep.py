@@ -9,9 +9,10 @@ import pytest
 from harness.errors import ConfigError
 from harness.experiments.eos import GDConfig
 from harness.experiments.eos_lr_sweep import LrSweepConfig, eos_lr_sweep, log_log_slope, post_onset_median
+from harness.loader import load_claims
 from harness.measurement import Measurement, RunContext
 from harness.optim import OptimizerSpec
-from harness.registry import get_claim, load_claims
+from harness.registry import get_claim
 from harness.runner import RunOptions, run_claims
 from harness.store import ResultStore
 

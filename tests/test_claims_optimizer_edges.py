@@ -17,9 +17,10 @@ from harness.experiments.optimizer_edges import (
     sam_edge,
     sam_edge_trajectory,
 )
+from harness.loader import load_claims
 from harness.measurement import RunContext
 from harness.optim import OptimizerSpec
-from harness.registry import get_claim, load_claims
+from harness.registry import get_claim
 from harness.runner import RunOptions, run_claims
 from harness.store import ResultStore
 

@@ -19,6 +19,7 @@ from harness.errors import ConfigError
 from harness.loader import load_claims
 from harness.optim import CONSTANT_LR, OptimizerSpec
 
+
 def spec_paths(config, prefix: str = ""):
     """Config paths ("optim", "base.optim") of every OptimizerSpec a (nested) dataclass config holds."""
     for f in dataclasses.fields(config):

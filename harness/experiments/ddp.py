@@ -36,8 +36,8 @@ from harness.config import apply_overrides
 from harness.distributed import Checkpointing, Comm, StopTraining, process_group
 from harness.errors import ConfigError, HarnessError, seed_failure
 from harness.measurement import Measurement, RunContext
-from harness.registry import Claim, get_claim
 from harness.planning import MAX_SEED, RunOptions
+from harness.registry import Claim, get_claim
 from harness.seeds import Session, seed_key, seed_record
 from harness.store import ResultStore, SeedLock
 
