@@ -376,3 +376,55 @@ def test_ire_rejects_bad_inputs():
         flat_projection_from_hessian(torch.triu(torch.ones(3, 3)), num_flat=1)
     with pytest.raises(ValueError, match="NaN"):
         flat_projection_from_hessian(torch.full((2, 2), float("nan")), num_flat=1)
+
+
+def _warmup_fork_run(fork: bool, peak_lrs: list[float] | None = None) -> tuple[list[torch.Tensor], dict]:
+    """IRE over SGD-momentum, warm-up 4 steps on an lr ramp 0.01 -> 0.04 then decaying, κ_t decaying with
+    lr: either one wrapper from step 0, or plain SGD for the warm-up and a fresh wrapper taking over."""
+    model = _mlp()
+    x, y, x_mask = _data()
+    lrs = [0.01, 0.02, 0.03, 0.04, 0.03, 0.02, 0.015, 0.01, 0.008, 0.005]
+
+    def wrap(base):
+        return IRE(base, kappa=2.0, gamma=0.5, mask_every=3, warmup_steps=4, kappa_decay_with_lr=True, seed=5)
+
+    opt = torch.optim.SGD(model.parameters(), lr=0.01, momentum=0.9) if fork else wrap(
+        torch.optim.SGD(model.parameters(), lr=0.01, momentum=0.9))
+    for t, lr in enumerate(lrs):
+        if fork and t == 4:
+            base = torch.optim.SGD(model.parameters(), lr=0.01, momentum=0.9)
+            taken = wrap(base)
+            taken.load_warmup_state(opt.state_dict(), 4, peak_lrs if peak_lrs is not None else [max(lrs[:4])])
+            opt = taken
+        for g in opt.param_groups:
+            g["lr"] = lr
+        if isinstance(opt, IRE) and opt.should_refresh_mask():
+            opt.refresh_mask(lambda: model(x_mask))
+        opt.zero_grad()
+        F.cross_entropy(model(x), y).backward()
+        opt.step()
+    return [p.detach().clone() for p in model.parameters()], opt.state_dict()["ire"]
+
+
+def test_ire_load_warmup_state_continues_bit_identically():
+    full, full_state = _warmup_fork_run(fork=False)
+    forked, forked_state = _warmup_fork_run(fork=True)
+    assert all(torch.equal(a, b) for a, b in zip(full, forked))
+    assert forked_state["num_steps"] == full_state["num_steps"] == 10
+    assert forked_state["lr_max"] == full_state["lr_max"] == [0.04]
+    assert forked_state["extra_grad_evals"] == full_state["extra_grad_evals"] == 2  # masks at steps 4 and 7
+    low, _ = _warmup_fork_run(fork=True, peak_lrs=[0.0])  # the check can fail: lr_max sets κ_t
+    assert not all(torch.equal(a, b) for a, b in zip(full, low))
+
+
+def test_ire_load_warmup_state_rejects_a_state_outside_the_warmup():
+    model = _mlp()
+    base = torch.optim.SGD(model.parameters(), lr=0.1)
+    opt = IRE(torch.optim.SGD(model.parameters(), lr=0.1), kappa=1.0, gamma=0.5, warmup_steps=3)
+    with pytest.raises(ValueError, match="steps must be <= warmup_steps"):
+        opt.load_warmup_state(base.state_dict(), 4, [0.1])
+    with pytest.raises(ValueError, match="one lr per param group"):
+        opt.load_warmup_state(base.state_dict(), 3, [0.1, 0.1])
+    opt.refresh_mask(lambda: model(_data()[2]))
+    with pytest.raises(ValueError, match="has not stepped yet"):
+        opt.load_warmup_state(base.state_dict(), 3, [0.1])

@@ -168,6 +168,36 @@ class FlatAmplifier(Optimizer):
         self._num_steps = int(ire["num_steps"])
         self._lr_max = [float(x) for x in ire["lr_max"]]
 
+    def load_warmup_state(self, base_state: dict[str, Any], steps: int, peak_lrs: list[float]) -> None:
+        """Take over the first `steps` warm-up steps from a base optimizer that took them alone.
+
+        A warm-up step is exactly the base step, so a run can share its warm-up with a plain base run and
+        fork at the switch: afterwards this wrapper is in the state `steps` calls of `step` would have
+        left (the base's state, the step counter, lr_max), and continues bit-identically.
+
+        Args:
+            base_state: `state_dict()` of an optimizer of this wrapper's base kind over the same
+                parameters (loaded as is: pass a copy if the source keeps stepping).
+            steps: warm-up steps taken, 0 <= steps <= warmup_steps.
+            peak_lrs: per param group, the largest lr the base stepped with (lr_max is raised to it).
+
+        Raises:
+            ValueError: if this wrapper has already stepped, steps lies outside the warm-up, or
+                peak_lrs does not have one value per param group.
+        """
+        if self._num_steps != 0 or self._has_flat():
+            raise ValueError("load_warmup_state needs a wrapper that has not stepped yet")
+        _check_int("steps", steps, 0)
+        if steps > self.warmup_steps:
+            raise ValueError(f"steps must be <= warmup_steps ({self.warmup_steps}), got {steps}: "
+                             "past the warm-up the wrapper would have acted")
+        if len(peak_lrs) != len(self.param_groups):
+            raise ValueError(f"peak_lrs needs one lr per param group ({len(self.param_groups)}), got {len(peak_lrs)}")
+        self.base_optimizer.load_state_dict(base_state)
+        self._share_with_base()  # the base built new group dicts
+        self._num_steps = steps
+        self._lr_max = [max(m, float(lr)) for m, lr in zip(self._lr_max, peak_lrs, strict=True)]
+
     def _hyper(self) -> dict[str, Any]:
         return {"kappa": self.kappa, "mask_every": self.mask_every, "warmup_steps": self.warmup_steps,
                 "kappa_decay_with_lr": self.kappa_decay_with_lr}
