@@ -10,12 +10,16 @@ from harness.config import apply_overrides, derive
 from harness.errors import ConfigError
 from harness.experiments.generalization import (
     ARMS,
+    BASES,
+    VARIANTS,
     VisionArm,
+    VisionBase,
     VisionConfig,
     _optimizer_spec,
     _recompute_bn_stats,
     cosine_lr,
     vision_arm,
+    vision_base_arms,
 )
 from harness.loader import load_claims
 from harness.measurement import RunContext
@@ -81,6 +85,43 @@ def test_vision_arms_are_paired_until_ire_switches_on(base):
     for v in ("_ire", "_ire_random", "_null"):  # the checks above could fail: each arm acts when on
         active = vision_arm(VisionArm(derive(TINY, {"optim.kappa": 5.0}, ire_start=0.5), base + v), ctx)
         assert active.scalars["trace"] != ref.scalars["trace"], v
+
+
+@pytest.mark.parametrize(("tier", "max_steps"), [("smoke", None), ("cpu", 30)])
+@pytest.mark.parametrize("base", BASES)
+def test_vision_base_arms_fork_is_bit_identical_to_each_arm_from_step_0(base, tier, max_steps):
+    """Forking every arm from the base run at the switch step gives each arm's numbers exactly (==): the
+    smoke tier (4 steps, switch at 1) and the cpu tier capped at 30 steps (switch at 10, mid-epoch: the
+    null arm reshuffles the rest of the epoch; Fisher masks at steps 10 and 20)."""
+    load_claims()
+    cfg = get_claim("ire-generalization").tiers[tier].config
+    seen = []
+    ctx = RunContext(seed=1000, tier=tier, max_steps=max_steps, progress=lambda k, n: seen.append((k, n)))
+    forked = vision_base_arms(VisionBase(cfg, base), ctx)
+    total, switch = forked.scale["steps"], forked.scale["ire_from_step"]
+    assert (total, switch) == ((4, 1) if tier == "smoke" else (30, 10))
+    work = switch + len(VARIANTS) * (total - switch)
+    assert forked.scale["steps_trained"] == work and seen[-1] == (work, work)
+    assert [k for k, _ in seen] == sorted(k for k, _ in seen)  # progress over the whole sub-run, monotone
+    for v in VARIANTS:
+        arm = base + v
+        alone = vision_arm(VisionArm(cfg, arm), RunContext(seed=1000, tier=tier, max_steps=max_steps))
+        for key in ("test_acc", "train_acc", "trace"):
+            assert forked.scalars[f"{key}_{arm}"] == alone.scalars[key], (arm, key)
+        assert forked.standard_errors[f"trace_{arm}"] == alone.standard_errors["trace"], arm
+        assert forked.scale["grad_evals"][arm] == alone.scale["grad_evals"], arm
+
+
+def test_vision_base_arm_diverging_after_the_switch_is_a_numerical_error():
+    """With kappa = 1e30 the base run is untouched (kappa acts from the switch, step 4 of 8) and the first
+    IRE arm diverges after it: the base's sub-run raises NumericalError naming that arm and step."""
+    from harness.errors import NumericalError
+
+    cfg = replace(derive(TINY, {"optim.kappa": 1e30}), ire_start=0.5)
+    with pytest.raises(NumericalError, match=r"^sgd_ire: training loss became nan at step [4-7] "):
+        vision_base_arms(VisionBase(cfg, "sgd"), RunContext(seed=3, tier="smoke"))
+    alone = vision_arm(VisionArm(cfg, "sgd"), RunContext(seed=3, tier="smoke"))  # the base arm is finite
+    assert all(math.isfinite(x) for x in alone.scalars.values())
 
 
 def test_cosine_lr_runs_from_lr_to_zero():

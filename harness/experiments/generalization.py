@@ -10,8 +10,13 @@ mini-batch order from the switch step on comes from another random stream: a per
 trajectory at the same step with no systematic effect, so its difference to the base is what "no
 benefit" reads on the same metric.
 
-vision_arm: one arm (see ARMS), cached per seed.
-ire_generalization: all arms through the runner's cache, and the paired differences.
+So the arms of a base share their first ire_step steps exactly: `vision_base_arms` trains that prefix
+once and continues each arm from a copy of its state (model and BN buffers, optimizer state, data
+streams, the epoch's order), bit-identical to training each arm from step 0 (`vision_arm`).
+
+vision_arm: one arm (see ARMS) from step 0.
+vision_base_arms: the five arms of one base (sgd or sam) from one shared prefix, cached per seed.
+ire_generalization: both bases through the runner's cache, and the paired differences.
 """
 from __future__ import annotations
 
@@ -23,6 +28,7 @@ from dataclasses import dataclass
 import pandas as pd
 import torch
 import torch.nn.functional as F
+from torch.optim import Optimizer
 
 from harness.components import Registry, check_choice
 from harness.config import check_bounds
@@ -39,6 +45,7 @@ from harness.registry import experiment
 BASES = ("sgd", "sam")
 VARIANTS = ("", "_ire", "_ire_random", "_lr_boost", "_null")  # base, IRE, two controls, null
 ARMS = tuple(base + v for base in BASES for v in VARIANTS)
+BASE_OF = {base + v: base for base in BASES for v in VARIANTS}  # arm -> the base whose prefix it shares
 
 
 # The recipe's nets, 10 classes: builder(cfg, in_channels, seed).
@@ -119,6 +126,20 @@ class VisionArm:
         self.base.preflight()
 
 
+@dataclass(frozen=True)
+class VisionBase:
+    """The five arms of one base optimizer (`arm` in BASES) on the shared recipe `base`."""
+
+    base: VisionConfig = VisionConfig()
+    arm: str = "sgd"
+
+    def __post_init__(self):
+        check_choice("arm", self.arm, BASES)
+
+    def preflight(self) -> None:
+        self.base.preflight()
+
+
 def cosine_lr(lr: float, step: int, total: int) -> float:
     """lr · (1 + cos(π step / total)) / 2."""
     return lr * 0.5 * (1 + math.cos(math.pi * step / max(total, 1)))
@@ -185,63 +206,119 @@ def final_trace(model: torch.nn.Module, loss_fn, x: torch.Tensor, y: torch.Tenso
     return tr.estimate, tr.std_error
 
 
-@experiment("ire_vision_arm", VisionArm)
-def vision_arm(acfg: VisionArm, ctx: RunContext) -> Measurement:
-    """Train one arm with mini-batch SGD/SAM (+IRE); test accuracy (%) and the final Hessian trace."""
-    cfg, arm, dev = acfg.base, acfg.arm, ctx.device
+@dataclass
+class _SeedData:
+    """What every arm of one seed shares: data, the fixed mask batch, the step counts and the seeds."""
+
+    cfg: VisionConfig
+    x_train: torch.Tensor            # (N, C, H, W)
+    y_train: torch.Tensor            # (N,) with label noise, if any
+    y_clean: torch.Tensor            # (N,)
+    x_test: torch.Tensor
+    y_test: torch.Tensor
+    x_mask: torch.Tensor             # (mask_batch, C, H, W), drawn once
+    batch: int
+    per_epoch: int
+    total: int                       # steps, after the --max-steps cap
+    ire_step: int                    # the switch step: IRE, lr boost and reordering act from here on
+    init_seed: int
+    mask_seed: int
+
+    def loss(self, logits: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
+        return F.cross_entropy(logits, y, label_smoothing=self.cfg.label_smoothing)
+
+
+def _seed_data(cfg: VisionConfig, ctx: RunContext) -> _SeedData:
+    dev = ctx.device
     split = load_dataset(cfg.data, n_train=cfg.n_train, n_test=cfg.n_test, root=cfg.data_root, images=True)
-    x_train, x_test = split.x_train.to(dev), split.x_test.to(dev)
-    y_clean, y_test = split.y_train.to(dev), split.y_test.to(dev)
+    x_train, y_clean = split.x_train.to(dev), split.y_train.to(dev)
     y_train = y_clean
     if cfg.label_noise > 0:
         y_train = with_label_noise(split.y_train, cfg.label_noise, ctx.generator("label_noise")).to(dev)
     n = len(y_train)
-    model = VISION_MODELS.get(cfg.model)(cfg, x_train.shape[1],
-                                         ctx.generator("init").initial_seed() % (2**62)).to(dev)
     batch = min(cfg.batch_size, n)
-    per_epoch = n // batch
-    total = ctx.steps(cfg.epochs * per_epoch)
-    ire_step = int(round(cfg.ire_start * total))
-    opt = _build_optimizer(cfg, arm, model, ire_step, ctx.generator("mask").initial_seed() % (2**62))
-    g_data, g_aug = ctx.generator("data"), ctx.generator("augment")
-    g_null = ctx.generator("data_null")  # the null arm's mini-batch order from the switch step on
-    reorder = arm.endswith("_null")
-    g_mask = ctx.generator("mask_batch")
-    x_mask = x_train[torch.randperm(n, generator=g_mask)[:min(cfg.mask_batch, n)].to(dev)]
+    total = ctx.steps(cfg.epochs * (n // batch))
+    x_mask = x_train[torch.randperm(n, generator=ctx.generator("mask_batch"))[:min(cfg.mask_batch, n)].to(dev)]
+    return _SeedData(cfg, x_train, y_train, y_clean, split.x_test.to(dev), split.y_test.to(dev), x_mask, batch,
+                     n // batch, total, int(round(cfg.ire_start * total)),
+                     ctx.generator("init").initial_seed() % (2**62), ctx.generator("mask").initial_seed() % (2**62))
 
-    def loss_fn(logits, y):
-        return F.cross_entropy(logits, y, label_smoothing=cfg.label_smoothing)
 
+@dataclass
+class _ArmState:
+    """One arm's training state before `step`: everything a fork at that step copies."""
+
+    arm: str
+    model: torch.nn.Module
+    opt: Optimizer
+    generators: dict[str, torch.Generator]  # data, augment, data_null (the null arm's order after the switch)
+    perm: torch.Tensor | None = None         # this epoch's order
+    step: int = 0
+    peak_lr: float = 0.0                     # the largest lr stepped with (an IRE wrapper's lr_max)
+
+
+def _start(d: _SeedData, arm: str, ctx: RunContext) -> _ArmState:
+    """An arm at step 0: the seed's initialisation, its optimizer, fresh data streams."""
+    model = VISION_MODELS.get(d.cfg.model)(d.cfg, d.x_train.shape[1], d.init_seed).to(ctx.device)
+    opt = _build_optimizer(d.cfg, arm, model, d.ire_step, d.mask_seed)
+    return _ArmState(arm, model, opt, {s: ctx.generator(s) for s in ("data", "augment", "data_null")})
+
+
+def _fork(state: _ArmState, arm: str, d: _SeedData) -> _ArmState:
+    """A copy of the base arm's state (not past the switch step) continued as `arm` of the same base.
+
+    Up to the switch every arm of a base is the base run (IRE's warm-up steps are base steps; the lr
+    boost and the reordering act from the switch on), so the copy is the arm's own state at that step."""
+    assert BASE_OF[arm] == state.arm and state.step <= d.ire_step, (state.arm, arm, state.step)
+    model = copy.deepcopy(state.model)  # parameters and BN buffers
+    opt = _build_optimizer(d.cfg, arm, model, d.ire_step, d.mask_seed)
+    base_state = copy.deepcopy(state.opt.state_dict())  # loading does not copy: momentum is updated in place
+    if isinstance(opt, IRE):
+        opt.load_warmup_state(base_state, state.step, [state.peak_lr] * len(opt.param_groups))
+    else:
+        opt.load_state_dict(base_state)
+    generators = {}
+    for name, g in state.generators.items():
+        generators[name] = torch.Generator(device=g.device)
+        generators[name].set_state(g.get_state())
+    return _ArmState(arm, model, opt, generators, state.perm, state.step, state.peak_lr)
+
+
+def _train(state: _ArmState, d: _SeedData, stop: int, progress: Callable[[int], None]) -> None:
+    """Run `state` from its step to `stop` (in place); progress(steps run here) every 20 steps."""
+    cfg, arm, model, opt = d.cfg, state.arm, state.model, state.opt
+    g_data, g_aug, g_null = (state.generators[s] for s in ("data", "augment", "data_null"))
+    reorder, n, dev, start = arm.endswith("_null"), len(d.y_train), d.x_train.device, state.step
     model.train()
-    perm = None
-    for step in range(total):
-        if step % per_epoch == 0:
-            g = g_null if reorder and step >= ire_step else g_data
-            perm = torch.randperm(n, generator=g).to(dev)
-        elif reorder and step == ire_step:  # mid-epoch switch: reshuffle the rest of this epoch
-            done = (step % per_epoch) * batch
-            rest = perm[done:]
-            perm = torch.cat([perm[:done], rest[torch.randperm(len(rest), generator=g_null).to(dev)]])
-        idx = perm[(step % per_epoch) * batch:(step % per_epoch + 1) * batch]
-        xb, yb = x_train[idx], y_train[idx]
+    for step in range(start, stop):
+        if step % d.per_epoch == 0:
+            g = g_null if reorder and step >= d.ire_step else g_data
+            state.perm = torch.randperm(n, generator=g).to(dev)
+        elif reorder and step == d.ire_step:  # mid-epoch switch: reshuffle the rest of this epoch
+            done = (step % d.per_epoch) * d.batch
+            rest = state.perm[done:]
+            state.perm = torch.cat([state.perm[:done], rest[torch.randperm(len(rest), generator=g_null).to(dev)]])
+        idx = state.perm[(step % d.per_epoch) * d.batch:(step % d.per_epoch + 1) * d.batch]
+        xb, yb = d.x_train[idx], d.y_train[idx]
         if cfg.augment:
             xb = augment_batch(xb, g_aug)
-        lr = cosine_lr(cfg.optim.lr, step, total)
-        if arm.endswith("_lr_boost") and step >= ire_step:
+        lr = cosine_lr(cfg.optim.lr, step, d.total)
+        if arm.endswith("_lr_boost") and step >= d.ire_step:
             lr *= 1 + cfg.optim.kappa * cfg.optim.gamma
         for group in opt.param_groups:
             group["lr"] = lr
+        state.peak_lr = max(state.peak_lr, lr)
         if isinstance(opt, IRE) and opt.should_refresh_mask():
             if opt.mask_kind == "fisher":
                 model.eval()  # running statistics: the mask batch leaves no trace in BN buffers
-                opt.refresh_mask(lambda: _finite_logits(model(x_mask), arm, step))  # noqa: B023 (called at once)
+                opt.refresh_mask(lambda: _finite_logits(model(d.x_mask), arm, step))  # noqa: B023 (called at once)
                 model.train()
             else:
                 opt.refresh_mask()
 
         def closure(xb=xb, yb=yb):
             opt.zero_grad()
-            loss = loss_fn(model(xb), yb)
+            loss = d.loss(model(xb), yb)
             loss.backward()
             return loss
 
@@ -252,21 +329,67 @@ def vision_arm(acfg: VisionArm, ctx: RunContext) -> Measurement:
             opt.step()
         if not torch.isfinite(loss):  # a diverged run is an error verdict, never a measured accuracy
             raise NumericalError(f"{arm}: training loss became {loss.item()} at step {step} (lr {lr:g})")
+        state.step = step + 1
         if step % 20 == 0:
-            ctx.progress(step, total)
-    ctx.progress(total, total)
-    _check_finite(model, arm, total)
+            progress(step - start)
+    progress(stop - start)
 
-    s = {"test_acc": _accuracy(model, x_test, y_test, cfg.eval_batch),
-         "train_acc": _accuracy(model, x_train, y_clean, cfg.eval_batch)}
-    k = min(cfg.trace_examples, n)
-    s["trace"], trace_se = final_trace(model, loss_fn, x_train[:k], y_train[:k], cfg, ctx.generator("trace"))
-    grad_evals = getattr(opt, "grad_evals", None)
-    n_params = sum(p.numel() for p in model.parameters())
-    scale = {"model": cfg.model, "params": n_params, "data": cfg.data, "n_train": n, "n_test": len(y_test),
-             "steps": total, "ire_from_step": ire_step, "arm": arm,
-             "grad_evals": grad_evals if grad_evals is not None else total}
+
+def _finish(state: _ArmState, d: _SeedData, ctx: RunContext) -> tuple[dict[str, float], float, int]:
+    """The trained arm's test and train accuracy (%) and final trace; its trace's standard error and
+    gradient evaluations (steps for SGD; SAM's two per step and Fisher-mask passes under SAM)."""
+    model, cfg = state.model, d.cfg
+    _check_finite(model, state.arm, d.total)
+    s = {"test_acc": _accuracy(model, d.x_test, d.y_test, cfg.eval_batch),
+         "train_acc": _accuracy(model, d.x_train, d.y_clean, cfg.eval_batch)}
+    k = min(cfg.trace_examples, len(d.y_train))
+    s["trace"], trace_se = final_trace(model, d.loss, d.x_train[:k], d.y_train[:k], cfg, ctx.generator("trace"))
+    grad_evals = getattr(state.opt, "grad_evals", None)
+    return s, trace_se, grad_evals if grad_evals is not None else d.total
+
+
+def _scale(d: _SeedData, model: torch.nn.Module) -> dict[str, object]:
+    return {"model": d.cfg.model, "params": sum(p.numel() for p in model.parameters()), "data": d.cfg.data,
+            "n_train": len(d.y_train), "n_test": len(d.y_test), "steps": d.total, "ire_from_step": d.ire_step}
+
+
+@experiment("ire_vision_arm", VisionArm)
+def vision_arm(acfg: VisionArm, ctx: RunContext) -> Measurement:
+    """Train one arm from step 0 with mini-batch SGD/SAM (+IRE); test accuracy (%) and the final Hessian
+    trace. The claim runs `vision_base_arms` (the same numbers, the shared prefix trained once)."""
+    d = _seed_data(acfg.base, ctx)
+    state = _start(d, acfg.arm, ctx)
+    _train(state, d, d.total, lambda k: ctx.progress(k, d.total))
+    s, trace_se, grad_evals = _finish(state, d, ctx)
+    scale = _scale(d, state.model) | {"arm": acfg.arm, "grad_evals": grad_evals}
     return Measurement(scalars=s, standard_errors={"trace": trace_se}, scale=scale)
+
+
+@experiment("ire_vision_base_arms", VisionBase)
+def vision_base_arms(bcfg: VisionBase, ctx: RunContext) -> Measurement:
+    """Every arm of one base (b, b_ire, b_ire_random, b_lr_boost, b_null): the base run to the switch step
+    once, then each arm from a copy of its state. Scalars test_acc_<arm>, train_acc_<arm>, trace_<arm>,
+    bit-identical to `vision_arm` per arm."""
+    d = _seed_data(bcfg.base, ctx)
+    work = d.ire_step + len(VARIANTS) * (d.total - d.ire_step)  # steps trained (vision_arm: 5 x total)
+    done = [0]
+
+    def progress(k: int) -> None:  # k steps run so far in the current segment
+        ctx.progress(done[0] + k, work)
+
+    prefix = _start(d, bcfg.arm, ctx)
+    _train(prefix, d, d.ire_step, progress)
+    done[0] += d.ire_step
+    s, se, grad_evals = {}, {}, {}
+    for v in VARIANTS:
+        arm = bcfg.arm + v
+        state = _fork(prefix, arm, d)
+        _train(state, d, d.total, progress)
+        done[0] += d.total - d.ire_step
+        m, se[f"trace_{arm}"], grad_evals[arm] = _finish(state, d, ctx)
+        s |= {f"{k}_{arm}": x for k, x in m.items()}
+    scale = _scale(d, prefix.model) | {"base": bcfg.arm, "grad_evals": grad_evals, "steps_trained": work}
+    return Measurement(scalars=s, standard_errors=se, scale=scale)
 
 
 @experiment("ire_generalization", VisionConfig,
@@ -294,12 +417,11 @@ def ire_generalization(cfg: VisionConfig, ctx: RunContext) -> Measurement:
     random-mask control), b_ire_minus_lr_boost, the controls against b, and null_b_reorder_minus_b
     (the same base with another mini-batch order from the switch step: what "no effect" reads).
     """
-    m = {arm: ctx.run(vision_arm, VisionArm(cfg, arm)) for arm in ARMS}
+    m = {b: ctx.run(vision_base_arms, VisionBase(cfg, b)) for b in BASES}
     s = {}
     for arm in ARMS:
-        s[f"test_acc_{arm}"] = m[arm].scalars["test_acc"]
-        s[f"train_acc_{arm}"] = m[arm].scalars["train_acc"]
-        s[f"trace_{arm}"] = m[arm].scalars["trace"]
+        for k in ("test_acc", "train_acc", "trace"):
+            s[f"{k}_{arm}"] = m[BASE_OF[arm]].scalars[f"{k}_{arm}"]
     for b in BASES:
         acc = {v: s[f"test_acc_{b}{v}"] for v in VARIANTS}
         s[f"{b}_ire_minus_{b}"] = acc["_ire"] - acc[""]
@@ -315,7 +437,8 @@ def ire_generalization(cfg: VisionConfig, ctx: RunContext) -> Measurement:
                           "trace": [s[f"trace_{a}"] for a in ARMS]})
     first = m["sgd"].scale
     scale = {k: first[k] for k in ("model", "params", "data", "n_train", "n_test", "steps", "ire_from_step")}
-    scale["grad_evals"] = {a: m[a].scale["grad_evals"] for a in ARMS}
+    scale["grad_evals"] = {a: m[BASE_OF[a]].scale["grad_evals"][a] for a in ARMS}
+    scale["steps_trained"] = sum(m[b].scale["steps_trained"] for b in BASES)  # each base's prefix once
     scale["trace"] = (f"Hutchinson, {cfg.trace_probes} probes, {min(cfg.trace_examples, first['n_train'])} "
                       "training examples, training loss, bn_mode=eval after recomputing BN statistics")
     notes = []
