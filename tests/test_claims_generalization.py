@@ -16,11 +16,11 @@ from harness.experiments.generalization import (
     VisionBase,
     VisionConfig,
     _optimizer_spec,
-    _recompute_bn_stats,
     cosine_lr,
     vision_arm,
     vision_base_arms,
 )
+from harness.experiments.vision_eval import recompute_bn_stats
 from harness.loader import load_claims
 from harness.measurement import RunContext
 from harness.optim import OptimizerSpec
@@ -134,7 +134,7 @@ def test_recompute_bn_stats_gives_exact_data_statistics():
     torch.manual_seed(0)
     model = torch.nn.Sequential(torch.nn.Conv2d(1, 3, 3), torch.nn.BatchNorm2d(3)).double()
     x = torch.randn(40, 1, 6, 6, dtype=torch.float64)
-    _recompute_bn_stats(model, x, batch=10)
+    recompute_bn_stats(model, x, batch=10)
     with torch.no_grad():
         h = model[0](x)  # (40, 3, 4, 4)
     bn = model[1]

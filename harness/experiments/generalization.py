@@ -32,11 +32,10 @@ from torch.optim import Optimizer
 
 from harness.components import Registry, check_choice
 from harness.config import check_bounds
-from harness.curvature import HessianOperator, hutchinson_trace
 from harness.data import augment_batch, with_label_noise
 from harness.data.datasets import DATASETS, check_data_source, load_dataset
 from harness.errors import ConfigError, NumericalError
-from harness.losses import accuracy
+from harness.experiments.vision_eval import accuracy_percent, final_trace
 from harness.measurement import Measurement, RunContext
 from harness.models import SmallCNN, resnet20
 from harness.optim import IRE, SAM, SAMIRE, OptimizerSpec, require_spec
@@ -173,39 +172,6 @@ def _finite_logits(logits: torch.Tensor, arm: str, step: int) -> torch.Tensor:
     return logits
 
 
-@torch.no_grad()
-def _accuracy(model: torch.nn.Module, x: torch.Tensor, y: torch.Tensor, batch: int) -> float:
-    model.eval()
-    correct = sum(accuracy(model(x[i:i + batch]), y[i:i + batch]) * len(y[i:i + batch])
-                  for i in range(0, len(y), batch))
-    return 100.0 * correct / max(len(y), 1)
-
-
-@torch.no_grad()
-def _recompute_bn_stats(model: torch.nn.Module, x: torch.Tensor, batch: int) -> None:
-    """Running BN statistics = exact averages over x (momentum None), so eval mode matches the data."""
-    bns = [m for m in model.modules() if isinstance(m, torch.nn.modules.batchnorm._BatchNorm)]
-    for m in bns:
-        m.reset_running_stats()
-        m.momentum = None
-    model.train()
-    for i in range(0, len(x), batch):
-        model(x[i:i + batch])
-
-
-def final_trace(model: torch.nn.Module, loss_fn, x: torch.Tensor, y: torch.Tensor, cfg: VisionConfig,
-                generator: torch.Generator) -> tuple[float, float]:
-    """Hutchinson trace of the training loss's Hessian in BN eval mode, on a copy of the model whose
-    running statistics are recomputed on x first. Returns (estimate, standard error)."""
-    probe = copy.deepcopy(model)
-    _recompute_bn_stats(probe, x, cfg.trace_batch)
-    b = cfg.trace_batch
-    batches = [(x[i:i + b], y[i:i + b]) for i in range(0, len(x), b)]
-    op = HessianOperator(probe, loss_fn, batches, bn_mode="eval")
-    tr = hutchinson_trace(op, cfg.trace_probes, generator)
-    return tr.estimate, tr.std_error
-
-
 @dataclass
 class _SeedData:
     """What every arm of one seed shares: data, the fixed mask batch, the step counts and the seeds."""
@@ -340,10 +306,11 @@ def _finish(state: _ArmState, d: _SeedData, ctx: RunContext) -> tuple[dict[str, 
     gradient evaluations (steps for SGD; SAM's two per step and Fisher-mask passes under SAM)."""
     model, cfg = state.model, d.cfg
     _check_finite(model, state.arm, d.total)
-    s = {"test_acc": _accuracy(model, d.x_test, d.y_test, cfg.eval_batch),
-         "train_acc": _accuracy(model, d.x_train, d.y_clean, cfg.eval_batch)}
+    s = {"test_acc": accuracy_percent(model, d.x_test, d.y_test, cfg.eval_batch),
+         "train_acc": accuracy_percent(model, d.x_train, d.y_clean, cfg.eval_batch)}
     k = min(cfg.trace_examples, len(d.y_train))
-    s["trace"], trace_se = final_trace(model, d.loss, d.x_train[:k], d.y_train[:k], cfg, ctx.generator("trace"))
+    s["trace"], trace_se = final_trace(model, d.loss, d.x_train[:k], d.y_train[:k], batch=cfg.trace_batch,
+                                       probes=cfg.trace_probes, generator=ctx.generator("trace"))
     grad_evals = getattr(state.opt, "grad_evals", None)
     return s, trace_se, grad_evals if grad_evals is not None else d.total
 
