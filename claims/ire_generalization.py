@@ -1,7 +1,8 @@
 """Wang et al. 2024 (IRE), Tables 1-4: IRE on top of SGD and SAM improves test accuracy in vision."""
 from harness import Change, Check, Claim, Effect, Tier, register
 from harness.config import derive
-from harness.experiments.generalization import VisionConfig, ire_generalization
+from harness.experiments.generalization import VisionConfig
+from harness.experiments.ire_vision import ire_generalization
 
 # SmallCNN width 8 + BN on digits, 1000 train / 797 test, 20 epochs, batch 128. gamma 0.9: the authors' CIFAR
 # code default (CV/cifar/cifar.py --rank 0.1; CV/cifar/sgdire.py marks flat every score up to the smallest of
@@ -31,7 +32,7 @@ CLAIM = register(Claim(
                           "(140 steps), IRE from step 49 (35%), gamma 0.9, 10 arms, 5 paired seeds",
                     cap_reason="at this scale a paired difference has an SD of ~0.6-0.9 points (797 test "
                                "images, one image is 0.125 points), so an interval short of 0.29 (SGD) or 0.12 "
-                               "(SAM) points needs tens to hundreds of seeds at ~12 core-seconds each, beyond "
+                               "(SAM) points needs tens to hundreds of seeds at ~9 core-seconds each, beyond "
                                "the cpu tier's 10-minute budget; the gpu tier (10k test images, seeds by power) "
                                "is where these checks can be decided"),
         "gpu": Tier(seeds=3, max_seeds=8, config=GPU,

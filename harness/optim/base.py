@@ -187,7 +187,7 @@ class FlatAmplifier(Optimizer):
         """
         if self._num_steps != 0 or self._has_flat():
             raise ValueError("load_warmup_state needs a wrapper that has not stepped yet")
-        _check_int("steps", steps, 0)
+        check_int("steps", steps, 0)
         if steps > self.warmup_steps:
             raise ValueError(f"steps must be <= warmup_steps ({self.warmup_steps}), got {steps}: "
                              "past the warm-up the wrapper would have acted")
