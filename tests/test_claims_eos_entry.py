@@ -8,7 +8,7 @@ import pytest
 
 from harness.errors import ConfigError
 from harness.experiments.eos import GDConfig
-from harness.experiments.eos_entry import EntryConfig, eos_entry_time
+from harness.experiments.eos_entry import EntryConfig, eos_entry_time, interpolated_onset_tau
 from harness.loader import load_claims
 from harness.measurement import Measurement, RunContext
 from harness.optim import OptimizerSpec
@@ -55,6 +55,31 @@ def test_entry_time_slope_is_one_under_pure_norm_decay_and_tracks_the_sharpening
                                            cached_run=lambda _e, a: _norm_decay_run(a, 900.0 * a.init_scale)))
     assert sharp.scalars["slope_tau_onset_on_log_scale"] == pytest.approx(0.5, abs=0.01)
     assert sharp.scalars["predicted_slope_from_sph"] == pytest.approx(0.5, abs=1e-12)
+
+
+def test_entry_time_onset_is_read_between_measurements_exactly_under_norm_decay():
+    # A coarse grid (tau 0.13 between measurements): the onset must still land on the derivation's value
+    # tau = 1/2 ln(1.8 ||w0||^2 c^2 / (lr S_sph)), not on the next grid point.
+    lr, sph = 0.1, 700.0
+    cfg = EntryConfig(base=GDConfig(activation="tanh", loss="ce", measure_every=13,
+                                    optim=OptimizerSpec("sgd", lr=lr, weight_decay=1e-1)), scales=(1.0, 2.0, 4.0))
+    m = eos_entry_time(cfg, RunContext(seed=0, tier="cpu", cached_run=lambda _e, a: _norm_decay_run(a, sph)))
+    for i, c in enumerate(cfg.scales):
+        exact = 0.5 * math.log(1.8 * 100.0 * c**2 / (lr * sph))
+        assert m.scalars[f"c{i}.tau_onset"] == pytest.approx(exact, abs=1e-9)
+        assert m.scalars[f"c{i}.tau_onset_grid"] - exact > 1e-3      # the grid reading lies after it
+    assert m.scalars["slope_tau_onset_on_log_scale"] == pytest.approx(1.0, abs=1e-9)
+
+
+def test_interpolated_onset_tau_reads_first_row_and_no_onset():
+    cfg = GDConfig(activation="tanh", loss="ce")
+    at_start = pd.DataFrame({"tau": [0.0, 0.1, 0.2], "lr_lambda_max": [1.9, 1.0, 2.0]})
+    never = pd.DataFrame({"tau": [0.0, 0.1], "lr_lambda_max": [1.0, 1.7]})
+    later = pd.DataFrame({"tau": [0.0, 0.1, 0.2, 0.3], "lr_lambda_max": [1.0, 0.9, 2.5, 1.0]})
+    assert interpolated_onset_tau(at_start, cfg) == 0.0
+    assert math.isnan(interpolated_onset_tau(never, cfg))
+    expected = 0.1 + 0.1 * math.log(1.8 / 0.9) / math.log(2.5 / 0.9)   # the bracketing rows 1 and 2
+    assert interpolated_onset_tau(later, cfg) == pytest.approx(expected, rel=1e-12)
 
 
 @pytest.mark.parametrize("kw, match", [({"scales": (2.0, 1.0)}, "increasing"), ({"tau_margin": 0.0}, "tau_margin"),

@@ -14,6 +14,12 @@ ln c is 1 - 1/2 x (the slope of ln S_sph(onset) on ln c).
 The experiment runs the base config at each init scale c (to tau = ln c + tau_margin), each through
 `gd_sharpness_trajectory`, and reports each arm's onset in tau, S_sph and ||w||^2 at the onset, the slope of
 tau_onset on ln c, and the slope the derivation predicts from the measured S_sph at the onset.
+
+The onset is read between measurements (`interpolated_onset_tau`): ln(lr * lambda_max) is interpolated
+linearly in tau between the last measurement below the threshold and the first at or above it. Before the
+edge lr * lambda_max = lr S_sph / ||w||^2 grows as exp(2 tau) (the decay above), so the interpolation is exact
+in the derivation's world; read on the measurement grid instead, seeds whose onsets shift by the same number
+of grid points give a slope with no spread at all.
 """
 from __future__ import annotations
 
@@ -21,6 +27,7 @@ import math
 from dataclasses import dataclass
 
 import numpy as np
+import pandas as pd
 from scipy import stats
 
 from harness.config import derive
@@ -61,9 +68,31 @@ class EntryConfig:
         self.base.preflight()
 
 
+def interpolated_onset_tau(table: pd.DataFrame, cfg: GDConfig) -> float:
+    """tau at which lr * lambda_max first reaches cfg.onset_threshold, between measurements.
+
+    Args:
+        table: a `gd_sharpness_trajectory` trajectory (columns tau, lr_lambda_max), one row per measurement.
+        cfg: the run's config (its onset_threshold).
+
+    Returns:
+        ln(lr * lambda_max) interpolated linearly in tau between the two measurements that bracket the first
+        crossing; the first measurement's tau when that one is already at the threshold; nan without an onset.
+    """
+    i0 = onset_index(table, cfg)
+    if i0 is None:
+        return math.nan
+    tau = table["tau"].to_numpy(float)
+    if i0 == 0:
+        return float(tau[0])
+    y0, y1 = np.log(table["lr_lambda_max"].to_numpy(float)[i0 - 1:i0 + 1])  # y0 < ln threshold <= y1
+    frac = (math.log(cfg.onset_threshold) - y0) / (y1 - y0)
+    return float(tau[i0 - 1] + frac * (tau[i0] - tau[i0 - 1]))
+
+
 @experiment("eos_entry_time", EntryConfig,
-            outputs=('c*.scale', 'c*.tau_onset', 'c*.onset_fraction', 'c*.sph_at_onset', 'c*.sq_norm_at_onset',
-                     'c*.lr_lambda_max_initial', 'slope_tau_onset_on_log_scale', 'predicted_slope_from_sph',
+            outputs=('c*.scale', 'c*.tau_onset', 'c*.tau_onset_grid', 'c*.onset_fraction', 'c*.sph_at_onset',
+                     'c*.sq_norm_at_onset', 'c*.lr_lambda_max_initial', 'slope_tau_onset_on_log_scale', 'predicted_slope_from_sph',
                      'slope_log_sph_onset_on_log_scale', 'null_slope_no_shift', 'max_onset_fraction',
                      'max_lambda_residual_rel'),
             curves={'c*.trajectory': ('eff_lr', 'grad_sq_norm', 'hvps', 'lambda_max', 'lambda_residual', 'loss',
@@ -81,8 +110,9 @@ def eos_entry_time(cfg: EntryConfig, ctx: RunContext) -> Measurement:
         row = table.iloc[i0 if i0 is not None else len(table) - 1]  # no onset: the last row (tau_onset nan)
         name = f"c{i}"
         # No onset: the run's end stands in for the onset time, so the slope stays finite and reads short.
-        tau = m.scalars["tau_onset"] if i0 is not None else m.scalars["tau_end"]
+        tau = interpolated_onset_tau(table, arm) if i0 is not None else m.scalars["tau_end"]
         scalars.update({f"{name}.scale": c, f"{name}.tau_onset": tau,
+                        f"{name}.tau_onset_grid": m.scalars["tau_onset"] if i0 is not None else math.nan,
                         f"{name}.onset_fraction": m.scalars["onset_fraction"],
                         f"{name}.sph_at_onset": float(row["spherical_sharpness"]),
                         f"{name}.sq_norm_at_onset": float(row["sq_norm"]),
