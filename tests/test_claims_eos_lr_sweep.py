@@ -27,12 +27,41 @@ def _table(lr: float, lam0: float, n: int = 20) -> pd.DataFrame:
 
 def test_lr_sweep_post_onset_median_reads_the_plateau():
     table = _table(0.3, lam0=1.0)
-    assert post_onset_median(table, NET) == pytest.approx(2 / 0.3, rel=1e-12)
+    median, covered = post_onset_median(table, NET)
+    assert median == pytest.approx(2 / 0.3, rel=1e-12)
+    assert covered == 1.0
+
+
+def test_lr_sweep_post_onset_median_reads_only_its_window():
+    """Onset at step 50 (lr 0.2): a window of 20 units of lr * step is steps 50-150; what comes after
+    (lambda_max 3x higher) must not enter the median, and a run that stops inside it says how much it held."""
+    step = np.arange(0, 400, 10)
+    lam = np.where(step < 50, 1.0, np.where(step <= 150, 2 / 0.2, 3 * 2 / 0.2))
+    table = pd.DataFrame({"step": step, "lambda_max": lam, "lr_lambda_max": 0.2 * lam})
+    assert post_onset_median(table, NET, window=20.0) == (pytest.approx(10.0, rel=1e-12), 1.0)
+    assert post_onset_median(table, NET)[0] == pytest.approx(30.0, rel=1e-12)   # to the end: the later level
+    short = table[table["step"] <= 110]                           # 60 of the window's 100 steps
+    assert post_onset_median(short, NET, window=20.0)[1] == pytest.approx(0.6, rel=1e-12)
+    never = table.assign(lr_lambda_max=1.0)
+    assert post_onset_median(never, NET, window=20.0)[1] == 0.0
+
+
+def test_lr_sweep_claim_lr_02_arm_is_gd_edge_of_stability_run():
+    """The cache shares a seed between the two claims only if the arm's config equals gd-edge-of-stability's
+    (same experiment, same config, same seed numbers): at the cpu and smoke tiers."""
+    load_claims()
+    sweep, gd = get_claim("eos-sharpness-across-step-sizes"), get_claim("gd-edge-of-stability")
+    assert gd.experiment.experiment_name == "gd_sharpness_trajectory"
+    for tier in ("cpu", "smoke"):
+        assert sweep.tiers[tier].config.lrs[0] == gd.tiers[tier].config.optim.lr
+        assert sweep.tiers[tier].config.arm(0) == gd.tiers[tier].config
+    cpu, gd_cpu = sweep.tiers["cpu"], gd.tiers["cpu"]
+    assert (cpu.seeds, cpu.max_seeds) == (gd_cpu.seeds, gd_cpu.max_seeds)
 
 
 def test_lr_sweep_slope_is_minus_one_at_the_edge_and_zero_for_the_null():
     lrs = [0.2, 0.3, 0.45]
-    settled = [post_onset_median(_table(lr, lam0=2.5), NET) for lr in lrs]
+    settled = [post_onset_median(_table(lr, lam0=2.5), NET)[0] for lr in lrs]
     assert log_log_slope(lrs, settled) == pytest.approx(-1.0, abs=1e-12)
     assert log_log_slope(lrs, [2.5, 2.5, 2.5]) == pytest.approx(0.0, abs=1e-12)
 
@@ -60,7 +89,7 @@ def test_lr_sweep_experiment_uses_each_arm_and_its_null(monkeypatch):
 @pytest.mark.parametrize("kw, match", [({"lrs": (0.3, 0.2), "steps": (1, 1), "measure_every": (1, 1)}, "increasing"),
                                        ({"lrs": (0.2, 0.3), "steps": (1,), "measure_every": (1, 1)}, "one entry"),
                                        ({"base": GDConfig(optim=OptimizerSpec("sgd", lr=0.1, weight_decay=1e-3))},
-                                        "plain GD")])
+                                        "plain GD"), ({"window": 0.0}, "window")])
 def test_lr_sweep_config_refuses_bad_input(kw, match):
     with pytest.raises(ConfigError, match=match):
         LrSweepConfig(**kw)

@@ -92,9 +92,9 @@ def interpolated_onset_tau(table: pd.DataFrame, cfg: GDConfig) -> float:
 
 @experiment("eos_entry_time", EntryConfig,
             outputs=('c*.scale', 'c*.tau_onset', 'c*.tau_onset_grid', 'c*.onset_fraction', 'c*.sph_at_onset',
-                     'c*.sq_norm_at_onset', 'c*.lr_lambda_max_initial', 'slope_tau_onset_on_log_scale', 'predicted_slope_from_sph',
-                     'slope_log_sph_onset_on_log_scale', 'null_slope_no_shift', 'max_onset_fraction',
-                     'max_lambda_residual_rel'),
+                     'c*.sq_norm_at_onset', 'c*.lr_lambda_max_initial', 'slope_tau_onset_on_log_scale',
+                     'predicted_slope_from_sph', 'slope_log_sph_onset_on_log_scale', 'null_slope_no_shift',
+                     'max_onset_fraction', 'max_lambda_residual_rel'),
             curves={'c*.trajectory': ('eff_lr', 'grad_sq_norm', 'hvps', 'lambda_max', 'lambda_residual', 'loss',
                                       'lr_lambda_max', 'spherical_sharpness', 'sq_norm', 'step', 'tau',
                                       'test_acc', 'train_acc')})
