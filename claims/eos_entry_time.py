@@ -76,6 +76,16 @@ CLAIM = register(Claim(
                    "at the onset on ln c 0.056 / 0.031 / 0.056. The band came from the derivation and stays; "
                    "the next cpu run uses fresh seeds.",
                results_seen=True),
+        Change("2026-12-07",
+               what="The regime's onset fraction reads the same interpolated onset as the slope: each arm's "
+                    "tau_onset / tau_end (v2: the first measurement at or above 1.8 over the run, on the grid). "
+                    "Check, bound 0.9 and setup unchanged; the grid's reading is reported as c*.onset_fraction_grid.",
+               why="v2 moved the onset off the measurement grid for the slope but not for the premise that reads "
+                   "the same onset. v2's first cpu run (seeds 2000-2002) read the slope 0.968 [0.938, 0.999] "
+                   "(holds) and the premise max onset fraction 0.844 [0.772, 0.916] against <= 0.9 "
+                   "(inconclusive): per seed 0.824 / 0.844 / 0.864, one grid step (13 of 647 steps) apart, "
+                   "the grid's spread again. The next cpu run uses fresh seeds.",
+               results_seen=True),
     ),
-    version=2,
+    version=3,
 ))

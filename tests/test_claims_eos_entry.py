@@ -98,3 +98,16 @@ def test_entry_time_claim_smoke_tier_runs_end_to_end(tmp_path):
         assert math.isfinite(check["estimate"]["value"])
     record = store.load_seed(entry["seeds"][0]["key"])["measurement"]
     assert [record["scalars"][f"c{i}.scale"] for i in range(3)] == [1.0, 2.0, 4.0]
+
+
+def test_entry_time_premise_reads_the_interpolated_onset_not_the_grid():
+    cfg = EntryConfig(base=GDConfig(activation="tanh", loss="ce", measure_every=7,
+                                    optim=OptimizerSpec("sgd", lr=0.1, weight_decay=1e-2)), scales=(1.0, 2.0, 4.0))
+    m = eos_entry_time(cfg, RunContext(seed=0, tier="cpu", cached_run=lambda _e, a: _norm_decay_run(a, 900.0)))
+    for i, c in enumerate(cfg.scales):
+        arm = cfg.arm(c)
+        tau_end = (arm.steps // arm.measure_every) * arm.measure_every * arm.lr_wd  # the stub run's tau_end
+        frac = m.scalars[f"c{i}.onset_fraction"]
+        assert frac == pytest.approx(m.scalars[f"c{i}.tau_onset"] / tau_end, rel=1e-12)
+        assert frac != m.scalars[f"c{i}.onset_fraction_grid"]  # the grid reading is a whole number of rows
+    assert m.scalars["max_onset_fraction"] == max(m.scalars[f"c{i}.onset_fraction"] for i in range(3))

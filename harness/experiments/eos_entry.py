@@ -91,7 +91,8 @@ def interpolated_onset_tau(table: pd.DataFrame, cfg: GDConfig) -> float:
 
 
 @experiment("eos_entry_time", EntryConfig,
-            outputs=('c*.scale', 'c*.tau_onset', 'c*.tau_onset_grid', 'c*.onset_fraction', 'c*.sph_at_onset',
+            outputs=('c*.scale', 'c*.tau_onset', 'c*.tau_onset_grid', 'c*.onset_fraction', 'c*.onset_fraction_grid',
+                     'c*.sph_at_onset',
                      'c*.sq_norm_at_onset', 'c*.lr_lambda_max_initial', 'slope_tau_onset_on_log_scale',
                      'predicted_slope_from_sph', 'slope_log_sph_onset_on_log_scale', 'null_slope_no_shift',
                      'max_onset_fraction', 'max_lambda_residual_rel'),
@@ -113,7 +114,11 @@ def eos_entry_time(cfg: EntryConfig, ctx: RunContext) -> Measurement:
         tau = interpolated_onset_tau(table, arm) if i0 is not None else m.scalars["tau_end"]
         scalars.update({f"{name}.scale": c, f"{name}.tau_onset": tau,
                         f"{name}.tau_onset_grid": m.scalars["tau_onset"] if i0 is not None else math.nan,
-                        f"{name}.onset_fraction": m.scalars["onset_fraction"],
+                        # the same onset as the slope's, as a share of the arm's run (no onset: the run's own
+                        # reading, which puts it past the end)
+                        f"{name}.onset_fraction": tau / m.scale["tau_end"] if i0 is not None
+                        else m.scalars["onset_fraction"],
+                        f"{name}.onset_fraction_grid": m.scalars["onset_fraction"],
                         f"{name}.sph_at_onset": float(row["spherical_sharpness"]),
                         f"{name}.sq_norm_at_onset": float(row["sq_norm"]),
                         f"{name}.lr_lambda_max_initial": m.scalars["lr_lambda_max_initial"]})
