@@ -25,7 +25,7 @@ CLAIM = register(Claim(
     experiment=eos_entry_time,
     tiers={
         "smoke": Tier(seeds=1, config=SMOKE, scale="tanh BN MLP 64-64, 100 digits, lr*wd 2e-2, init x 1 / 2 / 4"),
-        "cpu": Tier(seeds=3, config=CPU,
+        "cpu": Tier(seeds=3, max_seeds=6, config=CPU,
                     scale="tanh BN MLP 64-64 (fixed last layer), 500 digits, float64; lr 0.1, wd 4e-2; init x 1 / 2 "
                           "/ 4, each to tau = ln c + 1.2 (300 / 473 / 647 GD steps), measured every 13 steps"),
     },
@@ -86,6 +86,16 @@ CLAIM = register(Claim(
                    "(inconclusive): per seed 0.824 / 0.844 / 0.864, one grid step (13 of 647 steps) apart, "
                    "the grid's spread again. The next cpu run uses fresh seeds.",
                results_seen=True),
+        Change("2026-12-07",
+               what="cpu seeds: a fixed 3 -> a pilot of 3, then by power up to 6 (two looks). Checks, bounds and "
+                    "setup unchanged.",
+               why="v3's first cpu run (seeds 2200-2202) read the slope 0.966 [0.949, 0.984] (holds) and the "
+                   "premise 0.825 [0.690, 0.960] against <= 0.9 (inconclusive): off the grid, the onset itself "
+                   "varies between seeds (init x 1: tau 0.80 [0.47, 1.12]), so three seeds cannot place the "
+                   "init x 4 arm's onset share (~0.83 by design: tau margin 1.2) on either side of 0.9; with the "
+                   "spread seen, ~6 seeds would. A seed costs ~7 single-core seconds. The next cpu run uses "
+                   "fresh seeds.",
+               results_seen=True),
     ),
-    version=3,
+    version=4,
 ))

@@ -364,7 +364,8 @@ def format_table(summary: dict) -> str:
         rows.append(f"{c['verdict'].upper():13s} {c['id']}  [{c['tier']} tier: {c['scale']}]")
         for chk in c.get("regime") or []:
             rows.append(f"{'':15s}regime {chk['metric']}: {format_estimate(chk.get('estimate'))}"
-                        f"  premise {chk.get('expectation', '')} → {chk['verdict']}")
+                        f"  premise {chk.get('expectation', '')} → {chk['verdict']}"
+                        + _undecided(chk, c.get("sampling") or {}))
         for chk in c["checks"]:
             rows.append(f"{'':15s}{chk['metric']}: {format_estimate(chk.get('estimate'))}"
                         f"  accepted {chk.get('expectation', '')} → {chk['verdict']}"
