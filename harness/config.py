@@ -68,6 +68,42 @@ def config_paths(config, prefix: str = "") -> Iterator[tuple[str, object]]:
             yield f"{prefix}{f.name}", value
 
 
+def refuse_unread(config, unread: Mapping[str, str]) -> None:
+    """For a config's `__post_init__`: each declared path that the experiment never reads keeps its default.
+
+    A composite config that holds a whole setup (`base`) but runs only part of it declares the rest here, so
+    `--set base.steps=...` on it is one line instead of a run that changes nothing. The default of a path is
+    the value at that path in the config class's own field default (e.g. the `PretrainSetup()` of `base`).
+
+    Args:
+        config: the config being built.
+        unread: path -> who ignores it and why, e.g. {"base.steps": "the timed blocks (blocks x mask_every)"}.
+
+    Raises:
+        ConfigError: "<path> is not read by <why>: leave it at its default <value>".
+    """
+    for path, why in unread.items():
+        value, default = _at(config, path), _at(_field_default(type(config), path.partition(".")[0]),
+                                                path.partition(".")[2])
+        if value != default:
+            raise ConfigError(f"{path} is not read by {why}: leave it at its default {default!r}")
+
+
+def _field_default(cls, name: str):
+    field = {f.name: f for f in dataclasses.fields(cls)}[name]
+    if field.default_factory is not dataclasses.MISSING:
+        return field.default_factory()
+    if field.default is dataclasses.MISSING:
+        raise TypeError(f"{cls.__name__}.{name} has no default, so it cannot be declared unread")
+    return field.default
+
+
+def _at(config, path: str):
+    for part in path.split(".") if path else ():
+        config = getattr(config, part)
+    return config
+
+
 def _apply(config, changes: dict[str, object], *, parse: bool):
     if not changes:
         return config

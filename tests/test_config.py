@@ -3,7 +3,7 @@ from dataclasses import dataclass, field
 
 import pytest
 
-from harness.config import apply_overrides, config_paths, derive
+from harness.config import apply_overrides, config_paths, derive, refuse_unread
 from harness.errors import ConfigError
 from harness.optim import OptimizerSpec
 
@@ -149,3 +149,21 @@ def test_every_experiment_config_composes_one_way():
             prefixes = ("net_", "toy_", "rotated_", *(g + "_" for g in groups))
             assert not f.name.startswith(prefixes), f"{cls.__name__}.{f.name}: a part's field goes in its group"
     assert used == set(OUTSIDE_OPTIM), f"stale exceptions: {set(OUTSIDE_OPTIM) - used}"
+
+
+@dataclass(frozen=True)
+class PartReader:
+    base: Inner = Inner(steps=7)
+    blocks: int = 2
+
+    def __post_init__(self):
+        refuse_unread(self, {"base.steps": "the block loop", "base.optim.schedule": "the block loop"})
+
+
+def test_refuse_unread_keeps_each_declared_path_at_the_default_of_its_field():
+    assert derive(PartReader(), blocks=3).blocks == 3  # paths not declared stay settable
+    assert derive(PartReader(), {"base.steps": 7}).base.steps == 7  # the field default (Inner(steps=7)), not Inner's
+    with pytest.raises(ConfigError, match=r"^base[.]steps is not read by the block loop: leave it at its default 7$"):
+        apply_overrides(PartReader(), {"base.steps": "10"})
+    with pytest.raises(ConfigError, match=r"^base[.]optim[.]schedule is not read by the block loop"):
+        apply_overrides(PartReader(), {"base.optim.schedule": "cosine"})

@@ -16,6 +16,7 @@ from dataclasses import dataclass, replace
 import pandas as pd
 import torch
 
+from harness.config import refuse_unread
 from harness.distributed import Comm
 from harness.errors import ConfigError
 from harness.experiments.llm_mask import model_logits, refresh_mask
@@ -30,10 +31,14 @@ from harness.experiments.llm_train import (
     train_step,
 )
 from harness.measurement import Measurement, RunContext, stream_seed
-from harness.optim import IRE, OptimizerSpec
+from harness.optim import CONSTANT_LR, IRE, OptimizerSpec, require_spec
 from harness.registry import experiment
 
 PAPER_STEP_TIME_RATIO = 0.185 / 0.165  # ≈ 1.12: AdmIRE vs AdamW seconds per step on one A800 (paper)
+_TIMED = "the timed blocks (blocks x mask_every steps at the peak lr, no evaluation, in process)"
+# The parts of `base` the timed arms never read: they run K-step blocks at base.optim.lr.
+UNREAD_BASE = {f"base.{name}": _TIMED for name in ("steps", "eval_every", "val_windows", "eval_batch",
+                                                   "launch", "nproc", *(f"optim.{f}" for f in CONSTANT_LR))}
 
 
 @dataclass(frozen=True)
@@ -54,6 +59,9 @@ class OverheadConfig:
     def __post_init__(self):
         if self.blocks < 2 or self.warmup_blocks < 0 or self.mask_every < 1:
             raise ConfigError("need blocks >= 2, warmup_blocks >= 0, mask_every >= 1")
+        # AdamW's own fields only: AdmIRE takes κ, γ, K from this config, not from base.optim
+        require_spec("base.optim", self.base.optim, ("adamw",), role="AdmIRE's κ, γ, K are this config's")
+        refuse_unread(self, UNREAD_BASE)
         self.spec("ire")  # AdmIRE's optimizer is valid (kappa > 0, gamma in (0, 1)) before any seed runs
 
     def preflight(self) -> None:
