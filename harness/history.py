@@ -219,7 +219,7 @@ def diff_claim(old: ClaimResult | None, new: ClaimResult, baseline_run: str | No
         return out
     if old.version != new.version:
         out.changed.append(f"claim version {old.version} → {new.version}")
-    if old.config_hash != new.config_hash:
+    if old.config_hash != new.config_hash and old.config != new.config:  # the hash's rule may have changed
         out.changed.append(f"config changed: {config_changes(old.config, new.config)}")
     old_checks = {k.metric: k for k in old.checks}
     for k in new.checks:

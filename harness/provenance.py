@@ -195,10 +195,58 @@ def _module_closure_hash(module: str) -> str:
     return h.hexdigest()[:16]
 
 
+# Fields that say where data lives, not what it is: run options, so they are left out of the config hash
+# (each record's provenance carries the data's content hash: sha256 of the arrays or of the text).
+LOCATION_FIELDS = frozenset({"data_root", "cache_dir"})
+
+
 def config_hash(config) -> str:
-    """A stable hash of a (dataclass) config."""
-    payload = json.dumps(config_dict(config), sort_keys=True, default=str)
+    """A stable hash of what a (dataclass) config sets: its identity, the config part of a seed's key.
+
+    Only fields away from their defaults are hashed (groups walked into), and no LOCATION_FIELDS, so
+    adding a defaulted field to a config, or moving the data, keeps every stored seed. The defaults live in
+    the config classes, which are measurement code, so a changed default still changes the key (through
+    `experiment_code_hash`).
+    """
+    payload = json.dumps(config_identity(config), sort_keys=True, default=str)
     return hashlib.sha256(payload.encode()).hexdigest()[:16]
+
+
+def config_identity(config) -> dict:
+    """The fields of a config that `config_hash` hashes: path-nested, away from their defaults, no locations.
+
+    Args:
+        config: a dataclass config (or a plain mapping, hashed as it is).
+    """
+    if not (dataclasses.is_dataclass(config) and not isinstance(config, type)):
+        return dict(config)
+    out = {}
+    for f in dataclasses.fields(config):
+        value = getattr(config, f.name)
+        if f.name in LOCATION_FIELDS:
+            continue
+        if dataclasses.is_dataclass(value) and not isinstance(value, type):
+            inner = config_identity(value)
+            if inner or type(value) is not type(_default(f)):
+                out[f.name] = inner
+        elif _default(f) is dataclasses.MISSING or value != _default(f) or type(value) is not type(_default(f)):
+            out[f.name] = _plain(value)
+    return out
+
+
+def _default(f: dataclasses.Field):
+    if f.default_factory is not dataclasses.MISSING:
+        return f.default_factory()
+    return f.default
+
+
+def _plain(value):
+    """A field value for JSON: dataclasses inside tuples by class and identity."""
+    if isinstance(value, (tuple, list)):
+        return [_plain(v) for v in value]
+    if dataclasses.is_dataclass(value) and not isinstance(value, type):
+        return {"class": type(value).__name__, **config_identity(value)}
+    return value
 
 
 def config_dict(config) -> dict:
