@@ -234,3 +234,18 @@ def test_prepare_text_dataset_bad_source_raises(tmp_path):
         prepare_text_dataset("wikitext-103", tmp_path)
     with pytest.raises(ConfigError, match="needs root"):
         prepare_text_dataset("wikitext103", tmp_path)
+
+
+def test_llm_token_cache_goes_under_the_data_folder_not_the_working_directory(tmp_path, monkeypatch):
+    from harness.distributed import Comm
+    from harness.experiments.llm_train import PretrainSetup, load_text_data, token_cache_dir
+
+    monkeypatch.setenv("HARNESS_DATA", str(tmp_path / "data"))
+    (tmp_path / "work").mkdir()
+    monkeypatch.chdir(tmp_path / "work")
+    cfg = PretrainSetup(max_bytes=50_000)
+    assert token_cache_dir(cfg) == tmp_path / "data" / "tokens"
+    data = load_text_data(cfg, Comm())
+    assert data.train.path.is_relative_to(tmp_path / "data" / "tokens")
+    assert not any((tmp_path / "work").iterdir())  # nothing written where the run was started
+    assert token_cache_dir(PretrainSetup(cache_dir=str(tmp_path / "mine"))) == tmp_path / "mine"

@@ -31,6 +31,7 @@ import pandas as pd
 import torch
 
 from harness.components import check_choice
+from harness.data.download import data_dir
 from harness.data.text import PRETRAIN_SOURCES
 from harness.data.token_streams import TextData
 from harness.data.tokenizers import TOKENIZERS, get_tokenizer
@@ -63,7 +64,7 @@ class PretrainSetup:
     model: str = "tiny-1m"           # a harness.models.llama preset; its vocabulary follows the tokenizer
     data: str = "stdlib"             # stdlib | wikitext103 | random (uniform GPT-2-vocabulary tokens: timing only)
     data_root: str = ""              # wikitext103: folder with wiki.train.raw and wiki.valid.raw
-    cache_dir: str = "data_cache"    # token cache (relative to the working directory)
+    cache_dir: str = ""              # token cache; "": <data folder>/tokens (--data-dir, $HARNESS_DATA)
     max_bytes: int = 2_000_000       # stdlib corpus size cap
     tokenizer: str = "bytes"         # bytes | gpt2
     seq_len: int = 64
@@ -119,11 +120,19 @@ def ire_grad_evals(steps: int, warmup: int, mask_every: int, mask: str | None) -
 def load_text_data(cfg: PretrainSetup, comm: Comm) -> TextData:
     """The token streams; rank 0 builds the cache first so ranks never tokenize concurrently."""
     def load() -> TextData:
-        return PRETRAIN_SOURCES.get(cfg.data)(cfg.cache_dir, cfg.data_root, cfg.max_bytes, cfg.tokenizer)
+        source = PRETRAIN_SOURCES.get(cfg.data)
+        return source(token_cache_dir(cfg), cfg.data_root, cfg.max_bytes, cfg.tokenizer)
 
     data = load() if comm.rank == 0 else None
     comm.barrier()
     return data if data is not None else load()
+
+
+def token_cache_dir(cfg: PretrainSetup) -> Path:
+    """Where the token streams are cached: `cfg.cache_dir`, else `tokens/` in the data folder
+    (harness.data.download.data_dir: --data-dir, $HARNESS_DATA, else the per-user cache), never the working
+    directory."""
+    return Path(cfg.cache_dir).expanduser() if cfg.cache_dir else data_dir() / "tokens"
 
 
 def build_model(cfg: PretrainSetup, vocab_size: int, generator: torch.Generator,
