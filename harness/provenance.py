@@ -229,8 +229,10 @@ def config_identity(config) -> dict:
             inner = config_identity(value)
             if inner or type(value) is not type(_default(f)):
                 out[f.name] = inner
-        elif _default(f) is dataclasses.MISSING or value != _default(f) or type(value) is not type(_default(f)):
-            out[f.name] = _plain(value)
+        else:
+            default = _default(f)
+            if default is dataclasses.MISSING or value != default or type(value) is not type(default):
+                out[f.name] = _plain(value)
     return out
 
 

@@ -162,8 +162,9 @@ class PartReader:
 
 def test_refuse_unread_keeps_each_declared_path_at_the_default_of_its_field():
     assert derive(PartReader(), blocks=3).blocks == 3  # paths not declared stay settable
-    assert derive(PartReader(), {"base.steps": 7}).base.steps == 7  # the field default (Inner(steps=7)), not Inner's
-    with pytest.raises(ConfigError, match=r"^base[.]steps is not read by the block loop: leave it at its default 7$"):
+    assert derive(PartReader(), {"base.steps": 7}).base.steps == 7  # the field's default Inner(steps=7)
+    refused = r"^base[.]steps is not read by the block loop: leave it at its default 7$"
+    with pytest.raises(ConfigError, match=refused):
         apply_overrides(PartReader(), {"base.steps": "10"})
     with pytest.raises(ConfigError, match=r"^base[.]optim[.]schedule is not read by the block loop"):
         apply_overrides(PartReader(), {"base.optim.schedule": "cosine"})

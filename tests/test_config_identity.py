@@ -47,7 +47,8 @@ class RunWithNewFields:
 def test_config_identity_adding_a_defaulted_field_keeps_the_hash():
     old, new = Run(steps=50, net=Net(width=4)), RunWithNewFields(steps=50, net=NetWithDepth(width=4))
     assert provenance.config_hash(old) == provenance.config_hash(new)
-    assert provenance.config_identity(new) == {"steps": 50, "net": {"width": 4, "optim": {"name": "sgd", "lr": 0.1}}}
+    assert provenance.config_identity(new) == {"steps": 50,
+                                               "net": {"width": 4, "optim": {"name": "sgd", "lr": 0.1}}}
     assert provenance.config_hash(derive(new, {"net.depth": 3})) != provenance.config_hash(old)
     assert provenance.config_hash(derive(new, eval_every=5)) != provenance.config_hash(old)
 
@@ -57,7 +58,8 @@ def test_config_identity_a_value_equal_to_its_default_is_the_default():
     assert provenance.config_hash(Run(steps=101)) != provenance.config_hash(Run())
 
 
-@pytest.mark.parametrize("claim_id, path", [("catapult-phase", "data_root"), ("gd-edge-of-stability", "data_root"),
+@pytest.mark.parametrize("claim_id, path", [("catapult-phase", "data_root"),
+                                            ("gd-edge-of-stability", "data_root"),
                                             ("ire-llm-early-loss", "base.cache_dir"),
                                             ("ire-llm-early-loss", "base.data_root")])
 def test_config_identity_changing_where_data_lives_keeps_the_seed_key(tmp_path, claim_id, path):
@@ -65,7 +67,8 @@ def test_config_identity_changing_where_data_lives_keeps_the_seed_key(tmp_path, 
     config, name = claim.tier("cpu").config, claim.experiment.experiment_name
     moved = derive(config, {path: str(tmp_path / "elsewhere")})
     store = ResultStore(tmp_path / "store")
-    assert store.experiment_key(name, moved, 0, "cpu", None) == store.experiment_key(name, config, 0, "cpu", None)
+    key = store.experiment_key(name, config, 0, "cpu", None)
+    assert store.experiment_key(name, moved, 0, "cpu", None) == key
     assert provenance.config_dict(moved) != provenance.config_dict(config)  # the record still says where
 
 
