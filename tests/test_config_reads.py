@@ -14,6 +14,7 @@ Validation (`__post_init__`, `preflight`) is not a read. The name level over-cou
 of the same name counts), never under-counts, so a flagged path is a real one.
 """
 import ast
+import dataclasses
 import importlib
 import inspect
 from functools import cache
@@ -60,7 +61,8 @@ def module_index(name: str):
 def measurement_modules() -> tuple[str, ...]:
     """Every harness module whose code can change a measurement (provenance's rule)."""
     files = sorted(provenance.PACKAGE_ROOT.rglob("*.py"))
-    names = (".".join(("harness", *p.relative_to(provenance.PACKAGE_ROOT).with_suffix("").parts)) for p in files)
+    root = provenance.PACKAGE_ROOT
+    names = (".".join(("harness", *p.relative_to(root).with_suffix("").parts)) for p in files)
     return tuple(m for m in names
                if not m.endswith("__init__") and not provenance._excluded(m))
 
@@ -113,8 +115,8 @@ def spec_field_read(spec: OptimizerSpec, field: str, reads: set[str], calls: set
 def module_strings(module: str) -> tuple[str, ...]:
     """The string constants of a module's source: the choices its configs accept are among them."""
     tree = ast.parse(inspect.getsource(importlib.import_module(module)))
-    return tuple(sorted({n.value for n in ast.walk(tree)
-                         if isinstance(n, ast.Constant) and isinstance(n.value, str) and n.value.isidentifier()}))
+    strings = {n.value for n in ast.walk(tree) if isinstance(n, ast.Constant) and isinstance(n.value, str)}
+    return tuple(sorted(s for s in strings if s.isidentifier()))
 
 
 def candidates(value, module: str):
@@ -196,3 +198,44 @@ def test_config_reads_full_batch_gd_refuses_a_schedule(key, value):
     config = load_claims()["gd-edge-of-stability"].tier("cpu").config
     with pytest.raises(ConfigError, match=rf"^{key.replace('.', '[.]')} is set by the full-batch loop"):
         apply_overrides(config, {key: value})
+
+
+BASES = {"sgd": {"momentum": 0.5}, "sam": {"momentum": 0.5, "rho": 0.05},
+         "ire": {"momentum": 0.5, "kappa": 1.0, "gamma": 0.5},
+         "sam_ire": {"momentum": 0.5, "rho": 0.05, "kappa": 1.0, "gamma": 0.5},
+         "adamw_ire": {"kappa": 1.0, "gamma": 0.5}, "ire_projected": {"momentum": 0.5, "kappa": 1.0}}
+
+
+def fingerprint(opt) -> dict:
+    """What a built optimizer holds: its param groups' settings and its wrappers' plain attributes."""
+    plain = {k: v for k, v in vars(opt).items() if isinstance(v, (bool, int, float, str, tuple))}
+    groups = [{k: v for k, v in g.items() if k != "params"} for g in opt.param_groups]
+    base = getattr(opt, "base_optimizer", None)
+    return {"type": type(opt).__name__, "plain": plain, "groups": groups,
+            "base": fingerprint(base) if base is not None and base is not opt else None}
+
+
+def _replaced(spec: OptimizerSpec, field: str, value) -> OptimizerSpec | None:
+    try:
+        return dataclasses.replace(spec, **{field: value})
+    except ConfigError:
+        return None
+
+
+@pytest.mark.parametrize("name", optimizer_names())
+def test_config_reads_each_optimizer_kind_builds_from_every_field_it_declares(name):
+    """An OptimizerKind's `uses` declares what it reads: each declared field reaches the built optimizer."""
+    import torch
+
+    spec = OptimizerSpec(name, lr=0.1, **BASES.get(name, {}))
+    params = [torch.nn.Parameter(torch.zeros(3))]
+    before = fingerprint(spec.build(params))
+    unread = []
+    for field in sorted(optimizer_kind(name).uses | {"lr", "weight_decay"}):
+        value = getattr(spec, field)
+        special = {"mask": ["random"], "betas": [(0.5, 0.9)]}
+        others = special.get(field) or candidates(value, "harness.optim.spec")
+        changed = next(c for c in (_replaced(spec, field, o) for o in others if o != value) if c is not None)
+        if fingerprint(changed.build(params)) == before:
+            unread.append(field)
+    assert not unread, f"{name} declares {unread} but its optimizer does not hold them"
