@@ -333,7 +333,8 @@ def test_paper_tier_config_and_in_process_refusal(tmp_path):
     assert b.launch == "torchrun" and cfg.kappas[0] == 3.0 and cfg.gamma == 0.6
     with torch.device("meta"):
         assert count_parameters(Llama(preset(b.model))) > 50_000_000  # the paper's "60M" (untied)
-    tiny = {"base.model": "tiny-1m", "base.data": "stdlib", "base.tokenizer": "bytes", "base.max_bytes": "300000",
+    tiny = {"base.model": "tiny-1m", "base.data": "stdlib", "base.data_root": "", "base.tokenizer": "bytes",
+            "base.max_bytes": "300000",
             "base.seq_len": "16", "base.batch_size": "2", "base.steps": "4", "base.optim.lr_warmup_steps": "1",
             "base.eval_every": "2", "base.val_windows": "2"}
     with pytest.raises(ConfigError, match="torchrun --standalone --nproc_per_node=8 -m harness.experiments.ddp"):

@@ -22,7 +22,7 @@ from functools import cache
 import pytest
 
 from harness import provenance
-from harness.config import apply_overrides, config_paths
+from harness.config import apply_overrides, config_paths, derive
 from harness.errors import ConfigError
 from harness.loader import load_claims
 from harness.optim import CONSTANT_LR, OptimizerSpec, optimizer_kind, optimizer_names
@@ -239,3 +239,25 @@ def test_config_reads_each_optimizer_kind_builds_from_every_field_it_declares(na
         if fingerprint(changed.build(params)) == before:
             unread.append(field)
     assert not unread, f"{name} declares {unread} but its optimizer does not hold them"
+
+
+@pytest.mark.parametrize("claim_id, tier, key, value", [
+    ("ire-llm-speedup", "cpu", "base.data_root", "/elsewhere"),   # stdlib reads no root
+    ("ire-llm-speedup", "gpu", "base.max_bytes", "5000"),         # wikitext103 is read whole
+    ("ire-overhead", "gpu", "base.tokenizer", "gpt2"),            # random tokens need no tokenizer
+])
+def test_config_reads_a_text_source_refuses_what_it_does_not_read(claim_id, tier, key, value):
+    config = load_claims()[claim_id].tier(tier).config
+    field = key.rpartition(".")[2]
+    refused = rf"^{field} is not read by the \w+ text source: leave it at its default"
+    with pytest.raises(ConfigError, match=refused):
+        apply_overrides(config, {key: value})
+
+
+def test_config_reads_an_embedded_data_set_refuses_a_data_root():
+    from harness.data.datasets import check_data_source
+
+    config = derive(load_claims()["gd-edge-of-stability"].tier("cpu").config, data_root="/elsewhere")
+    with pytest.raises(ConfigError, match=r"^data_root is not read by the embedded data set 'digits'"):
+        config.preflight()
+    check_data_source("digits", "")  # no root: fine

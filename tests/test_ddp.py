@@ -27,7 +27,8 @@ pytestmark = pytest.mark.skipif(sys.platform == "win32", reason="torchrun with g
 
 def tiny(cache) -> dict:
     """The paper tier shrunk to a CPU toy (model, data, sizes); everything else is the paper tier's."""
-    return {"base.model": "tiny-1m", "base.data": "stdlib", "base.tokenizer": "bytes", "base.max_bytes": "300000",
+    return {"base.model": "tiny-1m", "base.data": "stdlib", "base.data_root": "", "base.tokenizer": "bytes",
+            "base.max_bytes": "300000",
             "base.seq_len": "16", "base.batch_size": "4", "base.steps": "6", "base.optim.lr_warmup_steps": "1",
             "base.eval_every": "2", "base.val_windows": "4", "base.eval_batch": "4", "base.cache_dir": str(cache)}
 

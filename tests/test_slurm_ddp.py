@@ -19,7 +19,8 @@ from harness.data.text import stdlib_corpus
 pytestmark = pytest.mark.skipif(PROBLEM is not None, reason=str(PROBLEM))
 
 # The paper tier of ire-llm-speedup (launch torchrun) shrunk to a CPU toy on 2 ranks, as tests/test_ddp.py
-TINY = {"base.model": "tiny-1m", "base.data": "stdlib", "base.tokenizer": "bytes", "base.max_bytes": "300000",
+TINY = {"base.model": "tiny-1m", "base.data": "stdlib", "base.data_root": "", "base.tokenizer": "bytes",
+        "base.max_bytes": "300000",
         "base.seq_len": "16", "base.batch_size": "4", "base.steps": "6", "base.optim.lr_warmup_steps": "1",
         "base.eval_every": "2", "base.val_windows": "4", "base.eval_batch": "4", "base.nproc": "2"}
 TIMING = ("time", "wall_clock")  # durations: the only fields two computations of a seed may differ in

@@ -8,7 +8,7 @@ from dataclasses import dataclass
 import torch
 
 from harness.components import Registry
-from harness.errors import DataError
+from harness.errors import ConfigError, DataError
 
 
 @dataclass(frozen=True)
@@ -72,9 +72,12 @@ def check_data_source(name: str, root: str = "") -> None:
     is downloaded and verified here (see harness.data.download), so seeds never race to download it.
 
     Raises:
-        ConfigError: unknown name (with "did you mean"). DataError: data missing or unreadable.
+        ConfigError: unknown name (with "did you mean"), or a root given for an embedded set (which never
+            reads it). DataError: data missing or unreadable.
     """
     preflight = DATASETS.get(name).preflight
+    if preflight is None and root:
+        raise ConfigError(f"data_root is not read by the embedded data set {name!r}: leave it empty")
     if preflight is not None:
         preflight(root)
 

@@ -24,7 +24,7 @@ import contextlib
 import logging
 import math
 import time
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, field, fields, replace
 from pathlib import Path
 
 import pandas as pd
@@ -46,6 +46,9 @@ from harness.registry import experiment
 log = logging.getLogger(__name__)
 
 LAUNCHES = ("inprocess", "torchrun")
+# Fields a text source never reads (PRETRAIN_SOURCES): set away from their defaults, they are refused.
+UNREAD_BY_SOURCE = {"stdlib": ("data_root",), "random": ("data_root", "tokenizer"),
+                    "wikitext103": ("max_bytes",)}
 # The paper's AdamW recipe: β (0.9, 0.95), ε 1e-16, decoupled weight decay 0.1, linear warm-up then cosine
 # decay to peak/20 at the horizon. Peak lr 1e-3 and a 2-step warm-up are the cpu tier's.
 PAPER_ADAMW = OptimizerSpec("adamw", lr=1e-3, betas=(0.9, 0.95), eps=1e-16, weight_decay=0.1, schedule="cosine",
@@ -89,6 +92,11 @@ class PretrainSetup:
             raise ConfigError(f"need positive sizes and 0 <= optim.lr_warmup_steps < steps; got {', '.join(bad)} "
                               f"optim.lr_warmup_steps={warmup}, steps={self.steps}")
         PRETRAIN_SOURCES.check(self.data)
+        defaults = {f.name: f.default for f in fields(self)}
+        for name in UNREAD_BY_SOURCE.get(self.data, ()):
+            if getattr(self, name) != defaults[name]:
+                raise ConfigError(f"{name} is not read by the {self.data} text source: "
+                                  f"leave it at its default {defaults[name]!r}")
         TOKENIZERS.check(self.tokenizer)
         check_choice("launch", self.launch, LAUNCHES)
         check_choice("pre-training optimizer", self.optim.name, ("adamw", "adamw_ire"))
