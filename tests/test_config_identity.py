@@ -58,13 +58,14 @@ def test_config_identity_a_value_equal_to_its_default_is_the_default():
     assert provenance.config_hash(Run(steps=101)) != provenance.config_hash(Run())
 
 
-@pytest.mark.parametrize("claim_id, path", [("catapult-phase", "data_root"),
-                                            ("gd-edge-of-stability", "data_root"),
-                                            ("ire-llm-early-loss", "base.cache_dir"),
-                                            ("ire-llm-early-loss", "base.data_root")])
-def test_config_identity_changing_where_data_lives_keeps_the_seed_key(tmp_path, claim_id, path):
+# (the stdlib text source refuses a data_root it never reads; CIFAR-10 at the gpu tier reads one)
+@pytest.mark.parametrize("claim_id, tier, path", [("catapult-phase", "cpu", "data_root"),
+                                                  ("gd-edge-of-stability", "cpu", "data_root"),
+                                                  ("ire-llm-early-loss", "cpu", "base.cache_dir"),
+                                                  ("ire-generalization", "gpu", "data_root")])
+def test_config_identity_changing_where_data_lives_keeps_the_seed_key(tmp_path, claim_id, tier, path):
     claim = load_claims()[claim_id]
-    config, name = claim.tier("cpu").config, claim.experiment.experiment_name
+    config, name = claim.tier(tier).config, claim.experiment.experiment_name
     moved = derive(config, {path: str(tmp_path / "elsewhere")})
     store = ResultStore(tmp_path / "store")
     key = store.experiment_key(name, config, 0, "cpu", None)
