@@ -282,3 +282,28 @@ def test_window_fall_is_robust_to_spikes_and_divides_by_the_twins_fall():
         1.5 ** ((np.mean(step[step >= 1500]) - np.mean(step[(step >= 500) & (step < 1000)])) / 2000), rel=1e-3)
     assert s["sph_window_fall_over_wd0"] == pytest.approx(s["sph_window_fall"] / s["null_wd0_sph_window_fall"])
     assert s["trend_fall"] < 1
+
+
+@pytest.mark.parametrize("fields,stop,dtype", [
+    ({}, "residual", None),  # the defaults: today's solve (the model's dtype, residual stop)
+    ({"lanczos_stop": "value", "curvature_dtype": "float32"}, "value", torch.float32),
+])
+def test_gd_config_curvature_fields_reach_the_training_loop(fields, stop, dtype, monkeypatch):
+    """GDConfig.lanczos_stop / curvature_dtype are what train_full_batch_gd is called with."""
+    seen = []
+
+    def fake_train(*args, lanczos_stop, curvature_dtype, **kwargs):
+        seen.append((lanczos_stop, curvature_dtype))
+        raise _Built
+
+    monkeypatch.setattr(eos, "train_full_batch_gd", fake_train)
+    cfg = GDConfig(steps=2, n_train=20, n_test=10, **fields)
+    with pytest.raises(_Built):
+        eos.gd_sharpness_trajectory(cfg, RunContext(seed=0, tier="smoke"))
+    assert seen == [(stop, dtype)]
+
+
+@pytest.mark.parametrize("field,value", [("lanczos_stop", "values"), ("curvature_dtype", "float16")])
+def test_gd_config_curvature_fields_refuse_unknown_values(field, value):
+    with pytest.raises(ValueError, match=field):
+        GDConfig(**{field: value})

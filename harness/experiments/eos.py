@@ -20,6 +20,7 @@ import torch
 from scipy import stats
 
 from harness.components import check_choice
+from harness.curvature.lanczos import STOPS
 from harness.config import check_bounds, derive
 from harness.data.datasets import DATASETS, check_data_source, load_dataset
 from harness.errors import ConfigError
@@ -54,7 +55,11 @@ class GDConfig:
     steps: int = 3000
     measure_every: int = 25          # odd, so period-2 oscillation is not aliased
     lanczos_tol: float = 1e-3
-    dtype: str = "float64"
+    dtype: str = "float64"           # training (and, by default, curvature) dtype
+    # lambda_max's Lanczos stop: "residual" (||Hv - lv|| <= tol l) or "value" (the eigenvalue's error bound
+    # min(r, r^2 / gap) <= tol l: fewer HVPs for the same accuracy of l); see harness.curvature.top_eigenvalues.
+    lanczos_stop: str = "residual"
+    curvature_dtype: str = "model"   # the dtype of the operator copy lambda_max is solved on: model | float32
     onset_threshold: float = 1.8     # EoS onset: first measurement with lr*lambda_max >= this
     band: tuple[float, float] = (1.8, 2.3)  # "near 2": lr*lambda_max in this band
     tail_fraction: float = 0.3       # metrics over the last 30% of measurements
@@ -76,6 +81,8 @@ class GDConfig:
             raise ConfigError(f"init_scale must be > 0, got {self.init_scale}")
         if self.dtype not in ("float32", "float64"):
             raise ConfigError(f"dtype must be float32 or float64, got {self.dtype!r}")
+        check_choice("lanczos_stop", self.lanczos_stop, STOPS)
+        check_choice("curvature_dtype", self.curvature_dtype, ("model", "float32", "float64"))
         # Names checked through their registries when the config is built (before any seed): did you mean.
         CLASSIFIERS.check(self.model)
         DATASETS.check(self.data)
@@ -123,12 +130,15 @@ def _run_arm(cfg: GDConfig, ctx: RunContext) -> tuple[GDResult, dict]:
         model, LOSSES.get(cfg.loss), split.x_train.to(dev), split.y_train.to(dev),
         optimizer=optimizer, steps=ctx.steps(cfg.steps),
         measure_every=cfg.measure_every, x_test=split.x_test.to(dev), y_test=split.y_test.to(dev),
-        lanczos_tol=cfg.lanczos_tol, bn_mode="full-batch", progress=ctx.progress)
+        lanczos_tol=cfg.lanczos_tol, bn_mode="full-batch", progress=ctx.progress, lanczos_stop=cfg.lanczos_stop,
+        curvature_dtype=None if cfg.curvature_dtype == "model" else getattr(torch, cfg.curvature_dtype))
     n_params = sum(p.numel() for p in model.parameters() if p.requires_grad)
     scale = {"model": cfg.model, "activation": cfg.activation, "trainable_params": n_params,
              "data": cfg.data, "n_train": len(split.y_train), "n_test": len(split.y_test),
              "steps": result.steps_run, "lr_wd": cfg.lr_wd, "tau_end": cfg.lr_wd * result.steps_run,
              "bn_mode": "train mode, full-batch statistics", "dtype": cfg.dtype,
+             "curvature": f"{cfg.curvature_dtype if cfg.curvature_dtype != 'model' else cfg.dtype} Lanczos, "
+                          f"{cfg.lanczos_stop} stop at tol {cfg.lanczos_tol:g}",
              "data_provenance": split.provenance}
     return result, scale
 
