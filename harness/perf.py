@@ -66,6 +66,10 @@ RATIOS = (
               "over_gradient"),
     RatioSpec("λ_max warm, value stop + float32 / gradient", f"{_LAMBDA}[warm-fast]", _GRAD,
               "the same, warm-started", "over_gradient"),
+    RatioSpec("EoS seed, float32 + value stop / float64 today", "bench_seed.py::test_bench_eos_seed[fast]",
+              "bench_seed.py::test_bench_eos_seed[today]",
+              "the shared eos-scale-invariant run (training and λ_max every 25 steps) capped at 200 steps, "
+              "through the experiment itself (goal <= 0.35)", "over_today"),
     RatioSpec("Hutchinson probe / HVP", f"{_CURV}trace_probe", f"{_CURV}hvp",
               "one trace probe in HVPs (goal <= 1, plus the draw)", "over_hvp"),
     RatioSpec("sharpness measurement / gradient", "bench_sharpness.py::test_bench_sharpness_measurement",
