@@ -6,8 +6,10 @@ and eos-intrinsic-time-collapse, built from the claim file (claims.eos_scale_inv
 (gd_sharpness_trajectory), capped at STEPS steps: training and curvature in the claim's own proportion, up
 to just before the EoS onset (tau_onset 0.4-0.6, i.e. steps 200-300). "today" is the config as it was
 before the dtype comparison (float64 training and curvature, residual stop), "fast" is float32 training
-and curvature with the Lanczos value stop (tools/dtype_compare.py's "fast"). Each round times one capped
-seed of each, alternating which goes first, with the thread's CPU time (harness.perf.interleaved_ratio).
+and curvature with the Lanczos value stop (tools/dtype_compare.py's "fast"), "curv32" float64 training
+with lambda_max solved on a float32 copy of the operator with the value stop (its "curv32"). Each round
+times one capped seed of each, alternating which goes first, with the thread's CPU time
+(harness.perf.interleaved_ratio).
 
 Correctness: before the onset GD does not amplify rounding, so the fast run's lambda_max must agree with
 today's at every measurement to the solver's tolerance plus float32 drift (AGREE), and today's last
@@ -31,6 +33,8 @@ ROUNDS = 5
 AGREE = 3e-3  # relative: 1e-3 from each solve's stop, the rest float32 drift over 200 steps
 TODAY = derive(CPU, dtype="float64", curvature_dtype="model", lanczos_stop="residual")
 FAST = derive(CPU, dtype="float32", curvature_dtype="model", lanczos_stop="value")
+CURV32 = derive(CPU, dtype="float64", curvature_dtype="float32", lanczos_stop="value")
+SETTINGS = {"today": TODAY, "fast": FAST, "curv32": CURV32}
 
 pytestmark = pytest.mark.filterwarnings("ignore:`torch.jit.script` is deprecated:DeprecationWarning")
 
@@ -39,9 +43,9 @@ def _seed(cfg):
     return gd_sharpness_trajectory(cfg, RunContext(seed=0, tier="cpu", max_steps=STEPS))
 
 
-@pytest.mark.parametrize("setting", ["today", "fast"])
+@pytest.mark.parametrize("setting", ["today", "fast", "curv32"])
 def test_bench_eos_seed(benchmark, setting):
-    cfg = TODAY if setting == "today" else FAST
+    cfg = SETTINGS[setting]
     m = benchmark.pedantic(_seed, args=(cfg,), rounds=1, iterations=1, warmup_rounds=0)
     lam = m.curves["trajectory"]["lambda_max"].to_numpy()
     assert len(lam) == STEPS // CPU.measure_every + 1 and (lam > 0).all()
@@ -49,7 +53,7 @@ def test_bench_eos_seed(benchmark, setting):
         return
     ref = _seed(TODAY).curves["trajectory"]["lambda_max"].to_numpy()
     assert abs(lam / ref - 1).max() <= AGREE
-    benchmark.extra_info["over_today"] = interleaved_ratio(lambda: _seed(FAST), lambda: _seed(TODAY), ROUNDS)
+    benchmark.extra_info["over_today"] = interleaved_ratio(lambda: _seed(cfg), lambda: _seed(TODAY), ROUNDS)
     benchmark.extra_info["max_rel_lambda_diff"] = float(abs(lam / ref - 1).max())
 
 

@@ -55,7 +55,7 @@ SETTINGS = {
     # for claims whose checks read "undecided" or "differs" under "fast".
     "curv32": {"curvature_dtype": "float32", "lanczos_stop": "value"},
 }
-TOL_FRACTION = 0.25  # X = this x the band width (Between) or x |bound| (AtMost / AtLeast); Effect: X = smallest
+TOL_FRACTION = 0.25  # X = this x band width (Between) or x |bound| (AtMost / AtLeast); Effect: X = smallest
 
 
 def with_setting(config, fields: dict):
@@ -68,7 +68,8 @@ def with_setting(config, fields: dict):
         return tuple(with_setting(c, fields) for c in config)
     if dataclasses.is_dataclass(config):
         changes = {f.name: with_setting(getattr(config, f.name), fields) for f in dataclasses.fields(config)}
-        return dataclasses.replace(config, **{k: v for k, v in changes.items() if v is not getattr(config, k)})
+        changed = {k: v for k, v in changes.items() if v is not getattr(config, k)}
+        return dataclasses.replace(config, **changed)
     return config
 
 
@@ -176,7 +177,8 @@ def main() -> None:
                 if (seed, setting) in done:
                     continue
                 values, cpu_s = run_seed(args.claim, seed, setting, args.tier)
-                row = {"claims": args.claim, "tier": args.tier, "seed": seed, "setting": setting, "cpu_s": cpu_s, "values": values}
+                row = {"claims": args.claim, "tier": args.tier, "seed": seed, "setting": setting,
+                       "cpu_s": cpu_s, "values": values}
                 rows.append(row)
                 with args.out.open("a") as f:
                     f.write(json.dumps(row) + "\n")
