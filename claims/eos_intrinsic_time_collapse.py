@@ -23,7 +23,8 @@ CLAIM = register(Claim(
         "smoke": Tier(seeds=1, config=CollapseConfig(base=SMOKE, clock_margin=CLOCK_MARGIN),
                       scale="3 settings and the lr*wd x 1/2 run, 200 digits, 60 steps (120 for the slower run)"),
         "cpu": Tier(seeds=3, max_seeds=8, config=CPU_CLOCK,
-                    scale="tanh BN MLP 64-64, 1000 digits, float64. Symmetry: c^2 in (0.5, 1, 3) at lr*wd = "
+                    scale="tanh BN MLP 64-64, 1000 digits, float64 (lambda_max: float32 copy, value stop). "
+                          "Symmetry: c^2 in (0.5, 1, 3) at lr*wd = "
                           "2e-3, the rescaled settings for 600 steps (tau 1.2), every 25. Clock: lr*wd 2e-3 "
                           "(first 1000 steps of the shared run) and 1e-3 (2000 steps, every 51: "
                           "eos-scale-invariant's ladder rung), to tau 2"),
@@ -183,6 +184,28 @@ CLAIM = register(Claim(
                    "second look decide the check either way; a seed beyond the shared runs costs ~40 "
                    "single-core seconds. The first run of v7 uses seeds no earlier run used.",
                results_seen=True),
+        Change("2026-12-07",
+               what="cpu tier: lambda_max is solved on a float32 copy of the Hessian operator with the "
+                    "Lanczos value stop (error bound min(r, r^2/gap) <= 1e-3 lambda) instead of float64 with "
+                    "the residual stop; training stays float64, so the iterates are the previous version's "
+                    "to the last bit (the probes never touch them). One config, shared by "
+                    "eos-scale-invariant, sharpness-reduction, normalization-reduces-sharpness and "
+                    "eos-intrinsic-time-collapse. Bands, checks and seeds unchanged; the next cpu run uses "
+                    "fresh seeds.",
+               why="Cost: the curvature was 42-48% of an EoS seed's CPU time (measured in one process). "
+                   "Shown not to move any check of these claims: tools/dtype_compare.py (rule pre-registered "
+                   "in its docstring, committed before its first cpu run), seeds 5000-5009, paired curv32 - "
+                   "v4 setting with 95% intervals: smallest-rung tail median -0.00016 [-0.00026, -0.00006] "
+                   "(X 0.15), excess slope 0.00003 [-0.000003, 0.00007] (X 0.05), pre-onset symmetry spread "
+                   "4.7e-7 [3.7e-7, 5.8e-7] (X 2.5e-5; float64 1.8e-15), clock window difference -0.0002 "
+                   "[-0.0010, 0.0005] (X 0.0625), clock null 1 in every seed in both, sharpness-reduction's "
+                   "window fall -0.0002 [-0.0005, 0.0001] (X 0.2), its onset fraction identical, "
+                   "normalization's ratio -5e-7 [-2.8e-6, 1.8e-6] (X 0.2): every check 'same'. The "
+                   "all-float32 setting ('fast', CPU 0.58x) read 'undecided' on both eos-scale-invariant "
+                   "checks (tail median -0.067 [-0.154, 0.021], slope 0.020 [-0.042, 0.082]) and on the "
+                   "clock check (0.030 [-0.005, 0.064]), so training stays float64. CPU time of the four "
+                   "claims' seeds in one process: 408 s against 555 s (0.735x).",
+               results_seen=True),
     ),
-    version=7,
+    version=8,
 ))

@@ -19,7 +19,8 @@ CLAIM = register(Claim(
     tiers={
         "smoke": Tier(seeds=1, config=derive(SMOKE, activation="relu"),
                       scale="ReLU BN MLP 64-64, 200 digits, 60 steps"),
-        "cpu": Tier(seeds=3, max_seeds=5, config=derive(CPU, activation="relu"),
+        "cpu": Tier(seeds=3, max_seeds=5, config=derive(CPU, activation="relu", curvature_dtype="model",
+                                                               lanczos_stop="residual"),
                     scale="ReLU BN MLP 64-64 (fixed last layer), 1000 digits, 2000 GD steps (tau = 4), float64"),
         "gpu": Tier(seeds=3, config=derive(GPU, activation="relu", pool="max"),
                     scale="scale-invariant ReLU/max-pool CNN (bn_eps 0), 5000 CIFAR-10 images, 4000 GD steps "
