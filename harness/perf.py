@@ -70,9 +70,10 @@ RATIOS = (
               "bench_seed.py::test_bench_eos_seed[today]",
               "the shared eos-scale-invariant run (training and λ_max every 25 steps) capped at 200 steps, "
               "through the experiment itself (goal <= 0.35)", "over_today"),
-    RatioSpec("EoS seed, float32 λ_max copy + value stop / float64 today",
-              "bench_seed.py::test_bench_eos_seed[curv32]", "bench_seed.py::test_bench_eos_seed[today]",
-              "the same run with float64 training (the trajectory unchanged), λ_max solved in float32",
+    RatioSpec("EoS seed, the claim's cpu config / float64 today",
+              "bench_seed.py::test_bench_eos_seed[claim]", "bench_seed.py::test_bench_eos_seed[today]",
+              "the same run as the claim file configures it (v5: float64 training, λ_max on a float32 copy "
+              "with the value stop)",
               "over_today"),
     RatioSpec("Hutchinson probe / HVP", f"{_CURV}trace_probe", f"{_CURV}hvp",
               "one trace probe in HVPs (goal <= 1, plus the draw)", "over_hvp"),
