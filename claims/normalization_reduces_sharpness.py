@@ -2,7 +2,7 @@
 
 from claims.eos_scale_invariant import CPU, GPU, SMOKE
 from harness import Change, Check, Claim, Effect, Plot, Tier, register
-from harness.experiments.eos import ArmsConfig, normalization_arms
+from harness.experiments.eos_reduction import ArmsConfig, normalization_arms
 
 CLAIM = register(Claim(
     id="normalization-reduces-sharpness",

@@ -1,7 +1,7 @@
 """Lyu, Li, Arora (NeurIPS 2022): in EoS, GD + WD follows a sharpness-reduction flow on the clock tau."""
 from claims.eos_scale_invariant import CPU, GPU, SMOKE
 from harness import AtMost, Change, Check, Claim, Effect, Plot, Tier, register
-from harness.experiments.eos import ReductionConfig, sharpness_reduction_runs
+from harness.experiments.eos_reduction import ReductionConfig, sharpness_reduction_runs
 
 CLAIM = register(Claim(
     id="sharpness-reduction",

@@ -8,7 +8,8 @@ import pytest
 import torch
 
 import harness.experiments.eos as eos
-from harness.config import apply_overrides
+import harness.experiments.eos_reduction as eos_reduction
+from harness.config import apply_overrides, derive
 from harness.experiments.eos import GDConfig, trajectory_metrics
 from harness.loader import load_claims
 from harness.measurement import RunContext
@@ -235,7 +236,7 @@ def test_ladder_truncated_base_rung_equals_the_shorter_run():
                     measure_every=5, n_train=64, n_test=20, widths=(8,))
     ctx = RunContext(seed=3, tier="smoke")
     table, scalars, scale = truncated_run(base, 20, ctx)
-    short = eos.gd_sharpness_trajectory(eos.derive(base, steps=20), ctx).curves["trajectory"]
+    short = eos.gd_sharpness_trajectory(derive(base, steps=20), ctx).curves["trajectory"]
     np.testing.assert_allclose(table["lambda_max"], short["lambda_max"], rtol=1e-8)
     np.testing.assert_allclose(table["sq_norm"], short["sq_norm"], rtol=1e-12)
     assert scale["steps"] == 20 and scalars["tau_end"] == pytest.approx(20 * 2e-3)
@@ -273,7 +274,7 @@ def test_window_fall_is_robust_to_spikes_and_divides_by_the_twins_fall():
     run = pd.DataFrame({"step": step, "spherical_sharpness": sph})
     twin_steps = np.append(np.arange(0, 2001, 199, dtype=float), 2000.0)  # a run also measures its last step
     twin = pd.DataFrame({"step": twin_steps, "spherical_sharpness": 50 * 1.5 ** (twin_steps / 2000)})
-    s = eos.window_fall_metrics(run, twin, onset_step=500.0, steps=2000, lr_wd=lr_wd)
+    s = eos_reduction.window_fall_metrics(run, twin, onset_step=500.0, steps=2000, lr_wd=lr_wd)
     n_last = int(np.sum(step >= 1500))
     expected = np.exp(-0.5 * (np.mean(tau[step >= 1500]) - np.mean(tau[(step >= 500) & (step < 1000)]))
                       + np.log(10) / n_last)

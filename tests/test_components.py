@@ -5,7 +5,8 @@ from harness.components import Registry, check_choice
 from harness.config import apply_overrides
 from harness.data.datasets import DATASETS
 from harness.errors import ConfigError
-from harness.experiments.eos import ArmsConfig, GDConfig
+from harness.experiments.eos import GDConfig
+from harness.experiments.eos_reduction import ArmsConfig
 from harness.experiments.generalization import VISION_MODELS, VisionArm, VisionConfig
 from harness.losses import LOSSES
 from harness.models.factory import CLASSIFIERS
