@@ -3,7 +3,7 @@
 The net, data, optimizer and measurement grid come from the claim file (claims.eos_scale_invariant, cpu
 tier: tanh BN MLP 64-64, 1000 digits, float64, GD lr 0.1 wd 2e-2, a measurement every 25 steps), so the
 benchmark follows the claim when it changes. Every ratio is timed interleaved in this process with the
-thread's CPU time (harness.perf.interleaved_ratio): numerator and gradient back to back in each round.
+thread's CPU time (harness.run.perf.interleaved_ratio): numerator and gradient back to back in each round.
 "gradient" is what one training step computes (loss and autograd.grad on the model).
 
 λ_max rows: one measurement as the claim takes it (operator built, λ_max to tol 1e-3) at PAIRS points of the
@@ -24,11 +24,11 @@ import torch
 from claim_nets import claim_net, claim_trajectory, measurement_points
 
 from claims.eos_scale_invariant import CPU
-from harness.config import derive
+from harness.claim.config import derive
 from harness.curvature import hutchinson_trace, top_eigenvalues
 from harness.curvature.krylov import lanczos
 from harness.curvature.reference import dense_hessian
-from harness.perf import interleaved_ratio
+from harness.run.perf import interleaved_ratio
 
 ROUNDS, WARMUP_ROUNDS = 20, 3
 BLOCK = 5  # operations per timed block of an interleaved round (one 3 ms call is at the mercy of a burst)

@@ -12,12 +12,12 @@ import math
 import pytest
 import torch
 
-from harness.config import derive
+from harness.claim.config import derive
+from harness.claim.measurement import RunContext
 from harness.distributed import Comm
 from harness.experiments.llm_overhead import TimedArm
 from harness.experiments.llm_train import load_text_data
-from harness.measurement import RunContext
-from harness.perf import interleaved_ratio
+from harness.run.perf import interleaved_ratio
 
 ROUNDS, WARMUP_ROUNDS = 10, 1
 

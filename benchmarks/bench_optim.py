@@ -13,7 +13,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from harness.optim import IRE
-from harness.perf import interleaved_ratio
+from harness.run.perf import interleaved_ratio
 
 ROUNDS, WARMUP_ROUNDS, MASK_EVERY = 50, 10, 10  # multiples of K: each timed window holds 5 refreshes
 

@@ -9,7 +9,7 @@ before the dtype comparison (float64 training and curvature, residual stop), "fa
 and curvature with the Lanczos value stop (tools/dtype_compare.py's "fast"), "claim" the claim file's
 cpu config as it is (since v5: float64 training, lambda_max on a float32 copy with the value stop, the
 comparison's "curv32"). Each round times one capped seed of each, alternating which goes first, with the
-thread's CPU time (harness.perf.interleaved_ratio).
+thread's CPU time (harness.run.perf.interleaved_ratio).
 
 Correctness: before the onset GD does not amplify rounding, so each run's lambda_max must agree with
 today's at every measurement to the solver's tolerance plus float32 drift (AGREE), and today's last
@@ -23,10 +23,10 @@ import torch
 import torch.nn.functional as F
 
 from claims.eos_scale_invariant import CPU
-from harness.config import derive
+from harness.claim.config import derive
+from harness.claim.measurement import RunContext
 from harness.experiments.eos import gd_sharpness_trajectory
-from harness.measurement import RunContext
-from harness.perf import interleaved_ratio
+from harness.run.perf import interleaved_ratio
 
 STEPS = 200  # before the onset of every seed seen (tau 0.4 = step 200 at lr*wd 2e-3)
 ROUNDS = 5

@@ -4,7 +4,7 @@ Model and data: built from claims.eos_scale_invariant's cpu tier (tanh BN MLP 64
 digits, float64), at its initialisation, cross-entropy, bn_mode="full-batch". A "full measurement" is what
 a report of this net needs at one step: λ_max by Lanczos (the claim's tol, cold start), spherical sharpness
 (Hessian at w/‖w‖) and a Hutchinson trace with 8 probes. The ratio to a training gradient is timed
-interleaved in this process (thread CPU time, harness.perf.interleaved_ratio).
+interleaved in this process (thread CPU time, harness.run.perf.interleaved_ratio).
 """
 
 from __future__ import annotations
@@ -19,7 +19,7 @@ from claim_nets import claim_net
 from claims.eos_scale_invariant import CPU
 from harness.curvature import HessianOperator, hutchinson_trace, spherical_sharpness, top_eigenvalues
 from harness.curvature.reference import dense_hessian
-from harness.perf import interleaved_ratio
+from harness.run.perf import interleaved_ratio
 
 ROUNDS, WARMUP_ROUNDS, MEASURE_ROUNDS = 10, 2, 5  # >= 5 rounds: harness gate checks this ratio
 TOL, PROBES = CPU.lanczos_tol, 8
@@ -75,7 +75,7 @@ def test_bench_sharpness_measurement(benchmark, problem):
 def test_bench_sharpness_correctness(benchmark):
     """The measurement's λ_max and spherical sharpness against a dense float64 Hessian of a 64-8-8 twin of
     the claim's net (timed, so that `--benchmark-only` runs it)."""
-    from harness.config import derive
+    from harness.claim.config import derive
 
     net = claim_net(derive(CPU, n_train=300, widths=(8, 8)))
     data = [(net.x, net.y)]

@@ -1,7 +1,7 @@
 """Cohen, Ghorbani, Krishnan, Agarwal et al. (2022): under full-batch Adam the preconditioned sharpness
 lambda_max(P^-1 H), P = diag(sqrt(v_hat) + eps), rises to (2 + 2 beta1)/((1 - beta1) lr) and hovers there."""
 from harness import AtMost, Between, Change, Check, Claim, Plot, Tier, register
-from harness.config import derive
+from harness.claim.config import derive
 from harness.experiments.eos import GDConfig
 from harness.experiments.optimizer_edges import AdamEdgeConfig, adam_edge_trajectory, adam_threshold
 from harness.optim import OptimizerSpec

@@ -1,7 +1,7 @@
 """Lyu, Li, Arora (NeurIPS 2022): GD + WD on a scale-invariant net enters the Edge of Stability after a time set
 by the norm's decay, so scaling the initial norm by c delays the onset by ln c in tau = lr * wd * step."""
 from harness import AtMost, Between, Change, Check, Claim, Plot, Tier, register
-from harness.config import derive
+from harness.claim.config import derive
 from harness.experiments.eos import GDConfig
 from harness.experiments.eos_entry import EntryConfig, eos_entry_time
 from harness.optim import OptimizerSpec

@@ -138,7 +138,7 @@ CLAIM = register(Claim(
                    "single-core seconds beyond the shared base run (two rescaled settings and the null), "
                    "the most of any claim, and the fresh-clone default run took 10 min 30 s with 5 (over "
                    "the 10-minute budget). The extra look is paid for in the level: both looks use 97.5% "
-                   "intervals (Bonferroni, harness.sequential), so the verdict's error rate stays <= 5%. "
+                   "intervals (Bonferroni, harness.claim.sequential), so the verdict's error rate stays <= 5%. "
                    "Seen before the change, over seeds 0-4: pre-onset spread 2.4e-15 (holds; 2.1e-15 "
                    "[5e-16, 3.8e-15] over the first 3 at 97.5%); post-onset window difference 0.160 [0.080,"
                    " 0.240] against <= log 1.25 (inconclusive, needs ~7 seeds at 95%) while its null (lr*wd"

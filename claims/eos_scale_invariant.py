@@ -1,6 +1,6 @@
 """Lyu, Li, Arora (NeurIPS 2022): GD + WD on a scale-invariant net enters the Edge of Stability."""
 from harness import Between, Change, Check, Claim, Effect, Plot, Tier, register
-from harness.config import derive
+from harness.claim.config import derive
 from harness.experiments.eos import GDConfig
 from harness.experiments.eos_ladder import LadderConfig, eos_lr_wd_ladder
 from harness.optim import OptimizerSpec

@@ -1,7 +1,7 @@
 """Lyu, Li, Arora (NeurIPS 2022) read on a non-smooth (ReLU) scale-invariant net, as their VGG/ResNet runs are."""
 from claims.eos_scale_invariant import CPU, GPU, SMOKE
 from harness import AtLeast, AtMost, Change, Check, Claim, Plot, Tier, register
-from harness.config import derive
+from harness.claim.config import derive
 from harness.experiments.eos import gd_sharpness_trajectory
 
 CLAIM = register(Claim(

@@ -1,7 +1,7 @@
 """Cohen et al. (ICLR 2021), Fig. 1 and Sec. 3: for every step size, full-batch GD's sharpness settles at
 2/lr, so across step sizes log lambda_max falls with log lr at slope -1."""
 from harness import AtMost, Between, Change, Check, Claim, Plot, Tier, register
-from harness.config import derive
+from harness.claim.config import derive
 from harness.experiments.eos import GDConfig
 from harness.experiments.eos_lr_sweep import LrSweepConfig, eos_lr_sweep
 from harness.optim import OptimizerSpec

@@ -1,6 +1,6 @@
 """Cohen et al. (ICLR 2021): plain full-batch GD's sharpness rises to 2/eta and hovers there."""
 from harness import AtLeast, AtMost, Change, Check, Claim, Plot, Tier, register
-from harness.config import derive
+from harness.claim.config import derive
 from harness.experiments.eos import GDConfig, gd_sharpness_trajectory
 from harness.optim import OptimizerSpec
 
@@ -69,7 +69,7 @@ CLAIM = register(Claim(
                     " 97.5%).",
                why="The project's seed policy (seeds chosen by power, and the cpu tier's 10-minute budget): ~11.5 single-core"
                    " seconds a seed, and the default run must fit 10 minutes on 2 cores. The extra look is "
-                   "paid for in the level: both looks use 97.5% intervals (Bonferroni, harness.sequential),"
+                   "paid for in the level: both looks use 97.5% intervals (Bonferroni, harness.claim.sequential),"
                    " so the verdict's error rate stays <= 5%. Seen before the change: all three checks held"
                    " over 5 seeds, and over the first 3 at 97.5% (lr*lambda_max(0) 0.50 [0.28, 0.73], onset"
                    " 0.33 [0.28, 0.38], in-band 1.0). Bands unchanged.",

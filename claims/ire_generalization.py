@@ -1,6 +1,6 @@
 """Wang et al. 2024 (IRE), Tables 1-4: IRE on top of SGD and SAM improves test accuracy in vision."""
 from harness import Change, Check, Claim, Effect, Tier, register
-from harness.config import derive
+from harness.claim.config import derive
 from harness.experiments.generalization import VisionConfig
 from harness.experiments.ire_vision import ire_generalization
 
@@ -123,9 +123,9 @@ CLAIM = register(Claim(
                     "10 (two looks at 97.5%).",
                why="The project's seed policy (seeds chosen by power, and the cpu tier's 10-minute budget): 10 seeds of 10 "
                    "arms are ~155 single-core seconds. The extra look is paid for in the level: both looks "
-                   "use 97.5% intervals (Bonferroni, harness.sequential), so the verdict's error rate stays"
+                   "use 97.5% intervals (Bonferroni, harness.claim.sequential), so the verdict's error rate stays"
                    " <= 5%. A second look happens only when every undecided check could be decided within "
-                   "the cap (harness.sequential): seen before the change, over 10 seeds the random-mask "
+                   "the cap (harness.claim.sequential): seen before the change, over 10 seeds the random-mask "
                    "controls read +0.25 / -0.50 with intervals across 0, needing far more than 10 seeds, so"
                    " with these numbers the run stops at the pilot. Verdict before: inconclusive (SGD-IRE -"
                    " SGD +1.02 [+0.78, +1.26] and SAM-IRE - SAM held; the controls equal IRE). Bands and "

@@ -1,6 +1,6 @@
 """Wang et al. (NeurIPS 2024): AdmIRE pre-trains Llama 2x faster than AdamW, with fairness controls."""
 from harness import AtLeast, AtMost, Change, Check, Claim, Plot, Tier, register
-from harness.config import derive
+from harness.claim.config import derive
 from harness.experiments.llm import SpeedupConfig, ire_llm_speedup
 from harness.experiments.llm_train import PAPER_ADAMW, PretrainSetup
 
@@ -202,7 +202,7 @@ CLAIM = register(Claim(
                why="The project's seed policy (seeds chosen by power, and the cpu tier's 10-minute budget): one seed of this "
                    "claim costs ~55 single-core seconds, the most of any claim but the collapse, and the "
                    "default run must fit 10 minutes on 2 cores. The extra look is paid for in the level: "
-                   "both looks use 97.5% intervals (Bonferroni, harness.sequential), so the verdict's error"
+                   "both looks use 97.5% intervals (Bonferroni, harness.claim.sequential), so the verdict's error"
                    " rate stays <= 5%. Seen before the change: speedup_paper_protocol 0 in all 5 seeds "
                    "(fails), i.e. a pilot of 3 already decides at 97.5%; the band, arms and T are "
                    "unchanged.",

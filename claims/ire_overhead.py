@@ -1,6 +1,6 @@
 """Wang et al. (NeurIPS 2024): an AdmIRE step costs about 1.12x an AdamW step (K = 10, Fisher mask)."""
 from harness import AtLeast, AtMost, Change, Check, Claim, Plot, Tier, register
-from harness.config import derive
+from harness.claim.config import derive
 from harness.experiments.llm_overhead import PAPER_STEP_TIME_RATIO, OverheadConfig, ire_step_overhead
 from harness.experiments.llm_train import PAPER_ADAMW, PretrainSetup
 

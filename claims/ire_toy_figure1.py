@@ -1,6 +1,6 @@
 """Wang et al. 2024 (IRE), Figure 1: ideal IRE drifts to the flat end of a valley GD barely moves along."""
 from harness import AtLeast, Between, Change, Check, Claim, Plot, Tier, register
-from harness.config import derive
+from harness.claim.config import derive
 from harness.experiments.toy import ToyConfig, figure1_toy
 
 CPU = ToyConfig()  # 1000 steps: the paper gives no step count; GD at eta = 1 has |v| < 1e-6 by then

@@ -1,7 +1,7 @@
 """Cohen et al. (ICLR 2021), momentum: full-batch heavy-ball and Nesterov GD sharpen until lambda_max
 reaches their own stability threshold, (2 + 2b)/lr and (2 + 2b)/((1 + 2b) lr), then hover there."""
 from harness import AtLeast, AtMost, Between, Change, Check, Claim, Plot, Tier, register
-from harness.config import derive
+from harness.claim.config import derive
 from harness.experiments.eos import GDConfig
 from harness.experiments.gd_arms import GDArmsConfig, gd_arms
 from harness.optim import OptimizerSpec, sgd_stability_threshold
@@ -113,7 +113,7 @@ CLAIM = register(Claim(
                     " 97.5%).",
                why="The project's seed policy (seeds chosen by power, and the cpu tier's 10-minute budget): 3 fixed seeds are"
                    " too few to decide (the 95% t-interval is +-4.3 standard errors). The extra look is "
-                   "paid for in the level: both looks use 97.5% intervals (Bonferroni, harness.sequential),"
+                   "paid for in the level: both looks use 97.5% intervals (Bonferroni, harness.claim.sequential),"
                    " so the verdict's error rate stays <= 5%. Seen before the change: all six checks held "
                    "over 3 seeds at 95%; at 97.5% the two in-band shares (0.859, 0.861 against >= 0.8) "
                    "would need ~4 seeds. Band and setup unchanged.",

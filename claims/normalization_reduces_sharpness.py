@@ -63,7 +63,7 @@ CLAIM = register(Claim(
                why="The project's seed policy (seeds chosen by power, and the cpu tier's 10-minute budget): the BN wd = 0 and"
                    " no-BN arms are ~21 single-core seconds a seed beyond the shared BN+WD run. The extra "
                    "look is paid for in the level: both looks use 97.5% intervals (Bonferroni, "
-                   "harness.sequential), so the verdict's error rate stays <= 5%. Seen before the change: "
+                   "harness.claim.sequential), so the verdict's error rate stays <= 5%. Seen before the change: "
                    "sph_ratio_wd_over_no_wd 0.228 [0.192, 0.264] over 5 seeds (holds, band < 1); the first "
                    "3 seeds read 0.236 [0.139, 0.333] at 97.5%. Band unchanged.",
                results_seen=True),

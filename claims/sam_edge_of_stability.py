@@ -1,7 +1,7 @@
 """Long & Bartlett (2024): full-batch SAM's sharpness stabilises at the SAM-edge, below GD's 2/lr, at a value
 that depends on rho and on the gradient norm."""
 from harness import AtMost, Between, Check, Claim, Plot, Tier, register
-from harness.config import derive
+from harness.claim.config import derive
 from harness.experiments.eos import GDConfig
 from harness.experiments.optimizer_edges import SAMEdgeConfig, sam_edge_trajectory
 from harness.optim import OptimizerSpec

@@ -1,6 +1,6 @@
 """Wang et al. 2024 (IRE), Section 5: SAM-IRE reaches flat minima Theta(1/rho) faster than SAM."""
 from harness import Between, Change, Check, Claim, Plot, Tier, register
-from harness.config import derive
+from harness.claim.config import derive
 from harness.experiments.sam_flat import SamFlatConfig, sam_flat_convergence
 
 CPU = SamFlatConfig()

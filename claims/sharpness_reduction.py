@@ -80,7 +80,7 @@ CLAIM = register(Claim(
                     " 97.5%).",
                why="The project's seed policy (seeds chosen by power, and the cpu tier's 10-minute budget): the wd = 0 twin "
                    "(the null row) is a run of its own per seed. The extra look is paid for in the level: "
-                   "both looks use 97.5% intervals (Bonferroni, harness.sequential), so the verdict's error"
+                   "both looks use 97.5% intervals (Bonferroni, harness.claim.sequential), so the verdict's error"
                    " rate stays <= 5%. Seen before the change: all three checks held over 5 seeds, and over"
                    " the first 3 at 97.5% (onset 0.15 [0.07, 0.23], slope -0.27 [-0.55, -0.002], final/peak"
                    " 0.22 [0.04, 0.40]). Bands unchanged.",

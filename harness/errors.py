@@ -45,8 +45,8 @@ class TransientError(RuntimeError):
 
 
 class Interrupted(KeyboardInterrupt):
-    """The user's own Ctrl-C or a SIGTERM, raised by the harness's signal handlers (harness.cli,
-    harness.runner). A plain KeyboardInterrupt raised by a claim or an experiment is not one: it is
+    """The user's own Ctrl-C or a SIGTERM, raised by the harness's signal handlers (harness.views.cli,
+    harness.run.runner). A plain KeyboardInterrupt raised by a claim or an experiment is not one: it is
     that claim's or seed's error like any other exception (see `is_user_interrupt`)."""
 
 

@@ -6,7 +6,7 @@ import ast
 import itertools
 from pathlib import Path
 
-from harness.perf import RATIOS
+from harness.run.perf import RATIOS
 
 BENCH = Path(__file__).resolve().parents[1] / "benchmarks"
 

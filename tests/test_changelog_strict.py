@@ -4,7 +4,7 @@ from dataclasses import dataclass
 import pytest
 
 from harness import Above, AtLeast, Below, Change, Check, Claim, Measurement, Tier, experiment, register
-from harness.verdict import FAILS, HOLDS, INCONCLUSIVE, decide, estimate
+from harness.claim.verdict import FAILS, HOLDS, INCONCLUSIVE, decide, estimate
 
 
 @dataclass(frozen=True)

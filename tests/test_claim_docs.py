@@ -1,8 +1,8 @@
 """Every claim of the library has its page under docs/claims/ and a row in the README's claims table."""
 from pathlib import Path
 
-from harness.loader import load_all
-from harness.registry import all_claims
+from harness.claim.registry import all_claims
+from harness.run.loader import load_all
 
 ROOT = Path(__file__).resolve().parents[1]
 

@@ -4,8 +4,8 @@ import re
 
 import pytest
 
-from harness.loader import load_claims
-from harness.registry import all_claims
+from harness.claim.registry import all_claims
+from harness.run.loader import load_claims
 
 load_claims("claims")
 CLAIMS = {cid: c for cid, c in all_claims().items() if c.module.startswith("claims")}

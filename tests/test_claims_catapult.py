@@ -8,13 +8,13 @@ import torch
 from curvature_helpers import ignore_jit_script_warning
 from torch import nn
 
+from harness.claim.registry import get_claim
 from harness.errors import ConfigError
 from harness.experiments.catapult import CatapultConfig, run_arm, top_eigenvalue
-from harness.loader import load_claims
 from harness.losses import LOSSES
-from harness.registry import get_claim
-from harness.runner import RunOptions, run_claims
-from harness.store import ResultStore
+from harness.run.loader import load_claims
+from harness.run.runner import RunOptions, run_claims
+from harness.run.store import ResultStore
 
 
 def _tiny(seed: int = 0) -> tuple[nn.Module, torch.Tensor, torch.Tensor]:

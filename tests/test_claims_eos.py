@@ -9,14 +9,14 @@ import torch
 
 import harness.experiments.eos as eos
 import harness.experiments.eos_reduction as eos_reduction
-from harness.config import apply_overrides, derive
+from harness.claim.config import apply_overrides, derive
+from harness.claim.measurement import RunContext
+from harness.claim.registry import get_claim
 from harness.experiments.eos import GDConfig, trajectory_metrics
-from harness.loader import load_claims
-from harness.measurement import RunContext
 from harness.optim import OptimizerSpec
-from harness.registry import get_claim
-from harness.runner import RunOptions, run_claims
-from harness.store import ResultStore
+from harness.run.loader import load_claims
+from harness.run.runner import RunOptions, run_claims
+from harness.run.store import ResultStore
 
 EOS_CLAIMS = ("gd-edge-of-stability", "eos-scale-invariant", "eos-scale-invariant-relu", "sharpness-reduction",
               "normalization-reduces-sharpness", "eos-intrinsic-time-collapse")

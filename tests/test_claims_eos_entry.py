@@ -6,15 +6,15 @@ import numpy as np
 import pandas as pd
 import pytest
 
+from harness.claim.measurement import Measurement, RunContext
+from harness.claim.registry import get_claim
 from harness.errors import ConfigError
 from harness.experiments.eos import GDConfig
 from harness.experiments.eos_entry import EntryConfig, eos_entry_time, interpolated_onset_tau
-from harness.loader import load_claims
-from harness.measurement import Measurement, RunContext
 from harness.optim import OptimizerSpec
-from harness.registry import get_claim
-from harness.runner import RunOptions, run_claims
-from harness.store import ResultStore
+from harness.run.loader import load_claims
+from harness.run.runner import RunOptions, run_claims
+from harness.run.store import ResultStore
 
 NET = GDConfig(activation="tanh", loss="ce", optim=OptimizerSpec("sgd", lr=0.1, weight_decay=4e-2))
 

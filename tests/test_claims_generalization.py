@@ -6,7 +6,9 @@ from dataclasses import replace
 import pytest
 import torch
 
-from harness.config import apply_overrides, derive
+from harness.claim.config import apply_overrides, derive
+from harness.claim.measurement import RunContext
+from harness.claim.registry import get_claim
 from harness.errors import ConfigError
 from harness.experiments.generalization import (
     ARMS,
@@ -21,12 +23,10 @@ from harness.experiments.generalization import (
     vision_base_arms,
 )
 from harness.experiments.vision_eval import recompute_bn_stats
-from harness.loader import load_claims
-from harness.measurement import RunContext
 from harness.optim import OptimizerSpec
-from harness.registry import get_claim
-from harness.runner import RunOptions, run_claims
-from harness.store import ResultStore
+from harness.run.loader import load_claims
+from harness.run.runner import RunOptions, run_claims
+from harness.run.store import ResultStore
 
 
 def _finite_everywhere(entry):
@@ -174,8 +174,8 @@ def test_vision_config_rejects_a_spec_the_arms_cannot_derive_from():
 def test_generalization_checks_are_effects_that_can_fail_below_the_papers_smallest_gain():
     """Each comparative check names the smallest CIFAR gain of its base in the paper and fails when the
     whole interval lies below it (a zero effect measured precisely fails instead of straddling 0)."""
-    from harness.expect import Effect
-    from harness.verdict import FAILS, HOLDS, decide, estimate
+    from harness.claim.expect import Effect
+    from harness.claim.verdict import FAILS, HOLDS, decide, estimate
 
     load_claims()
     claim = get_claim("ire-generalization")

@@ -6,7 +6,9 @@ import pandas as pd
 import pytest
 
 import harness.experiments.toy as toy_module
-from harness.config import apply_overrides, derive
+from harness.claim.config import apply_overrides, derive
+from harness.claim.measurement import RunContext
+from harness.claim.registry import get_claim
 from harness.errors import ConfigError
 from harness.experiments.toy import (
     ToyConfig,
@@ -16,12 +18,10 @@ from harness.experiments.toy import (
     first_divergence,
     rotated_gain_fraction,
 )
-from harness.loader import load_claims
-from harness.measurement import RunContext
 from harness.optim import OptimizerSpec
-from harness.registry import get_claim
-from harness.runner import RunOptions, run_claims
-from harness.store import ResultStore
+from harness.run.loader import load_claims
+from harness.run.runner import RunOptions, run_claims
+from harness.run.store import ResultStore
 
 
 def test_ire_toy_smoke_tier_runs_end_to_end(tmp_path):

@@ -7,9 +7,11 @@ import pandas as pd
 import pytest
 import torch
 
-from harness.config import apply_overrides
+from harness.claim.config import apply_overrides
+from harness.claim.expect import Effect
+from harness.claim.measurement import Measurement, RunContext
+from harness.claim.verdict import FAILS, HOLDS, OUT_OF_REGIME, combine, decide, estimate
 from harness.errors import ConfigError, DataError
-from harness.expect import Effect
 from harness.experiments.llm import (
     Curve,
     SpeedupConfig,
@@ -29,13 +31,11 @@ from harness.experiments.llm_train import (
     precision_name,
     run_arm,
 )
-from harness.loader import load_claims
-from harness.measurement import Measurement, RunContext
 from harness.models.llama import Llama, count_parameters, preset
 from harness.optim import IRE
-from harness.runner import RunOptions, run_claims
-from harness.store import ResultStore
-from harness.verdict import FAILS, HOLDS, OUT_OF_REGIME, combine, decide, estimate
+from harness.run.loader import load_claims
+from harness.run.runner import RunOptions, run_claims
+from harness.run.store import ResultStore
 
 CLAIMS = load_claims()
 SPEEDUP, OVERHEAD = CLAIMS["ire-llm-speedup"], CLAIMS["ire-overhead"]

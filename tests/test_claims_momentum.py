@@ -6,16 +6,16 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from harness.config import derive
+from harness.claim.config import derive
+from harness.claim.measurement import RunContext
+from harness.claim.registry import get_claim
 from harness.errors import ConfigError
 from harness.experiments.eos import GDConfig, gd_sharpness_trajectory
 from harness.experiments.gd_arms import GDArmsConfig, gd_arms
-from harness.loader import load_claims
-from harness.measurement import RunContext
 from harness.optim import OptimizerSpec
-from harness.registry import get_claim
-from harness.runner import RunOptions, run_claims
-from harness.store import ResultStore
+from harness.run.loader import load_claims
+from harness.run.runner import RunOptions, run_claims
+from harness.run.store import ResultStore
 
 TINY = GDConfig(model="plain_mlp", activation="tanh", loss="mse", optim=OptimizerSpec("sgd", lr=0.1),
                 steps=20, measure_every=5, n_train=60, n_test=30)

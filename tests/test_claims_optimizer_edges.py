@@ -5,7 +5,9 @@ import math
 import numpy as np
 import pytest
 
-from harness.config import derive
+from harness.claim.config import derive
+from harness.claim.measurement import RunContext
+from harness.claim.registry import get_claim
 from harness.errors import ConfigError
 from harness.experiments.eos import GDConfig
 from harness.experiments.optimizer_edges import (
@@ -17,12 +19,10 @@ from harness.experiments.optimizer_edges import (
     sam_edge,
     sam_edge_trajectory,
 )
-from harness.loader import load_claims
-from harness.measurement import RunContext
 from harness.optim import OptimizerSpec
-from harness.registry import get_claim
-from harness.runner import RunOptions, run_claims
-from harness.store import ResultStore
+from harness.run.loader import load_claims
+from harness.run.runner import RunOptions, run_claims
+from harness.run.store import ResultStore
 
 CLAIMS = ("adam-edge-of-stability", "sam-edge-of-stability")
 

@@ -5,7 +5,8 @@ import math
 import numpy as np
 import pytest
 
-from harness.config import apply_overrides, derive
+from harness.claim.config import apply_overrides, derive
+from harness.claim.registry import get_claim
 from harness.errors import ConfigError
 from harness.experiments.sam_flat import (
     SamFlatConfig,
@@ -15,11 +16,10 @@ from harness.experiments.sam_flat import (
     toy_steps_to_flat,
 )
 from harness.experiments.toy import loglog_slope
-from harness.loader import load_claims
 from harness.optim import OptimizerSpec
-from harness.registry import get_claim
-from harness.runner import RunOptions, run_claims
-from harness.store import ResultStore
+from harness.run.loader import load_claims
+from harness.run.runner import RunOptions, run_claims
+from harness.run.store import ResultStore
 
 
 def test_sam_flat_smoke_tier_runs_end_to_end(tmp_path):
@@ -86,7 +86,7 @@ def test_first_below_after_peak_ignores_the_rise_from_initialisation():
 def test_set_net_optim_lr_reaches_both_net_arms_optimizers(monkeypatch):
     """`--set net.optim.lr=0.2`: SAM-IRE's spec and the SAM arm derived from it both build with lr 0.2."""
     import harness.experiments.sam_flat as sam_flat
-    from harness.measurement import RunContext
+    from harness.claim.measurement import RunContext
 
     load_claims()
     cfg = apply_overrides(get_claim("sam-ire-flat-convergence").tiers["smoke"].config, {"net.optim.lr": "0.2"})

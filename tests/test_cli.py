@@ -4,7 +4,7 @@ import sys
 
 import pytest
 
-from harness.cli import main
+from harness.views.cli import main
 
 
 @pytest.mark.parametrize("argv,needle", [
@@ -72,8 +72,8 @@ def _as_text(value):
 def test_cli_every_scalar_config_path_of_every_claim_round_trips_through_set():
     """What `harness config` prints is what `--set` accepts: each scalar path, set to its own value as text,
     gives back the same config (so every field of every tier is reachable from the command line)."""
-    from harness.config import apply_overrides, config_paths
-    from harness.registry import all_claims
+    from harness.claim.config import apply_overrides, config_paths
+    from harness.claim.registry import all_claims
 
     checked = 0
     for claim in all_claims().values():

@@ -16,10 +16,10 @@ import pytest
 
 from harness import Check, Claim, Measurement, Plot, Tier, Within, experiment, register
 from harness.atomic import atomic_write_text
-from harness.cli import main
-from harness.history import compare_runs
-from harness.runner import RunOptions, run_claims
-from harness.store import ResultStore
+from harness.run.history import compare_runs
+from harness.run.runner import RunOptions, run_claims
+from harness.run.store import ResultStore
+from harness.views.cli import main
 
 
 @dataclass(frozen=True)
@@ -98,7 +98,7 @@ def test_global_flags_work_after_the_subcommand(store, capsys):
     assert summary["run_id"] in capsys.readouterr().out
     args_before = ["-q", "--data-dir", "/tmp/d", "--results", str(st.root), "list"]
     args_after = ["list", "-q", "--data-dir", "/tmp/d", "--results", str(st.root)]
-    from harness.cli import build_parser
+    from harness.views.cli import build_parser
 
     for argv in (args_before, args_after):
         ns = build_parser().parse_args(argv)

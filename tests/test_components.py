@@ -1,8 +1,8 @@
 """The one component registry: did-you-mean misses, strict registration, configs checked when built."""
 import pytest
 
-from harness.components import Registry, check_choice
-from harness.config import apply_overrides
+from harness.claim.components import Registry, check_choice
+from harness.claim.config import apply_overrides
 from harness.data.datasets import DATASETS
 from harness.errors import ConfigError
 from harness.experiments.eos import GDConfig

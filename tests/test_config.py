@@ -1,9 +1,9 @@
-"""One way to compose configs (harness.config): paths into groups, in claim files and on the command line."""
+"""One way to compose configs (harness.claim.config): paths into groups, in claim files and on the command line."""
 from dataclasses import dataclass, field
 
 import pytest
 
-from harness.config import apply_overrides, config_paths, derive, refuse_unread
+from harness.claim.config import apply_overrides, config_paths, derive, refuse_unread
 from harness.errors import ConfigError
 from harness.optim import OptimizerSpec
 
@@ -109,8 +109,8 @@ HYPER_PARAMETERS = {"lr", "momentum", "nesterov", "weight_decay", "betas", "beta
 def _config_types() -> list[type]:
     import dataclasses
 
-    from harness.loader import load_claims
-    from harness.registry import all_experiments
+    from harness.claim.registry import all_experiments
+    from harness.run.loader import load_claims
 
     load_claims()
     # the library's experiments (tests register throwaway ones with configs of their own)

@@ -8,12 +8,12 @@ from dataclasses import dataclass
 
 import pytest
 
-from harness import provenance
-from harness.config import apply_overrides, config_paths, derive
+from harness.claim.config import apply_overrides, config_paths, derive
 from harness.errors import ConfigError
-from harness.loader import load_claims
 from harness.optim import OptimizerSpec
-from harness.store import ResultStore
+from harness.run import provenance
+from harness.run.loader import load_claims
+from harness.run.store import ResultStore
 
 
 @dataclass(frozen=True)

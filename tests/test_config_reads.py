@@ -21,12 +21,12 @@ from functools import cache
 
 import pytest
 
-from harness import provenance
-from harness.config import apply_overrides, config_paths, derive
+from harness.claim.config import apply_overrides, config_paths, derive
 from harness.errors import ConfigError
-from harness.loader import load_claims
 from harness.optim import CONSTANT_LR, OptimizerSpec, optimizer_kind, optimizer_names
 from harness.optim.spec import COMMON_FIELDS
+from harness.run import provenance
+from harness.run.loader import load_claims
 
 REFUSALS = ("is not read by", "is set by", "does not read")
 NOT_READS = ("__post_init__", "preflight")

@@ -9,16 +9,17 @@ from pathlib import Path
 import pytest
 import torch
 
-from harness import loader, registry
-from harness.config import apply_overrides
+from harness.claim import registry
+from harness.claim.config import apply_overrides
 from harness.data.text import stdlib_corpus
 from harness.distributed import Comm
 from harness.errors import ConfigError, UnknownClaimError
 from harness.experiments import ddp
 from harness.experiments.llm import speedup_arms
-from harness.loader import load_claims
-from harness.runner import RunOptions, run_claims
-from harness.store import ResultStore
+from harness.run import loader
+from harness.run.loader import load_claims
+from harness.run.runner import RunOptions, run_claims
+from harness.run.store import ResultStore
 
 ROOT = Path(__file__).resolve().parents[1]
 CLAIM = load_claims()["ire-llm-speedup"]
@@ -55,8 +56,7 @@ def finish(*procs: subprocess.Popen) -> str:
 def arm_record(results, overrides: dict, arm: str) -> dict | None:
     """The stored record of one arm, found by content (the key needs the code hash; content is enough)."""
     config = speedup_arms(apply_overrides(CLAIM.tier("paper").config, overrides))[arm]
-    from harness import provenance
-
+    from harness.run import provenance
     wanted = json.loads(json.dumps(provenance.config_dict(config)))  # as stored: tuples (betas) become lists
     for path in (Path(results) / "cache").glob("*.json"):
         record = json.loads(path.read_text())
@@ -202,7 +202,7 @@ def test_ddp_launch_refuses_an_arm_another_process_is_computing(tmp_path):
     beside the first (its other ranks would otherwise wait in a collective until the group times out)."""
     from harness.errors import HarnessError
     from harness.experiments.llm_train import llm_pretrain_arm
-    from harness.seeds import Session, seed_key
+    from harness.run.seeds import Session, seed_key
 
     cache, results = tmp_path / "tokens", tmp_path / "results"
     stdlib_corpus(cache, max_bytes=300_000)

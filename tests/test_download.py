@@ -234,7 +234,7 @@ def test_wikitext_zip_downloads_extracts_and_tokenizes(tmp_path, cache, monkeypa
 
 
 def test_data_dir_option_reaches_the_download_cache(tmp_path, monkeypatch, capsys):
-    from harness.cli import main
+    from harness.views.cli import main
 
     monkeypatch.setenv(download.ENV_DIR, "unused")  # restored after the test; main() overrides it
     assert main(["--results", str(tmp_path / "r"), "--data-dir", str(tmp_path / "dd"), "list"]) == 0

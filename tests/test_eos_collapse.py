@@ -6,7 +6,9 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from harness.config import derive
+from harness.claim.config import derive
+from harness.claim.measurement import RunContext
+from harness.claim.registry import get_claim
 from harness.errors import ConfigError
 from harness.experiments.eos import GDConfig, gd_sharpness_trajectory
 from harness.experiments.eos_collapse import (
@@ -19,10 +21,8 @@ from harness.experiments.eos_collapse import (
     window_edges,
     window_means,
 )
-from harness.loader import load_claims
-from harness.measurement import RunContext
 from harness.optim import OptimizerSpec
-from harness.registry import get_claim
+from harness.run.loader import load_claims
 
 TINY = GDConfig(activation="tanh", optim=OptimizerSpec("sgd", lr=0.1, weight_decay=2e-2), steps=40, n_train=120,
                 n_test=40, measure_every=5, widths=(16, 16))

@@ -9,8 +9,8 @@ import pandas as pd
 import pytest
 
 from harness import Check, Claim, Measurement, Tier, Within, experiment, register
-from harness.cli import main
-from harness.history import (
+from harness.report import render_report
+from harness.run.history import (
     compare_runs,
     config_changes,
     diff_against_history,
@@ -19,10 +19,10 @@ from harness.history import (
     load_history,
     regression_reasons,
 )
-from harness.perf import RATIOS, load_bench_runs, perf_regressions, ratios
-from harness.report import render_report
-from harness.runner import RunOptions, run_claims
-from harness.store import ResultStore
+from harness.run.perf import RATIOS, load_bench_runs, perf_regressions, ratios
+from harness.run.runner import RunOptions, run_claims
+from harness.run.store import ResultStore
+from harness.views.cli import main
 
 inf = math.inf
 

@@ -5,11 +5,11 @@ from pathlib import Path
 
 from test_house_loader import isolated  # noqa: F401 (a fixture)
 
-from harness.cli import main
-from harness.loader import load_claims, load_folder
-from harness.registry import get_claim
-from harness.runner import RunOptions, run_claims
-from harness.store import ResultStore
+from harness.claim.registry import get_claim
+from harness.run.loader import load_claims, load_folder
+from harness.run.runner import RunOptions, run_claims
+from harness.run.store import ResultStore
+from harness.views.cli import main
 
 DOC = Path(__file__).resolve().parents[1] / "docs" / "writing-claims.md"
 EXAMPLE = re.compile(r'```python title="([^"]+)"\n(.*?)```', re.S)

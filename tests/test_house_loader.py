@@ -7,11 +7,12 @@ from pathlib import Path
 
 import pytest
 
-from harness import loader, registry
-from harness.cli import main
+from harness.claim import registry
+from harness.claim.registry import get_claim
 from harness.errors import HarnessError
-from harness.loader import load_claims, load_entry_points, load_folder, load_package
-from harness.registry import get_claim
+from harness.run import loader
+from harness.run.loader import load_claims, load_entry_points, load_folder, load_package
+from harness.views.cli import main
 
 REPO = Path(__file__).resolve().parents[1]
 
@@ -200,7 +201,7 @@ def test_cli_claims_path_is_accepted_by_every_subcommand(tmp_path, isolated, cap
     assert main(["list", "--claims-path", str(folder)]) == 0
     assert "house-cli" in capsys.readouterr().out
     parser_commands = ("list", "run", "report", "history", "compare", "perf", "gate", "new-claim")
-    from harness.cli import build_parser
+    from harness.views.cli import build_parser
 
     sub = next(a for a in build_parser()._actions if a.dest == "command")
     assert set(parser_commands) <= set(sub.choices)

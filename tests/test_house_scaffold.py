@@ -5,12 +5,12 @@ import sys
 import pytest
 from test_house_loader import isolated, toy_claim, write  # noqa: F401 (isolated is a fixture)
 
-from harness.cli import main
-from harness.loader import load_claims, load_folder
-from harness.registry import get_claim
-from harness.runner import RunOptions, run_claims
-from harness.scaffold import write_claim
-from harness.store import ResultStore
+from harness.claim.registry import get_claim
+from harness.run.loader import load_claims, load_folder
+from harness.run.runner import RunOptions, run_claims
+from harness.run.store import ResultStore
+from harness.views.cli import main
+from harness.views.scaffold import write_claim
 
 
 def run_generated_test(test_file, tmp_path):

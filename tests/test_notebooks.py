@@ -12,8 +12,8 @@ import pytest
 from harness import Check, Claim, Measurement, Tier, Within, experiment, register
 from harness.report import notebooks as nbs
 from harness.report import render_report
-from harness.runner import RunOptions, run_claims
-from harness.store import ResultStore
+from harness.run.runner import RunOptions, run_claims
+from harness.run.store import ResultStore
 
 HOSTILE = "<script>alert(1)</script>"
 MISSING = nbs.missing_modules()

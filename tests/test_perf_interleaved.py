@@ -1,4 +1,4 @@
-"""harness.perf reads ratios timed interleaved (thread CPU time) when a benchmark saved them, and never gates
+"""harness.run.perf reads ratios timed interleaved (thread CPU time) when a benchmark saved them, and never gates
 an interleaved ratio against a separately timed one."""
 
 import json
@@ -7,7 +7,7 @@ import time
 
 import pytest
 
-from harness.perf import RATIOS, interleaved_ratio, load_bench_runs, perf_regressions, ratios
+from harness.run.perf import RATIOS, interleaved_ratio, load_bench_runs, perf_regressions, ratios
 
 
 def _spin(seconds: float) -> None:

@@ -9,9 +9,9 @@ from dataclasses import dataclass, field
 import pytest
 
 from harness import Check, Claim, Measurement, Tier, Within, experiment, register
-from harness.cli import main
 from harness.data import download
-from harness.plan import ClaimPlan, estimate, format_plan, pending_downloads, plan_claims, step_fields
+from harness.views.cli import main
+from harness.views.cost import ClaimPlan, estimate, format_plan, pending_downloads, plan_claims, step_fields
 
 
 @dataclass(frozen=True)
@@ -90,7 +90,7 @@ def test_pending_downloads_found_in_arms_tuples_and_dicts(tmp_path, monkeypatch)
 
 
 def test_pending_downloads_of_every_shipped_claim_at_the_gpu_tier(tmp_path, monkeypatch):
-    from harness.loader import load_claims
+    from harness.run.loader import load_claims
 
     monkeypatch.setenv(download.ENV_DIR, str(tmp_path))  # an empty cache: every remote data set is pending
     monkeypatch.delenv(download.ENV_URL, raising=False)
@@ -129,7 +129,7 @@ def test_plan_command_rejects_bad_probe_steps(tmp_path, capsys):
 def test_numeric_settings_state_tf32_dtype_and_autocast():
     import torch
 
-    from harness.plan import numeric_settings
+    from harness.views.cost import numeric_settings
 
     s = numeric_settings("cpu")
     assert s["cuda_matmul_allow_tf32"] == torch.backends.cuda.matmul.allow_tf32
@@ -139,9 +139,9 @@ def test_numeric_settings_state_tf32_dtype_and_autocast():
 
 
 def test_plan_reads_the_newest_matching_run_as_the_measured_cost(tmp_path, capsys):
-    from harness.plan import last_measured
-    from harness.runner import RunOptions, run_claims
-    from harness.store import ResultStore
+    from harness.run.runner import RunOptions, run_claims
+    from harness.run.store import ResultStore
+    from harness.views.cost import last_measured
 
     store = ResultStore(tmp_path / "r")
     assert last_measured(store, CLAIM, "smoke", CLAIM.tier("smoke").config) is None  # nothing stored yet

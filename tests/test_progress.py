@@ -8,9 +8,9 @@ import logging
 import pytest
 
 from harness import Check, Claim, Measurement, Tier, Within, experiment, register
-from harness.progress import Progress, fmt_duration, interactive_stream
-from harness.runner import RunOptions, run_claims
-from harness.store import ResultStore
+from harness.run.progress import Progress, fmt_duration, interactive_stream
+from harness.run.runner import RunOptions, run_claims
+from harness.run.store import ResultStore
 
 
 class FakeClock:
@@ -45,7 +45,7 @@ CLAIM = register(Claim(id="test-progress-claim", source="Test", statement="x nea
 
 
 def _attach(display: Progress):
-    logger = logging.getLogger("harness.runner")
+    logger = logging.getLogger("harness.run.runner")
     old_level, old_prop = logger.level, logger.propagate
     logger.setLevel(logging.INFO)
     logger.propagate = False

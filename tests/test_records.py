@@ -7,9 +7,9 @@ from dataclasses import dataclass
 import pytest
 
 from harness import Check, Claim, HarnessError, Measurement, Tier, Within, experiment, register
-from harness.records import CheckResult, ClaimResult, RunSummary, SeedEntry, SeedRecord
-from harness.runner import RunOptions, run_claims
-from harness.store import ResultStore, record_digest
+from harness.claim.records import CheckResult, ClaimResult, RunSummary, SeedEntry, SeedRecord
+from harness.run.runner import RunOptions, run_claims
+from harness.run.store import ResultStore, record_digest
 
 # A run of every claim at the cpu tier, where one was made on this machine; CI has none and skips.
 

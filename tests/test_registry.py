@@ -3,10 +3,10 @@ from dataclasses import dataclass
 import pytest
 
 from harness import AtLeast, Check, Claim, Measurement, Tier, experiment, register
-from harness.config import apply_overrides
+from harness.claim.config import apply_overrides
+from harness.claim.registry import get_claim
 from harness.errors import ConfigError, UnknownClaimError
-from harness.loader import load_claims
-from harness.registry import get_claim
+from harness.run.loader import load_claims
 
 
 @dataclass(frozen=True)

@@ -20,8 +20,8 @@ import pytest
 
 from harness import Check, Claim, Measurement, Plot, Tier, Within, experiment, register
 from harness.report import render_report
-from harness.runner import RunOptions, run_claims
-from harness.store import ResultStore
+from harness.run.runner import RunOptions, run_claims
+from harness.run.store import ResultStore
 
 HOSTILE = "<script>alert(1)</script>"
 FLAGS = ("--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",

@@ -12,8 +12,8 @@ from harness import Check, Claim, Measurement, Tier, Within, experiment, registe
 from harness.report import render_report
 from harness.report.history_page import run_labels
 from harness.report.plotting import Series, line_plot
-from harness.runner import RunOptions, run_claims
-from harness.store import ResultStore
+from harness.run.runner import RunOptions, run_claims
+from harness.run.store import ResultStore
 
 
 @dataclass(frozen=True)

@@ -11,7 +11,7 @@ import pytest
 
 pytest.importorskip("matplotlib")
 
-from harness.records import CheckResult, ClaimResult  # noqa: E402
+from harness.claim.records import CheckResult, ClaimResult  # noqa: E402
 from harness.report.check_view import check_view, nan_by_design, registration, verdict_word  # noqa: E402
 from harness.report.figures import curve_plot, forest_plot, result_figures  # noqa: E402
 from harness.report.plotting import HBand, Series, line_plot  # noqa: E402

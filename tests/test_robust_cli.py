@@ -5,8 +5,8 @@ from __future__ import annotations
 
 import pytest
 
-from harness import cli
-from harness.cli import main
+from harness.views import cli
+from harness.views.cli import main
 
 C = "eos-scale-invariant-relu"  # a claim whose config is a GDConfig itself (no ladder around it)
 

@@ -14,10 +14,10 @@ import pytest
 from test_house_loader import _dist, isolated, write  # noqa: F401 (isolated: a fixture)
 
 from harness import Between, Check, Claim, Measurement, Tier, experiment, register
-from harness.cli import main
 from harness.errors import Interrupted, is_environment_error, is_user_interrupt, on_signal
-from harness.runner import RunOptions, run_claims
-from harness.store import ResultStore
+from harness.run.runner import RunOptions, run_claims
+from harness.run.store import ResultStore
+from harness.views.cli import main
 
 FAULTS: dict[str, int] = {}  # failure kind -> how many more calls raise it
 
@@ -49,7 +49,7 @@ def exit_claim(cid: str, failure: str) -> Claim:
 
 @pytest.fixture
 def harness_signals():
-    """The SIGINT handler `harness` installs (harness.cli.main); restored afterwards."""
+    """The SIGINT handler `harness` installs (harness.views.cli.main); restored afterwards."""
     before = signal.signal(signal.SIGINT, on_signal)
     yield
     signal.signal(signal.SIGINT, before)

@@ -5,9 +5,9 @@ from __future__ import annotations
 import pytest
 from test_house_loader import isolated, toy_claim, write  # noqa: F401 (isolated: a fixture)
 
-from harness import provenance
-from harness.cli import main
-from harness.loader import load_folder
+from harness.run import provenance
+from harness.run.loader import load_folder
+from harness.views.cli import main
 
 
 def _claim_with_helper(exp: str, helper_import: str) -> str:

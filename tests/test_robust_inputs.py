@@ -3,12 +3,12 @@ from __future__ import annotations
 
 import pytest
 
-from harness.cli import main
-from harness.config import apply_overrides, config_paths
+from harness.claim.config import apply_overrides, config_paths
+from harness.claim.registry import all_claims
 from harness.errors import ConfigError
-from harness.loader import load_claims
-from harness.planning import validate_config
-from harness.registry import all_claims
+from harness.run.loader import load_claims
+from harness.run.planning import validate_config
+from harness.views.cli import main
 
 C = "eos-scale-invariant-relu"  # a claim whose config is a GDConfig itself (no ladder around it)
 # Number fields where -1 is a meaningful value: the toys' start coordinates (u0, v0).

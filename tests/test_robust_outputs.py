@@ -7,7 +7,7 @@ from dataclasses import dataclass
 import pytest
 
 from harness import Between, Check, Claim, Measurement, Plot, Tier, experiment, register
-from harness.outputs import claim_name_problems
+from harness.claim.outputs import claim_name_problems
 
 
 @dataclass(frozen=True)
@@ -69,7 +69,7 @@ def test_robust_outputs_declarations_must_be_names():
 def test_robust_outputs_every_registered_claim_names_only_declared_outputs():
     """Runs nothing: every claim's experiment declares its outputs, and every name a claim uses is
     among them (an experiment added without declarations fails here, not in a run)."""
-    from harness.loader import load_claims
+    from harness.run.loader import load_claims
 
     claims = load_claims()
     undeclared = sorted({c.experiment.experiment_name for c in claims.values()

@@ -15,8 +15,8 @@ from pathlib import Path
 import pytest
 
 from harness import Between, Check, Claim, Measurement, Tier, experiment, register
-from harness.runner import RunOptions, run_claims
-from harness.store import ResultStore
+from harness.run.runner import RunOptions, run_claims
+from harness.run.store import ResultStore
 
 
 @dataclass(frozen=True)
@@ -98,8 +98,8 @@ import os, sys, time
 from dataclasses import dataclass
 from pathlib import Path
 from harness import Between, Check, Claim, Measurement, Tier, experiment, register
-from harness.runner import RunOptions, run_claims
-from harness.store import ResultStore
+from harness.run.runner import RunOptions, run_claims
+from harness.run.store import ResultStore
 
 @dataclass(frozen=True)
 class C:
@@ -153,7 +153,7 @@ def test_robust_workers_stop_when_the_parent_is_killed_or_interrupted(tmp_path, 
 
 
 def test_robust_a_single_missing_seed_starts_no_pool(tmp_path, monkeypatch):
-    import harness.parallel as parallel
+    import harness.run.parallel as parallel
 
     def no_pool(*args, **kwargs):
         raise AssertionError("a pool was started for one seed")

@@ -8,11 +8,11 @@ import os
 import pytest
 from test_robust_store import CALLS, CLAIM  # noqa: F401 (CLAIM: registers test-robust-store)
 
-from harness.cli import main
 from harness.errors import HarnessError
-from harness.history import load_history
-from harness.perf import load_bench_runs
-from harness.store import ResultStore
+from harness.run.history import load_history
+from harness.run.perf import load_bench_runs
+from harness.run.store import ResultStore
+from harness.views.cli import main
 
 RUN = ["run", "--claim", "test-robust-store", "--tier", "smoke", "--jobs", "1"]
 

@@ -14,12 +14,13 @@ from dataclasses import dataclass
 import pytest
 import torch
 
-from harness import Between, Check, Claim, ConfigError, Measurement, Tier, experiment, provenance, register
+from harness import Between, Check, Claim, ConfigError, Measurement, Tier, experiment, register
 from harness.curvature.lanczos import EigenNotConvergedError
 from harness.errors import HarnessError, NumericalError, is_input_error
-from harness.history import check_gateable, format_history, load_history
-from harness.runner import RunOptions, run_claims
-from harness.store import ResultStore
+from harness.run import provenance
+from harness.run.history import check_gateable, format_history, load_history
+from harness.run.runner import RunOptions, run_claims
+from harness.run.store import ResultStore
 
 CALLS: list[tuple[str, int]] = []
 
@@ -145,7 +146,7 @@ def test_robust_seed_threads_are_fixed_and_recorded_whatever_the_parent_uses(tmp
 def test_robust_adding_an_experiment_module_keeps_every_cache_key(tmp_path, monkeypatch):
     import shutil
 
-    from harness.loader import load_claims
+    from harness.run.loader import load_claims
 
     load_claims()
     names = ("ire_figure1_toy", "gd_sharpness_trajectory", "test_robust_toy")
@@ -158,7 +159,7 @@ def test_robust_adding_an_experiment_module_keeps_every_cache_key(tmp_path, monk
         assert {n: provenance.experiment_code_hash(n) for n in names} == before  # same sources, same keys
         (copy / "experiments" / "brand_new_claim.py").write_text("X = 1\n")
         (copy / "report" / "render.py").write_text("# the report changed\n")
-        (copy / "runner.py").write_text("# the runner changed\n")
+        (copy / "run" / "runner.py").write_text("# the runner changed\n")
         provenance._module_closure_hash.cache_clear()
         assert {n: provenance.experiment_code_hash(n) for n in names} == before
         # control: code the EoS experiment imports (the curvature package) changes its key, and
@@ -191,8 +192,8 @@ SCRIPT = textwrap.dedent("""
     import sys, time
     from dataclasses import dataclass
     from harness import Between, Check, Claim, Measurement, Tier, experiment, register
-    from harness.runner import RunOptions, run_claims
-    from harness.store import ResultStore
+    from harness.run.runner import RunOptions, run_claims
+    from harness.run.store import ResultStore
 
     @dataclass(frozen=True)
     class C:
@@ -239,7 +240,7 @@ def test_robust_killed_run_reads_interrupted_and_history_and_gate_skip_it(tmp_pa
         check_gateable(run)
     assert load_history(store, complete_only=True).empty
     assert "skipped incomplete runs: " + run_id in format_history(load_history(store))
-    from harness.cli import main
+    from harness.views.cli import main
 
     assert main(["--results", str(store.root), "gate", "--benchmarks", str(tmp_path / "none")]) == 2
 
@@ -255,7 +256,7 @@ def test_robust_sigterm_records_the_run_interrupted(tmp_path):
 def test_robust_a_seed_in_progress_elsewhere_is_waited_for_not_computed_twice(tmp_path):
     import threading
 
-    from harness.seeds import Session, cached_seed, seed_key
+    from harness.run.seeds import Session, cached_seed, seed_key
 
     store = ResultStore(tmp_path)
     claim = toy_claim("test-robust-lock")

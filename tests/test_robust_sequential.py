@@ -6,12 +6,12 @@ from dataclasses import dataclass
 import pytest
 
 from harness import Between, Check, Claim, Measurement, Region, Tier, experiment, register
-from harness.cli import format_table
-from harness.history import GATE_RULE, compare_runs
-from harness.records import CheckResult
-from harness.runner import RunOptions, run_claims
-from harness.sequential import look_confidence, second_look_size, seeds_needed
-from harness.store import ResultStore
+from harness.claim.records import CheckResult
+from harness.claim.sequential import look_confidence, second_look_size, seeds_needed
+from harness.run.history import GATE_RULE, compare_runs
+from harness.run.runner import RunOptions, run_claims
+from harness.run.store import ResultStore
+from harness.views.cli import format_table
 
 SEEN: list[int] = []
 
@@ -151,7 +151,7 @@ def test_robust_gate_catches_a_check_that_held_inside_an_undecided_claim():
 
 
 def test_undecided_note_marks_a_count_over_the_cap_with_the_tiers_reason():
-    from harness.sequential import undecided_note
+    from harness.claim.sequential import undecided_note
 
     assert undecided_note("inconclusive", 4, 8) == "needs ≈ 4 seeds to decide"
     over = undecided_note("inconclusive", 257, 5, "one test image is 0.125 points")

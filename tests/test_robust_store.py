@@ -9,11 +9,11 @@ from dataclasses import dataclass
 import pytest
 
 from harness import Between, Check, Claim, Measurement, Tier, experiment, register
-from harness.cli import main
 from harness.errors import HarnessError
-from harness.history import load_history
-from harness.runner import RunOptions, run_claims
-from harness.store import ResultStore, check_folder_writable
+from harness.run.history import load_history
+from harness.run.runner import RunOptions, run_claims
+from harness.run.store import ResultStore, check_folder_writable
+from harness.views.cli import main
 
 CALLS: list[int] = []
 
@@ -116,7 +116,6 @@ def test_robust_results_and_reports_must_be_writable_folders(tmp_path, monkeypat
 
 def test_robust_a_failed_write_is_one_line_not_a_traceback(tmp_path, monkeypatch):
     from harness import atomic
-
     def no_space(*a, **k):
         raise OSError(28, "No space left on device")
     monkeypatch.setattr(atomic.tempfile, "mkstemp", no_space)

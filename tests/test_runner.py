@@ -6,8 +6,8 @@ import pandas as pd
 import pytest
 
 from harness import AtLeast, Between, Check, Claim, Measurement, Plot, Tier, experiment, register
-from harness.runner import RunOptions, run_claims
-from harness.store import ResultStore
+from harness.run.runner import RunOptions, run_claims
+from harness.run.store import ResultStore
 
 CALLS = []
 

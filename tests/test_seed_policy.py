@@ -1,9 +1,9 @@
 """Issue 9's seed rule for the default (cpu) run: every stochastic claim gets >= 5 seeds, or a pilot
-whose count is then chosen by power with a cap of at least 5 (harness.sequential)."""
+whose count is then chosen by power with a cap of at least 5 (harness.claim.sequential)."""
 import pkgutil
 
 import claims
-from harness.loader import load_claims
+from harness.run.loader import load_claims
 
 # One seed on purpose, said in the claim's notes: the checked rows do not depend on the seed, and the
 # single-seed interval is the regression's standard error.
@@ -33,7 +33,7 @@ def test_seed_policy_pilots_can_estimate_a_spread():
 
 
 def test_seed_policy_label_says_by_power():
-    from harness.registry import Tier
+    from harness.claim.registry import Tier
 
     assert Tier(3, None, max_seeds=8).seeds_label == "3-8 seeds (by power)"
     assert Tier(5, None).seeds_label == "5 seeds" and Tier(1, None).seeds_label == "1 seed"
@@ -45,9 +45,9 @@ def test_seed_policy_deterministic_claims_run_one_seed(tmp_path):
     import pandas as pd
 
     from harness import Between, Check, Claim, Measurement, Tier, experiment, register
-    from harness.planning import seed_count
-    from harness.runner import RunOptions, run_claims
-    from harness.store import ResultStore
+    from harness.run.planning import seed_count
+    from harness.run.runner import RunOptions, run_claims
+    from harness.run.store import ResultStore
 
     calls = []
 

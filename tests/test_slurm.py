@@ -15,8 +15,10 @@ from pathlib import Path
 
 import pytest
 
-from harness import cli, loader, registry
-from harness.loader import load_claims
+from harness.claim import registry
+from harness.run import loader
+from harness.run.loader import load_claims
+from harness.views import cli
 
 
 def _cluster_problem() -> str | None:

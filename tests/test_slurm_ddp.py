@@ -13,8 +13,8 @@ from pathlib import Path
 import pytest
 from test_slurm import PROBLEM, harness, info_logs, records, wait_running  # noqa: F401 (a fixture)
 
-from harness import cli
 from harness.data.text import stdlib_corpus
+from harness.views import cli
 
 pytestmark = pytest.mark.skipif(PROBLEM is not None, reason=str(PROBLEM))
 

@@ -1,9 +1,8 @@
 """SLURM requests per tier and claim (no cluster needed): layering, checks, and the options that need slurm."""
 import pytest
 
-from harness import cli
 from harness.errors import ConfigError
-from harness.executors.resources import (
+from harness.run.executors.resources import (
     TIER_DEFAULTS,
     SlurmResources,
     data_parallel_ranks,
@@ -11,7 +10,8 @@ from harness.executors.resources import (
     read_config,
     resources_for,
 )
-from harness.executors.slurm import sbatch_args
+from harness.run.executors.slurm import sbatch_args
+from harness.views import cli
 
 CONFIG = """
 [default]
@@ -71,8 +71,8 @@ def test_resources_unknown_executor_is_one_line(tmp_path, capsys):
 
 
 def test_resources_data_parallel_seed_asks_a_task_per_rank_over_its_nodes():
-    from harness.config import apply_overrides
-    from harness.loader import load_claims
+    from harness.claim.config import apply_overrides
+    from harness.run.loader import load_claims
 
     claim = load_claims()["ire-llm-speedup"]
     paper, smoke = claim.tier("paper").config, claim.tier("smoke").config

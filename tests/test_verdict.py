@@ -2,9 +2,9 @@ import math
 
 import pytest
 
+from harness.claim.expect import AtLeast, AtMost, Between, Region, Within
+from harness.claim.verdict import ERROR, FAILS, HOLDS, INCONCLUSIVE, combine, decide, estimate
 from harness.errors import ConfigError
-from harness.expect import AtLeast, AtMost, Between, Region, Within
-from harness.verdict import ERROR, FAILS, HOLDS, INCONCLUSIVE, combine, decide, estimate
 
 
 def test_estimate_t_interval_matches_formula():

@@ -7,11 +7,8 @@ import pandas as pd
 import pytest
 
 from harness import Between, Check, Claim, Effect, Measurement, Tier, experiment, register
-from harness.errors import ConfigError
-from harness.runner import RunOptions, run_claims
-from harness.sequential import seeds_needed
-from harness.store import ResultStore
-from harness.verdict import (
+from harness.claim.sequential import seeds_needed
+from harness.claim.verdict import (
     FAILS,
     HOLDS,
     INCONCLUSIVE,
@@ -23,6 +20,9 @@ from harness.verdict import (
     estimate,
     family_confidence,
 )
+from harness.errors import ConfigError
+from harness.run.runner import RunOptions, run_claims
+from harness.run.store import ResultStore
 
 
 def _est(lo, hi):
@@ -174,7 +174,7 @@ def test_no_second_look_when_a_regime_check_fails(tmp_path):
 
 
 def test_effect_check_records_its_fails_edge_and_the_forest_plot_draws_it():
-    from harness.records import CheckResult
+    from harness.claim.records import CheckResult
     from harness.report.figures import forest_plot
 
     k = CheckResult(metric="gain", expectation="> 0; fails if < 0.29", region=[0.0, None], verdict="inconclusive",

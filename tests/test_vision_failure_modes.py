@@ -3,10 +3,10 @@ sam-ire-flat-convergence and ire-toy-figure1 (through the runner, as `--set opti
 part's `toy.lr=1e6` for sam-ire-flat-convergence) and `--max-steps 5` would run them)."""
 import pytest
 
-from harness.loader import load_claims
-from harness.registry import get_claim
-from harness.runner import RunOptions, run_claims
-from harness.store import ResultStore
+from harness.claim.registry import get_claim
+from harness.run.loader import load_claims
+from harness.run.runner import RunOptions, run_claims
+from harness.run.store import ResultStore
 
 CLAIMS = ("ire-generalization", "sam-ire-flat-convergence", "ire-toy-figure1")
 LR_PATH = {"ire-generalization": "optim.lr", "sam-ire-flat-convergence": "toy.lr", "ire-toy-figure1": "optim.lr"}

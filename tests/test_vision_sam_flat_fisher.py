@@ -7,7 +7,8 @@ import pandas as pd
 import pytest
 import torch
 
-from harness.config import derive
+from harness.claim.config import derive
+from harness.claim.measurement import RunContext
 from harness.errors import NumericalError
 from harness.experiments.sam_flat import (
     ObliqueToy,
@@ -17,7 +18,6 @@ from harness.experiments.sam_flat import (
     sam_flat_convergence,
     toy_steps_to_flat,
 )
-from harness.measurement import RunContext
 from harness.models.toys import Figure1Toy
 
 

@@ -40,12 +40,12 @@ import numpy as np
 import torch
 from scipy import stats
 
-from harness.config import derive
-from harness.expect import AtLeast, AtMost, Between, Effect
+from harness.claim.config import derive
+from harness.claim.expect import AtLeast, AtMost, Between, Effect
+from harness.claim.measurement import RunContext
+from harness.claim.registry import get_claim, load_claims
 from harness.experiments.eos import GDConfig
-from harness.measurement import RunContext
-from harness.provenance import config_hash
-from harness.registry import get_claim, load_claims
+from harness.run.provenance import config_hash
 
 SETTINGS = {
     "today": {},

@@ -1,14 +1,23 @@
 """Deciding a claim's checks from its seeds: each check's estimate, interval and verdict, and the scale
-note of the config that ran (harness.verdict holds the rules; this module applies them to a claim)."""
+note of the config that ran (harness.claim.verdict holds the rules; this module applies them to a claim)."""
 from __future__ import annotations
 
 import math
 
-from harness.config import config_paths
-from harness.expect import Effect
-from harness.records import CheckResult
-from harness.sequential import seeds_needed
-from harness.verdict import CONFIDENCE, ERROR, FAILS, HOLDS, INCONCLUSIVE, decide, effect_distance, estimate
+from harness.claim.config import config_paths
+from harness.claim.expect import Effect
+from harness.claim.records import CheckResult
+from harness.claim.sequential import seeds_needed
+from harness.claim.verdict import (
+    CONFIDENCE,
+    ERROR,
+    FAILS,
+    HOLDS,
+    INCONCLUSIVE,
+    decide,
+    effect_distance,
+    estimate,
+)
 
 STEP_CAPPED = "step-capped run"
 

@@ -162,7 +162,7 @@ class Below(Expectation):
 @dataclass(frozen=True)
 class Effect(Expectation):
     """A comparative claim ("A improves on B") with a smallest effect of interest, so that both outcomes
-    are reachable (the rule, EFFECT_RULE, is decided in harness.verdict.decide):
+    are reachable (the rule, EFFECT_RULE, is decided in harness.claim.verdict.decide):
 
     - holds: the interval excludes "no effect" (`null`) in the claimed direction and does not exclude
       an effect of the smallest size of interest;

@@ -80,7 +80,7 @@ class _Record:
 class SeedRecord(_Record):
     """One seed of one experiment, as stored under cache/<key>.json.
 
-    A seed that never ran (its worker died, see harness.parallel) has no threads, environment or
+    A seed that never ran (its worker died, see harness.run.parallel) has no threads, environment or
     recorded time; those keys are then left out, as before.
     """
 
@@ -132,11 +132,11 @@ class CheckResult(_Record):
     label: str = ""
     expectation: str | None = None  # None: a reported row
     region: list | None = None  # [lo, hi] of the accepted region
-    estimate: dict | None = None  # harness.verdict.Estimate.as_dict(); None: no values
+    estimate: dict | None = None  # harness.claim.verdict.Estimate.as_dict(); None: no values
     verdict: str | None = None
     seeds_needed: int | None = None  # set only for an inconclusive check of a random claim
     reason: str | None = None
-    source: str | None = None  # where the band comes from (harness.registry.Check.source), when declared
+    source: str | None = None  # where the band comes from (harness.claim.registry.Check.source), when declared
     paper: str | None = None  # the paper's own number and where it is printed, when declared
     effect_edge: float | None = None  # an Effect check: null + smallest effect; wholly short of it: fails
     extra: dict = field(default_factory=dict)
@@ -195,7 +195,7 @@ class ClaimResult(_Record):
     regime: list[CheckResult] = field(default_factory=list)  # the claim's premise at this tier (verdict gates)
     verdict: str = "error"
     wall_time_s: float | None = None
-    plots: list = field(default_factory=list)  # harness.registry.Plot as dicts
+    plots: list = field(default_factory=list)  # harness.claim.registry.Plot as dicts
     extra: dict = field(default_factory=dict)
 
     @classmethod
@@ -215,13 +215,13 @@ class RunSummary(_Record):
 
     schema: int | None = None  # set by ResultStore.save_run
     run_id: str
-    status: str = "unknown"  # harness.store.STATUSES once read through ResultStore.load_run
+    status: str = "unknown"  # harness.run.store.STATUSES once read through ResultStore.load_run
     tier: str = "?"
     started: str | None = None
     finished: str | None = None  # None while it runs
     options: dict = field(default_factory=dict)
     writer: dict = field(default_factory=dict)  # pid and host of the process that writes it
-    environment: dict = field(default_factory=dict)  # harness.provenance.environment()
+    environment: dict = field(default_factory=dict)  # harness.run.provenance.environment()
     claims: list[ClaimResult] = field(default_factory=list)
     status_reason: str | None = None  # why it was interrupted or aborted
     extra: dict = field(default_factory=dict)
@@ -286,7 +286,7 @@ def field_type_problem(cls, d: Mapping) -> str | None:
 def run_record_problem(run: Mapping) -> str | None:
     """Why a stored run summary's fields, its claims', seeds' and checks' do not have their declared
     types, or hold an unknown verdict or a malformed region (None: the whole record is sound)."""
-    from harness.verdict import VERDICTS
+    from harness.claim.verdict import VERDICTS
 
     problem = field_type_problem(RunSummary, run)
     for c in run.get("claims") or []:

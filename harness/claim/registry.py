@@ -13,9 +13,9 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from harness.claim.expect import Expectation
+from harness.claim.measurement import Measurement, RunContext
 from harness.errors import ConfigError, UnknownClaimError
-from harness.expect import Expectation
-from harness.measurement import Measurement, RunContext
 
 TIERS = ("smoke", "cpu", "gpu", "paper")
 REQUIRED_TIERS = ("smoke", "cpu")
@@ -34,13 +34,13 @@ def experiment(name: str, config: type, outputs=None, curves=None):
             that runs the same experiment with the same config and seed.
         config: the frozen dataclass type of its configuration.
         outputs: the scalar names it returns (fnmatch patterns allowed, e.g. "final_val_loss.*");
-            when given, register() rejects a claim naming any other metric (harness.outputs).
+            when given, register() rejects a claim naming any other metric (harness.claim.outputs).
         curves: its curve tables, table -> column names (patterns allowed); checked the same way
             against the claim's plots.
     """
     if not (dataclasses.is_dataclass(config) and config.__dataclass_params__.frozen):
         raise TypeError(f"experiment {name!r}: config must be a frozen dataclass, got {config!r}")
-    from harness.outputs import normalize
+    from harness.claim.outputs import normalize
 
     outputs, curves = normalize(name, outputs, curves)
 
@@ -63,7 +63,7 @@ class Tier:
     seeds: int
     config: object
     scale: str = ""
-    max_seeds: int | None = None  # > seeds: seeds chosen by power, up to this many (harness.sequential)
+    max_seeds: int | None = None  # > seeds: seeds chosen by power, up to this many (harness.claim.sequential)
     # Why no seed count this tier can afford decides some check (its spread against its smallest effect,
     # or one deterministic run): shown beside an inconclusive check whose seeds-needed is over the cap.
     cap_reason: str = ""
@@ -206,7 +206,7 @@ def register(claim: Claim) -> Claim:
                             f"{claim.experiment.config_type.__name__}, got {type(tier.config).__name__}")
     if not claim.checks:
         raise ValueError(f"claim {claim.id!r} has no checks: a claim must be able to fail")
-    from harness.outputs import claim_name_problems
+    from harness.claim.outputs import claim_name_problems
 
     names = claim_name_problems(claim)  # a typo in a metric name fails now, not after the compute
     if names:

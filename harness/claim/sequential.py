@@ -25,9 +25,9 @@ from collections.abc import Sequence
 
 from scipy import stats
 
-from harness.expect import Region
-from harness.records import CheckResult
-from harness.verdict import CONFIDENCE
+from harness.claim.expect import Region
+from harness.claim.records import CheckResult
+from harness.claim.verdict import CONFIDENCE
 
 LOOKS = 2
 MAX_PROJECTED = 10_000
@@ -47,7 +47,7 @@ def seeds_needed(values: Sequence[float], region: Region, confidence: float,
         region: the accepted region of the check.
         confidence: the two-sided level of the interval the decision will use.
         distance: how far the mean must be from the decisive edge (an Effect's, see
-            harness.verdict.effect_distance); default: the nearest finite bound of `region`.
+            harness.claim.verdict.effect_distance); default: the nearest finite bound of `region`.
     Returns:
         n >= 2, or None when no count can be projected.
     """

@@ -8,7 +8,7 @@ out-of-regime: a pre-registered regime check of the claim (its premise at this t
               steps still improves the loss") fails: the claim is not about this setting, so its checks
               say nothing about it either way. Counted apart from holds and fails.
 
-A comparative check with a smallest effect of interest (harness.expect.Effect) is decided by EFFECT_RULE.
+A comparative check with a smallest effect of interest (harness.claim.expect.Effect) is decided by EFFECT_RULE.
 Every check of a claim is one test of a family: each interval is at level 1 - alpha / (looks * checks)
 (Bonferroni; FAMILY_RULE), so the chance that any interval of the claim misses is at most alpha.
 """
@@ -20,7 +20,7 @@ from dataclasses import dataclass
 
 from scipy import stats
 
-from harness.expect import Effect, Expectation, Region
+from harness.claim.expect import Effect, Expectation, Region
 
 HOLDS, FAILS, INCONCLUSIVE, ERROR = "holds", "fails", "inconclusive", "error"
 OUT_OF_REGIME = "out-of-regime"

@@ -7,7 +7,7 @@ from dataclasses import dataclass
 
 import torch
 
-from harness.components import Registry
+from harness.claim.components import Registry
 from harness.errors import ConfigError, DataError
 
 

@@ -18,7 +18,7 @@ from pathlib import Path
 
 import numpy as np
 
-from harness.components import Registry
+from harness.claim.components import Registry
 
 # WikiText-103's data_root is resolved (and downloaded on first use) in harness.data.download.
 from harness.data.download import check_wikitext103
@@ -274,7 +274,7 @@ def _random_source(cache_dir: PathLike, root: str, max_bytes: int, tokenizer: st
     return random_tokens(cache_dir, n_tokens=max_bytes)  # uniform GPT-2-vocabulary tokens: no tokenizer
 
 
-# The data a pre-training config can name (harness.components): name -> loader(cache_dir, root, max_bytes,
+# The data a pre-training config can name (harness.claim.components): name -> loader(cache_dir, root, max_bytes,
 # tokenizer) -> TextData. stdlib caps the corpus at max_bytes; random makes max_bytes tokens (timing only).
 PRETRAIN_SOURCES: Registry[Callable[[PathLike, str, int, str], TextData]] = Registry("text data source")
 PRETRAIN_SOURCES.add("stdlib", lambda cache_dir, root, max_bytes, tokenizer: stdlib_corpus(

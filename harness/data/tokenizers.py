@@ -13,7 +13,7 @@ from pathlib import Path
 
 import numpy as np
 
-from harness.components import Registry, unknown_name
+from harness.claim.components import Registry, unknown_name
 from harness.errors import HarnessError
 
 log = logging.getLogger(__name__)
@@ -103,7 +103,7 @@ class GPT2Tokenizer:
 
 Tokenizer = ByteTokenizer | GPT2Tokenizer
 
-# The named tokenizers (harness.components): name -> class; "auto" is get_tokenizer's choice between them.
+# The named tokenizers (harness.claim.components): name -> class; "auto" is get_tokenizer's choice between them.
 TOKENIZERS: Registry[type] = Registry("tokenizer")
 TOKENIZERS.add("bytes", ByteTokenizer)
 TOKENIZERS.add("gpt2", GPT2Tokenizer)

@@ -19,15 +19,15 @@ import numpy as np
 import pandas as pd
 import torch
 
-from harness.config import check_bounds
+from harness.claim.config import check_bounds
+from harness.claim.measurement import Measurement, RunContext
+from harness.claim.registry import experiment
 from harness.curvature import HessianOperator, top_eigenvalues
 from harness.data.datasets import DATASETS, check_data_source, load_dataset
 from harness.errors import ConfigError
 from harness.losses import LOSSES
-from harness.measurement import Measurement, RunContext
 from harness.models.factory import build_classifier
 from harness.optim import OptimizerSpec
-from harness.registry import experiment
 
 _NAME_OK = str.isidentifier
 

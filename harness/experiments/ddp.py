@@ -18,7 +18,7 @@ an arm in progress checkpoints (model, optimizer, step, random streams, curve so
 While an arm trains, rank 0 holds its lock file (the runner's): a second launch of the same arm on the
 same store stops with one line instead of training it twice.
 
-The launcher keys and records seeds through the runner's own functions (harness.seeds.seed_key,
+The launcher keys and records seeds through the runner's own functions (harness.run.seeds.seed_key,
 seed_record); the group, checkpoints and collectives are harness.distributed's.
 """
 from __future__ import annotations
@@ -32,14 +32,14 @@ import time
 
 import torch
 
-from harness.config import apply_overrides
+from harness.claim.config import apply_overrides
+from harness.claim.measurement import Measurement, RunContext
+from harness.claim.registry import Claim, get_claim
 from harness.distributed import Checkpointing, Comm, StopTraining, process_group
 from harness.errors import ConfigError, HarnessError, seed_failure
-from harness.measurement import Measurement, RunContext
-from harness.planning import MAX_SEED, RunOptions
-from harness.registry import Claim, get_claim
-from harness.seeds import Session, seed_key, seed_record
-from harness.store import ResultStore, SeedLock
+from harness.run.planning import MAX_SEED, RunOptions
+from harness.run.seeds import Session, seed_key, seed_record
+from harness.run.store import ResultStore, SeedLock
 
 log = logging.getLogger("harness.ddp")
 
@@ -76,7 +76,7 @@ def check_args(args: argparse.Namespace) -> None:
 
 
 def load_claim(claim_id: str, claims_path: list[str]) -> Claim:
-    """The claim to run, loaded as the main CLI loads claims (harness.loader.load_all).
+    """The claim to run, loaded as the main CLI loads claims (harness.run.loader.load_all).
 
     Args:
         claim_id: its id.
@@ -85,7 +85,7 @@ def load_claim(claim_id: str, claims_path: list[str]) -> Claim:
     Raises:
         HarnessError: a claim source fails to load, or no source registers `claim_id`.
     """
-    from harness.loader import load_all
+    from harness.run.loader import load_all
 
     if not claims_path:
         try:  # the claim's own module (claims/<id with underscores>.py) loads faster than every claim
@@ -112,8 +112,8 @@ def claim_seed(store: ResultStore, key: str, what: str) -> tuple[SeedLock | None
 
 def run_seed(args: argparse.Namespace, comm: Comm, device: torch.device) -> int:
     """Run (or finish) one seed of args.claim at args.tier on this rank. Returns an exit code."""
-    from harness.cli_values import overrides as _overrides
-    from harness.planning import validate_config
+    from harness.run.planning import validate_config
+    from harness.run.values import overrides as _overrides
 
     claim = load_claim(args.claim, args.claims_path)
     overrides = _overrides(args.set)
@@ -136,7 +136,7 @@ def compute_seed(experiment, config, seed: int, session: Session, comm: Comm, ch
                  until_step: int | None = None, arms: list[str] | tuple[str, ...] = ()) -> int:
     """Compute (or finish) one seed data-parallel on this rank and store it as the runner would.
 
-    Shared by the torchrun launcher (main) and a SLURM job's ranks (harness.executors.ddp_job): each
+    Shared by the torchrun launcher (main) and a SLURM job's ranks (harness.run.executors.ddp_job): each
     training arm is a sub-run stored under the runner's key, trained in `comm`'s group, checkpointed every
     `checkpoint_every` steps and resumed from its checkpoint when computed again; rank 0 holds each arm's
     lock and stores the records.

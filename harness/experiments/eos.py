@@ -19,18 +19,18 @@ import pandas as pd
 import torch
 from scipy import stats
 
-from harness.components import check_choice
-from harness.config import check_bounds
+from harness.claim.components import check_choice
+from harness.claim.config import check_bounds
+from harness.claim.measurement import Measurement, RunContext
+from harness.claim.registry import experiment
 from harness.curvature.lanczos import STOPS
 from harness.data.datasets import DATASETS, check_data_source, load_dataset
 from harness.errors import ConfigError
 from harness.losses import LOSSES
-from harness.measurement import Measurement, RunContext
 from harness.models.cnn import POOLS
 from harness.models.factory import CLASSIFIERS, build_classifier, takes_images
 from harness.models.mlp import ACTIVATIONS
 from harness.optim import CONSTANT_LR, OptimizerSpec, optimizer_names, require_spec
-from harness.registry import experiment
 from harness.train import GDResult, train_full_batch_gd
 
 

@@ -25,12 +25,12 @@ from dataclasses import dataclass
 import numpy as np
 import pandas as pd
 
-from harness.config import derive
+from harness.claim.config import derive
+from harness.claim.measurement import Measurement, RunContext
+from harness.claim.registry import experiment
 from harness.errors import ConfigError
 from harness.experiments.eos import GDConfig, gd_sharpness_trajectory, log_interp
 from harness.experiments.eos_ladder import rung, truncated_run
-from harness.measurement import Measurement, RunContext
-from harness.registry import experiment
 
 
 @dataclass(frozen=True)

@@ -22,11 +22,11 @@ import numpy as np
 import pandas as pd
 from scipy import stats
 
-from harness.config import derive
+from harness.claim.config import derive
+from harness.claim.measurement import Measurement, RunContext
+from harness.claim.registry import experiment
 from harness.errors import ConfigError
 from harness.experiments.eos import GDConfig, gd_sharpness_trajectory, trajectory_metrics
-from harness.measurement import Measurement, RunContext
-from harness.registry import experiment
 
 EDGE = 2.0  # the theorem's limit of lr * lambda_max (Thm. 1.1)
 

@@ -20,12 +20,12 @@ import numpy as np
 import pandas as pd
 from scipy import stats
 
-from harness.config import derive
+from harness.claim.config import derive
+from harness.claim.measurement import Measurement, RunContext
+from harness.claim.registry import experiment
 from harness.errors import ConfigError
 from harness.experiments.eos import GDConfig, gd_sharpness_trajectory, onset_index
-from harness.measurement import Measurement, RunContext
 from harness.optim import OptimizerSpec
-from harness.registry import experiment
 
 
 @dataclass(frozen=True)

@@ -10,11 +10,11 @@ import numpy as np
 import pandas as pd
 from scipy import stats
 
-from harness.config import check_bounds, derive
+from harness.claim.config import check_bounds, derive
+from harness.claim.measurement import Measurement, RunContext
+from harness.claim.registry import experiment
 from harness.experiments.eos import GDConfig, gd_sharpness_trajectory, log_interp
-from harness.measurement import Measurement, RunContext
 from harness.models.factory import CLASSIFIERS
-from harness.registry import experiment
 
 
 @dataclass(frozen=True)

@@ -11,10 +11,10 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass
 
+from harness.claim.measurement import Measurement, RunContext
+from harness.claim.registry import experiment
 from harness.errors import ConfigError
 from harness.experiments.eos import GDConfig, gd_sharpness_trajectory
-from harness.measurement import Measurement, RunContext
-from harness.registry import experiment
 
 _ARM = re.compile(r"^[a-z][a-z0-9_]*$")
 

@@ -30,16 +30,16 @@ import torch
 import torch.nn.functional as F
 from torch.optim import Optimizer
 
-from harness.components import Registry, check_choice
-from harness.config import check_bounds
+from harness.claim.components import Registry, check_choice
+from harness.claim.config import check_bounds
+from harness.claim.measurement import Measurement, RunContext
+from harness.claim.registry import experiment
 from harness.data import augment_batch, with_label_noise
 from harness.data.datasets import DATASETS, check_data_source, load_dataset
 from harness.errors import ConfigError, NumericalError
 from harness.experiments.vision_eval import accuracy_percent, final_trace
-from harness.measurement import Measurement, RunContext
 from harness.models import SmallCNN, resnet20
 from harness.optim import IRE, SAM, SAMIRE, OptimizerSpec, require_spec
-from harness.registry import experiment
 
 BASES = ("sgd", "sam")
 VARIANTS = ("", "_ire", "_ire_random", "_lr_boost", "_null")  # base, IRE, two controls, null

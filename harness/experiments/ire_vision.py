@@ -5,6 +5,8 @@ from __future__ import annotations
 
 import pandas as pd
 
+from harness.claim.measurement import Measurement, RunContext
+from harness.claim.registry import experiment
 from harness.experiments.generalization import (
     ARMS,
     BASE_OF,
@@ -14,8 +16,6 @@ from harness.experiments.generalization import (
     VisionConfig,
     vision_base_arms,
 )
-from harness.measurement import Measurement, RunContext
-from harness.registry import experiment
 
 
 @experiment("ire_generalization", VisionConfig,

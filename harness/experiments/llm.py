@@ -18,10 +18,10 @@ from dataclasses import dataclass, replace
 import numpy as np
 import pandas as pd
 
+from harness.claim.measurement import Measurement, RunContext
+from harness.claim.registry import experiment
 from harness.errors import ConfigError
 from harness.experiments.llm_train import PretrainSetup, llm_pretrain_arm
-from harness.measurement import Measurement, RunContext
-from harness.registry import experiment
 
 
 # ---------------------------------------------------------------------------------------------------

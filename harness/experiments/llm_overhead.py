@@ -16,7 +16,9 @@ from dataclasses import dataclass, replace
 import pandas as pd
 import torch
 
-from harness.config import refuse_unread
+from harness.claim.config import refuse_unread
+from harness.claim.measurement import Measurement, RunContext, stream_seed
+from harness.claim.registry import experiment
 from harness.distributed import Comm
 from harness.errors import ConfigError
 from harness.experiments.llm_mask import model_logits, refresh_mask
@@ -30,9 +32,7 @@ from harness.experiments.llm_train import (
     precision_name,
     train_step,
 )
-from harness.measurement import Measurement, RunContext, stream_seed
 from harness.optim import CONSTANT_LR, IRE, OptimizerSpec, require_spec
-from harness.registry import experiment
 
 PAPER_STEP_TIME_RATIO = 0.185 / 0.165  # ≈ 1.12: AdmIRE vs AdamW seconds per step on one A800 (paper)
 _TIMED = "the timed blocks (blocks x mask_every steps at the peak lr, no evaluation, in process)"

@@ -30,7 +30,9 @@ from pathlib import Path
 import pandas as pd
 import torch
 
-from harness.components import check_choice
+from harness.claim.components import check_choice
+from harness.claim.measurement import Measurement, RunContext, stream_seed
+from harness.claim.registry import experiment
 from harness.data.download import data_dir
 from harness.data.text import PRETRAIN_SOURCES
 from harness.data.token_streams import TextData
@@ -38,10 +40,8 @@ from harness.data.tokenizers import TOKENIZERS, get_tokenizer
 from harness.distributed import Checkpointing, Comm, StopTraining, load_checkpoint, save_checkpoint
 from harness.errors import ConfigError
 from harness.experiments.llm_mask import model_logits, refresh_mask
-from harness.measurement import Measurement, RunContext, stream_seed
 from harness.models.llama import Llama, count_parameters, preset
 from harness.optim import IRE, OptimizerSpec
-from harness.registry import experiment
 
 log = logging.getLogger(__name__)
 

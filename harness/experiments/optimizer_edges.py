@@ -21,12 +21,12 @@ from dataclasses import dataclass
 import numpy as np
 import pandas as pd
 
-from harness.config import check_bounds
+from harness.claim.config import check_bounds
+from harness.claim.measurement import Measurement, RunContext
+from harness.claim.registry import experiment
 from harness.errors import ConfigError
 from harness.experiments.eos import GDConfig, gd_sharpness_trajectory
-from harness.measurement import Measurement, RunContext
 from harness.optim import OptimizerSpec, require_spec
-from harness.registry import experiment
 
 TAIL = 0.3  # without an onset, medians are over the last 30% of measurements
 

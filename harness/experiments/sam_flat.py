@@ -24,16 +24,16 @@ import pandas as pd
 import torch
 import torch.nn.functional as F
 
-from harness.config import check_bounds
+from harness.claim.config import check_bounds
+from harness.claim.measurement import Measurement, RunContext
+from harness.claim.registry import experiment
 from harness.curvature import HessianOperator, hutchinson_trace
 from harness.data.datasets import load_dataset
 from harness.errors import ConfigError, NumericalError
 from harness.experiments.toy import loglog_slope
-from harness.measurement import Measurement, RunContext
 from harness.models.cnn import SmallCNN
 from harness.models.toys import Figure1Toy
 from harness.optim import CONSTANT_LR, OptimizerSpec, flat_mask_from_scores, require_spec
-from harness.registry import experiment
 
 
 @dataclass(frozen=True)

@@ -21,12 +21,12 @@ import pandas as pd
 import torch
 from scipy import stats
 
-from harness.config import check_bounds
+from harness.claim.config import check_bounds
+from harness.claim.measurement import Measurement, RunContext
+from harness.claim.registry import experiment
 from harness.errors import ConfigError, NumericalError
-from harness.measurement import Measurement, RunContext
 from harness.models.toys import Figure1Toy, RotatedToy
 from harness.optim import CONSTANT_LR, OptimizerSpec, flat_mask_from_scores, require_spec
-from harness.registry import experiment
 
 # ---------------------------------------------------------------- metric helpers
 

@@ -6,7 +6,7 @@ from dataclasses import dataclass
 
 import torch.nn as nn
 
-from harness.components import Registry
+from harness.claim.components import Registry
 from harness.errors import ConfigError
 from harness.models.cnn import PlainCNN, ScaleInvariantCNN, SmallCNN
 from harness.models.mlp import PlainMLP, ScaleInvariantMLP

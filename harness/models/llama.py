@@ -21,7 +21,7 @@ import torch
 import torch.nn as nn
 import torch.nn.functional as F
 
-from harness.components import Registry
+from harness.claim.components import Registry
 
 
 def _llama_mlp_hidden(dim: int) -> int:
@@ -300,7 +300,7 @@ PAPER_NAMES: dict[str, str] = {
 }
 
 
-# The presets as a component registry (harness.components): what a config's `model` names.
+# The presets as a component registry (harness.claim.components): what a config's `model` names.
 LLAMA_MODELS: Registry[LlamaConfig] = Registry("Llama preset")
 for _name, _config in LLAMA_PRESETS.items():
     LLAMA_MODELS.add(_name, _config)

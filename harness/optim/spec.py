@@ -27,7 +27,7 @@ from dataclasses import dataclass
 import torch
 from torch.optim import Optimizer
 
-from harness.components import Registry, check_choice
+from harness.claim.components import Registry, check_choice
 from harness.errors import ConfigError
 from harness.optim.ire import IRE, MASK_KINDS
 from harness.optim.projected import IREProjected

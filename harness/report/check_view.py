@@ -11,10 +11,10 @@ from __future__ import annotations
 
 import math
 
-from harness import verdict as _verdict
-from harness.records import CheckResult, ClaimResult
+from harness.claim import verdict as _verdict
+from harness.claim.records import CheckResult, ClaimResult
+from harness.claim.sequential import undecided_note
 from harness.report.figures import to_float
-from harness.sequential import undecided_note
 
 OUT_OF_REGIME = getattr(_verdict, "OUT_OF_REGIME", "out-of-regime")
 VERDICT_WORDS = tuple(dict.fromkeys((*_verdict.VERDICTS, OUT_OF_REGIME)))

@@ -18,7 +18,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from harness.records import CheckResult, ClaimResult, SeedRecord
+from harness.claim.records import CheckResult, ClaimResult, SeedRecord
 from harness.report.plotting import (
     ACCEPTED_COLOR,
     PALETTE,
@@ -62,7 +62,7 @@ def claim_figures(claim: dict, records: list[dict | None]) -> Figures:
         claim: one entry of run["claims"] (as stored).
         records: the seed records of claim["seeds"] (as stored), in the same order; None where missing.
     Raises:
-        HarnessError: the claim entry has no id (harness.records.ClaimResult.from_dict).
+        HarnessError: the claim entry has no id (harness.claim.records.ClaimResult.from_dict).
     """
     return result_figures(ClaimResult.from_dict(claim),
                           [None if r is None else SeedRecord.from_dict(r) for r in records])

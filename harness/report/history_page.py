@@ -2,7 +2,7 @@
 previous comparable run, a verdict timeline, and each check's value over runs with its interval (at
 the family level that run used).
 
-Only runs comparable to the report's run (same tier and measurement options, see harness.history)
+Only runs comparable to the report's run (same tier and measurement options, see harness.run.history)
 and not newer than it are shown, so an old report re-renders the same.
 """
 from __future__ import annotations
@@ -14,12 +14,12 @@ from pathlib import Path
 import pandas as pd
 from markupsafe import Markup
 
+from harness.claim.records import RunSummary
 from harness.errors import HarnessError
-from harness.history import diff_against_history, load_history, options_key
-from harness.records import RunSummary
 from harness.report.figures import visible_region
 from harness.report.plotting import HBand, PlottingUnavailable, Series, line_plot
-from harness.store import ResultStore
+from harness.run.history import diff_against_history, load_history, options_key
+from harness.run.store import ResultStore
 
 MAX_TIMELINE_RUNS = 30
 
@@ -76,9 +76,9 @@ def other_runs(store: ResultStore, all_df: pd.DataFrame, key: str) -> list[dict]
 
 
 def gate_rule() -> str:
-    """The regression gate's rule in words (harness.history.GATE_RULE), or a fallback while it is absent."""
+    """The regression gate's rule in words (harness.run.history.GATE_RULE), or a fallback while it is absent."""
     try:
-        from harness.history import GATE_RULE
+        from harness.run.history import GATE_RULE
     except ImportError:
         return ("The gate (`--fail-on-regression`, `harness gate`) exits 1 when a claim that held in its previous "
                 "comparable run no longer holds.")

@@ -1,7 +1,7 @@
 """The performance page of a report (perf.html): benchmark ratios from pytest-benchmark's saved runs.
 
 Shows the newest saved run's ratios against the previous run on the same machine folder (worse beyond
-noise is flagged, see harness.perf), each ratio over the saved runs, and the raw timings.
+noise is flagged, see harness.run.perf), each ratio over the saved runs, and the raw timings.
 """
 from __future__ import annotations
 
@@ -10,8 +10,8 @@ from pathlib import Path
 
 from markupsafe import Markup
 
-from harness.perf import MIN_ROUNDS, RATIOS, latest_pair, load_bench_runs, ratio, worse
 from harness.report.plotting import PlottingUnavailable, Series, line_plot
+from harness.run.perf import MIN_ROUNDS, RATIOS, latest_pair, load_bench_runs, ratio, worse
 
 MAX_RUNS = 30
 

@@ -18,11 +18,11 @@ import jinja2
 from markupsafe import Markup
 
 from harness.atomic import atomic_write_text
-from harness.records import CheckResult, ClaimResult, RunSummary, SeedEntry, SeedRecord
+from harness.claim.records import CheckResult, ClaimResult, RunSummary, SeedEntry, SeedRecord
 from harness.report import check_view as cv
 from harness.report import notebooks as nbs
 from harness.report.figures import result_figures, to_float
-from harness.store import ResultStore
+from harness.run.store import ResultStore
 
 log = logging.getLogger(__name__)
 

@@ -23,9 +23,9 @@ from dataclasses import dataclass, field
 
 import pandas as pd
 
+from harness.claim.records import ClaimResult, RunSummary
 from harness.errors import HarnessError
-from harness.records import ClaimResult, RunSummary
-from harness.store import ResultStore
+from harness.run.store import ResultStore
 
 GATE_RULE = ("A regression is a claim, or one of its checks, that held or was inconclusive in its previous "
              "comparable complete run and now fails or errors, or that held and is now inconclusive with a value "

@@ -1,7 +1,7 @@
 """Where claims come from: this repository's `claims` package, the `claim_harness.claims` entry points
 of installed packages, and folders named with `--claims-path`. All of them feed one strict registry.
 
-Every source goes through harness.registry.register, so one claim id registered by two files is an
+Every source goes through harness.claim.registry.register, so one claim id registered by two files is an
 error naming both, wherever they live; a module that fails to import is an error naming its file; a
 source that registers no claim is an error (a mistyped path never silently reads as an empty set).
 
@@ -24,8 +24,8 @@ from collections.abc import Iterable
 from importlib import metadata
 from pathlib import Path
 
+from harness.claim.registry import Claim, Experiment, all_claims, all_experiments, claims_from
 from harness.errors import HarnessError, describe, is_user_interrupt
-from harness.registry import Claim, Experiment, all_claims, all_experiments, claims_from
 
 ENTRY_POINT_GROUP = "claim_harness.claims"  # each entry point names a module or package of claims
 

@@ -26,11 +26,11 @@ from multiprocessing import get_context
 
 import torch
 
-from harness import provenance
 from harness.errors import HarnessError
-from harness.seeds import Session, cached_seed, seed_key, seed_numbers, usable
+from harness.run import provenance
+from harness.run.seeds import Session, cached_seed, seed_key, seed_numbers, usable
 
-log = logging.getLogger("harness.runner")  # the progress display matches the runner's messages
+log = logging.getLogger("harness.run.runner")  # the progress display matches the runner's messages
 
 
 @dataclass(frozen=True)
@@ -80,7 +80,7 @@ def run_tasks(tasks: list[_Task], session) -> None:
         # one seed gains nothing from a pool: a worker would spend seconds importing torch, pandas and
         # scipy while the parent waits; the claim's serial loop computes it in this process instead
         return
-    from harness.registry import all_experiments
+    from harness.claim.registry import all_experiments
 
     hashes = provenance.code_hashes(all_experiments())
     jobs = session.options.jobs
@@ -166,8 +166,8 @@ def _worker_init(hashes: dict, parent_pid: int) -> None:
 def _worker_run(task: _Task, options, device: str, root: str, run_id: str) -> str | None:
     """Compute one seed in a worker; returns the error of a seed that failed for a reason of the
     environment (not stored: the parent records it in session.lost), else None."""
-    from harness.loader import experiment_named
-    from harness.store import ResultStore
+    from harness.run.loader import experiment_named
+    from harness.run.store import ResultStore
 
     exp = experiment_named(task.experiment, task.module)
     session = Session(options, torch.device(device), ResultStore(root), run_id)

@@ -12,7 +12,7 @@ without them (older runs) falls back to the ratio of the two benchmarks' medians
 benchmark's interquartile range (sd ~ IQR / 1.349); on a loaded machine that reads several times the
 true ratio (3.96 for a ratio of 1.8), so such rows are marked "separate". A ratio got *worse* when
 - the new interval lies entirely above the previous one (the same disjoint-interval rule as claim
-  values in harness.history),
+  values in harness.run.history),
 - it rose by more than MIN_RISE (5%, pytest-benchmark's customary --benchmark-compare-fail threshold):
   runs on different days drift by a few percent for reasons the within-run spread cannot see, and
 - the ratio of the two minimum times (the floor, least touched by other load) rose by MIN_RISE too:

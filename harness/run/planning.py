@@ -12,9 +12,9 @@ from dataclasses import dataclass, field
 
 import torch
 
-from harness.config import apply_overrides
+from harness.claim.config import apply_overrides
+from harness.claim.registry import Claim
 from harness.errors import ConfigError
-from harness.registry import Claim
 
 MAX_SEEDS = 10_000  # more is a typo, not a plan
 MAX_SEED = 2**31 - 1  # the largest seed number: any RNG (torch, numpy's legacy seed) takes it
@@ -30,7 +30,7 @@ class RunOptions:
     use_cache: bool = True
     jobs: int = 1  # seeds run in this many processes at once (CPU); results are identical
     seed_offset: int = 0  # seeds are seed_offset .. seed_offset + n - 1 (fresh, disjoint seeds)
-    executor: object | None = None  # a harness.executors.Executor computing missing seeds; None: local pool
+    executor: object | None = None  # a harness.run.executors.Executor computing missing seeds; None: local pool
 
     def __post_init__(self):
         def positive(x):

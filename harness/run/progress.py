@@ -22,7 +22,7 @@ from dataclasses import dataclass, field
 from typing import TextIO
 
 _STEP = re.compile(r"^(?P<label>.+) seed (?P<seed>\d+): step (?P<step>\d+)/(?P<total>\d+)$")
-# The runner's log messages (harness/runner.py), matched by their format string.
+# The runner's log messages (harness/run/runner.py), matched by their format string.
 RUN_START = "run %s: %d claim(s) at tier %s on %s"
 CLAIM_START = "[%d/%d] %s (%s tier)"
 SEED_DONE = "  seed %d/%d %s in %.1fs%s"

@@ -13,7 +13,7 @@ from pathlib import Path
 
 import torch
 
-PACKAGE_ROOT = Path(__file__).resolve().parent
+PACKAGE_ROOT = Path(__file__).resolve().parents[1]  # the harness package (this file is in harness/run/)
 PACKAGES = ("torch", "numpy", "scipy", "pandas", "jinja2", "scikit-learn")
 
 
@@ -38,10 +38,10 @@ def code_hashes(names) -> dict[str, str]:
 
 # Modules that only read, decide or display results: editing them keeps every stored seed valid.
 # (The seed -> RNG rule lives in measurement.py, which is not listed, so it does count.)
-NOT_MEASUREMENT = ("harness", "harness.__main__", "harness.cli", "harness.runner", "harness.seeds",
-                   "harness.history", "harness.store", "harness.provenance", "harness.registry",
-                   "harness.progress", "harness.atomic", "harness.perf", "harness.verdict", "harness.expect",
-                   "harness.errors", "harness.sequential", "harness.outputs", "harness.report",
+NOT_MEASUREMENT = ("harness", "harness.__main__", "harness.views.cli", "harness.run.runner", "harness.run.seeds",
+                   "harness.run.history", "harness.run.store", "harness.run.provenance", "harness.claim.registry",
+                   "harness.run.progress", "harness.atomic", "harness.run.perf", "harness.claim.verdict", "harness.claim.expect",
+                   "harness.errors", "harness.claim.sequential", "harness.claim.outputs", "harness.report",
                    "harness.experiments")
 
 
@@ -58,7 +58,7 @@ def experiment_code_hash(name: str) -> str:
     """
     if _code_hash_override is not None and name in _code_hash_override:
         return _code_hash_override[name]
-    from harness.registry import all_experiments
+    from harness.claim.registry import all_experiments
 
     fn = all_experiments().get(name)
     if fn is None:
@@ -72,8 +72,8 @@ def code_hash() -> str:
 
 
 # What can change a measurement, as folders: the run-level provenance hash.
-MEASUREMENT_CODE = ("curvature", "data", "experiments", "models", "optim", "components.py", "distributed.py",
-                    "losses.py", "measurement.py", "train.py")
+MEASUREMENT_CODE = ("curvature", "data", "experiments", "models", "optim", "claim/components.py", "distributed.py",
+                    "losses.py", "claim/measurement.py", "train.py")
 
 
 @lru_cache(maxsize=1)

@@ -22,17 +22,17 @@ import time
 from collections.abc import Callable, Sequence
 from dataclasses import asdict
 
-from harness import provenance
-from harness.checks import STEP_CAPPED, evaluate_check, scale_that_ran  # noqa: F401 (STEP_CAPPED: public here too)
+from harness.claim.checks import STEP_CAPPED, evaluate_check, scale_that_ran  # noqa: F401 (STEP_CAPPED: public here too)
+from harness.claim.measurement import Measurement
+from harness.claim.records import CheckResult, ClaimResult, RunSummary, SeedEntry
+from harness.claim.registry import Claim
+from harness.claim.verdict import FAILS, combine, family_confidence
 from harness.errors import on_signal
-from harness.measurement import Measurement
-from harness.parallel import precompute
-from harness.planning import RunOptions, pick_device, plan_claims, step_capped  # noqa: F401 (public here too)
-from harness.records import CheckResult, ClaimResult, RunSummary, SeedEntry
-from harness.registry import Claim
-from harness.seeds import Session, cached_seed, seed_numbers, seed_threads
-from harness.store import ResultStore
-from harness.verdict import FAILS, combine, family_confidence
+from harness.run import provenance
+from harness.run.parallel import precompute
+from harness.run.planning import RunOptions, pick_device, plan_claims, step_capped  # noqa: F401 (public here too)
+from harness.run.seeds import Session, cached_seed, seed_numbers, seed_threads
+from harness.run.store import ResultStore
 
 log = logging.getLogger(__name__)
 
@@ -41,7 +41,7 @@ def run_claims(claims: Sequence[Claim], options: RunOptions, store: ResultStore,
                progress: Callable[[str], None] | None = None, run_id: str | None = None) -> dict:
     """Run every claim at one tier; returns (and stores, after each claim) the run summary.
 
-    `run_id`: finish a run whose seeds were submitted earlier (harness.executors, --detach).
+    `run_id`: finish a run whose seeds were submitted earlier (harness.run.executors, --detach).
 
     Raises:
         HarnessError: bad input (before any compute where it can be told in advance); the run is
@@ -110,8 +110,8 @@ def _sigterm_as_interrupt():
 
 def run_one_claim(claim: Claim, tier, config, session: Session) -> ClaimResult:
     """Run (or reuse) a claim's seeds and decide its checks; seeds chosen by power when the tier
-    declares max_seeds (harness.sequential: a pilot, then at most one second look)."""
-    from harness.sequential import LOOKS, second_look_size
+    declares max_seeds (harness.claim.sequential: a pilot, then at most one second look)."""
+    from harness.claim.sequential import LOOKS, second_look_size
 
     options = session.options
     exp = claim.experiment
@@ -119,7 +119,7 @@ def run_one_claim(claim: Claim, tier, config, session: Session) -> ClaimResult:
     numbers = seed_numbers(tier, options, claim)
     max_seeds = tier.max_seeds or tier.seeds
     adaptive = options.seeds is None and max_seeds > tier.seeds and not claim.deterministic
-    family = len(claim.checks) + len(claim.regime)  # one family of tests (harness.verdict.FAMILY_RULE)
+    family = len(claim.checks) + len(claim.regime)  # one family of tests (harness.claim.verdict.FAMILY_RULE)
     confidence = family_confidence(family, LOOKS if adaptive else 1)
     capped = step_capped(config, options.max_steps)
 

@@ -1,7 +1,7 @@
 """A seed's way through cache and lock: key it, reuse its stored record, or run it under its lock and store
 it.
 
-The runner's serial loop, the process pool (harness.parallel), the executors' jobs and the torchrun
+The runner's serial loop, the process pool (harness.run.parallel), the executors' jobs and the torchrun
 launcher all compute a seed through these functions, so they agree on keys, records and locking.
 """
 from __future__ import annotations
@@ -15,15 +15,15 @@ from dataclasses import dataclass, field
 
 import torch
 
-from harness import provenance
+from harness.claim.measurement import Measurement, RunContext
+from harness.claim.records import SeedRecord
+from harness.claim.registry import Claim
 from harness.errors import TransientError, seed_failure
-from harness.measurement import Measurement, RunContext
-from harness.planning import RunOptions, seed_count
-from harness.records import SeedRecord
-from harness.registry import Claim
-from harness.store import ResultStore
+from harness.run import provenance
+from harness.run.planning import RunOptions, seed_count
+from harness.run.store import ResultStore
 
-log = logging.getLogger("harness.runner")  # the progress display matches the runner's messages
+log = logging.getLogger("harness.run.runner")  # the progress display matches the runner's messages
 
 
 @dataclass

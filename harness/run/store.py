@@ -27,8 +27,8 @@ import time
 from pathlib import Path
 
 from harness.atomic import atomic_write_text
+from harness.claim.records import run_record_problem
 from harness.errors import HarnessError
-from harness.records import run_record_problem
 
 SCHEMA = 2  # 2: records carry a digest; keys hash each experiment's own code and the thread count
 RUN_ID = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_-]{0,99}$")  # no '.', '/', '\\': never leaves runs/
@@ -206,8 +206,7 @@ class ResultStore:
         (provenance.experiment_code_hash), so adding another experiment keeps this key. The CPU
         thread count is part of it because it changes the order of floating-point reductions.
         """
-        from harness import provenance
-
+        from harness.run import provenance
         if threads is None:
             threads = provenance.SEED_THREADS if device_type == "cpu" else 0
         where = device_type if max_steps is None else f"{device_type}-cap{max_steps}"

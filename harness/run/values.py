@@ -26,7 +26,7 @@ def positive_int(text: str, option: str = "") -> int:
 
 
 def overrides(pairs: list[str]) -> dict[str, str]:
-    """--set KEY=VALUE pairs as a dict of strings (harness.config parses them to the fields' types)."""
+    """--set KEY=VALUE pairs as a dict of strings (harness.claim.config parses them to the fields' types)."""
     out = {}
     for pair in pairs:
         key, sep, value = pair.partition("=")

@@ -1,7 +1,7 @@
 """Command line: `harness list | run | status | report | history | compare | perf | gate | show | export |
 new-claim`.
 
-Errors become one line and a non-zero exit; a regression (see harness.history) exits 1 with one line.
+Errors become one line and a non-zero exit; a regression (see harness.run.history) exits 1 with one line.
 """
 from __future__ import annotations
 
@@ -11,22 +11,22 @@ import logging
 import sys
 from pathlib import Path
 
-from harness.cli_inspect import (
+from harness.claim.registry import TIERS, all_claims, get_claim
+from harness.errors import HarnessError, describe, is_user_interrupt, own_sigint
+from harness.run.loader import load_claims
+from harness.run.values import default_jobs, default_tier  # noqa: F401 (public here too)
+from harness.run.values import folder as _folder
+from harness.run.values import non_negative_int as _non_negative_int
+from harness.run.values import notebook_timeout as _notebook_timeout
+from harness.run.values import overrides as _overrides
+from harness.run.values import positive_int as _positive_int
+from harness.views.cli_inspect import (
     add_global_flags,
     add_inspect_commands,
     check_tier,
     inspect_command,
     stdout_closed,
 )
-from harness.cli_values import default_jobs, default_tier  # noqa: F401 (public here too)
-from harness.cli_values import folder as _folder
-from harness.cli_values import non_negative_int as _non_negative_int
-from harness.cli_values import notebook_timeout as _notebook_timeout
-from harness.cli_values import overrides as _overrides
-from harness.cli_values import positive_int as _positive_int
-from harness.errors import HarnessError, describe, is_user_interrupt, own_sigint
-from harness.loader import load_claims
-from harness.registry import TIERS, all_claims, get_claim
 
 log = logging.getLogger("harness")
 EXIT_USAGE, EXIT_FAILED = 2, 1
@@ -69,7 +69,7 @@ def build_parser() -> argparse.ArgumentParser:
     run.add_argument("--fail-on-regression", action="store_true",
                      help="exit 1 when a claim that held in its previous comparable run no longer holds")
     _report_options(run)
-    from harness.executors import add_arguments
+    from harness.run.executors import add_arguments
 
     add_arguments(run, sub)  # --executor, --detach, --slurm-*; and `harness status RUN`
 
@@ -107,7 +107,7 @@ def build_parser() -> argparse.ArgumentParser:
     cfg.add_argument("--set", action="append", default=[], metavar="KEY=VALUE", help="as for run: show the result")
     add_inspect_commands(sub)
     new = sub.add_parser("new-claim", help="write a claim file and its smoke test from a template")
-    from harness.scaffold import add_arguments
+    from harness.views.scaffold import add_arguments
 
     add_arguments(new)
     for command in sub.choices.values():  # every subcommand can see claims kept outside this repository
@@ -167,11 +167,11 @@ def _setup_logging(args) -> None:
 
 
 def _dispatch(args) -> int:
-    from harness.loader import load_all
-    from harness.store import ResultStore
+    from harness.run.loader import load_all
+    from harness.run.store import ResultStore
 
     if args.command == "new-claim":
-        from harness.scaffold import new_claim
+        from harness.views.scaffold import new_claim
 
         return new_claim(args)
     store = ResultStore(args.results)
@@ -195,7 +195,7 @@ def _dispatch(args) -> int:
     if args.command == "config":
         return _config(args)
     if args.command == "plan":
-        from harness.plan import plan_command
+        from harness.views.cost import plan_command
 
         return plan_command(args)
     return _run(args, store)
@@ -211,8 +211,8 @@ def _list(args) -> int:
 
 
 def _config(args) -> int:
-    from harness.config import apply_overrides, config_paths
-    from harness.planning import validate_config
+    from harness.claim.config import apply_overrides, config_paths
+    from harness.run.planning import validate_config
 
     claim = get_claim(args.claim)
     tier = claim.tier(args.tier)
@@ -225,8 +225,8 @@ def _config(args) -> int:
 
 
 def _run(args, store) -> int:
-    from harness.executors import from_args
-    from harness.runner import RunOptions, run_claims
+    from harness.run.executors import from_args
+    from harness.run.runner import RunOptions, run_claims
 
     tier = check_tier(args.tier if args.tier is not None else default_tier())
     claims = [get_claim(c) for c in args.claim] if args.claim else list(all_claims().values())
@@ -238,12 +238,12 @@ def _run(args, store) -> int:
         jobs=_positive_int(args.jobs, "--jobs") if args.jobs is not None else default_jobs(tier, args.device),
         seed_offset=_non_negative_int(args.seed_offset, "--seed-offset"), executor=from_args(args))
     if not args.no_report:  # a report folder we cannot write fails now, not after the compute
-        from harness.store import check_folder_writable
+        from harness.run.store import check_folder_writable
 
         check_folder_writable(_folder(args.reports, "--reports"), "--reports")
         _notebook_timeout(args)
     if args.detach:
-        from harness.executors.detach import submit_detached
+        from harness.run.executors.detach import submit_detached
 
         print("\n".join(submit_detached(claims, options, store, args.argv)))
         return 0
@@ -253,7 +253,7 @@ def _run(args, store) -> int:
     if not args.no_report:
         print(f"report: {_render(store, summary['run_id'], args)}")
     if args.fail_on_regression:
-        from harness.history import diff_against_history, regression_reasons
+        from harness.run.history import diff_against_history, regression_reasons
 
         reasons = regression_reasons(diff_against_history(store, summary))
         if reasons:
@@ -266,7 +266,7 @@ def _run(args, store) -> int:
 
 def _status(args, store) -> int:
     """`harness status RUN`: a detached run's jobs per claim; once all have ended, finish it (verdicts, report)."""
-    from harness.executors.detach import load_detached, status_lines
+    from harness.run.executors.detach import load_detached, status_lines
 
     lines, ended = status_lines(store, args.run_id, args.wait)
     print("\n".join(lines))
@@ -280,7 +280,7 @@ def _status(args, store) -> int:
 @contextlib.contextmanager
 def _progress():
     """Route log lines through the progress display for the run (live line on a TTY, ETA lines in CI)."""
-    from harness.progress import Progress
+    from harness.run.progress import Progress
 
     root = logging.getLogger()
     display = Progress(sys.stderr, interactive=None if root.level <= logging.INFO else False)  # -q: no live line
@@ -294,8 +294,7 @@ def _progress():
 
 
 def _history_command(args, store) -> int:
-    from harness import history
-
+    from harness.run import history
     if args.command == "history":
         if args.claim is not None:
             _known_claim(args.claim, store)
@@ -307,7 +306,7 @@ def _history_command(args, store) -> int:
         old, new = store.load_run(args.run_a), store.load_run(args.run_b)
         print(history.format_diff(history.compare_runs(old, new), against=f"run {old['run_id']}"))
         return 0
-    from harness.perf import format_ratios, perf_regressions
+    from harness.run.perf import format_ratios, perf_regressions
 
     if args.command == "perf":
         print(format_ratios(args.benchmarks))
@@ -328,8 +327,7 @@ def _known_claim(claim_id: str, store) -> None:
     """A claim id `history` can answer for: registered, or recorded in some run of the store."""
     import difflib
 
-    from harness import history
-
+    from harness.run import history
     load_claims()
     known = set(all_claims()) | set(history.load_history(store)["claim"].dropna())
     if claim_id not in known:
@@ -342,7 +340,7 @@ def _render(store, run_id: str, args) -> Path:
     from harness.report import render_report
 
     timeout = _notebook_timeout(args)
-    from harness.store import check_folder_writable
+    from harness.run.store import check_folder_writable
 
     reports = _folder(args.reports, "--reports")
     check_folder_writable(reports / store.load_run(run_id)["run_id"], "--reports")  # reports/<run-id> too
@@ -379,7 +377,7 @@ def format_table(summary: dict) -> str:
 
 def _undecided(chk: dict, sampling: dict) -> str:
     """'; needs ≈ N seeds to decide[, over this tier's cap of C: why]' for an inconclusive check."""
-    from harness.sequential import undecided_note
+    from harness.claim.sequential import undecided_note
 
     note = undecided_note(chk.get("verdict"), chk.get("seeds_needed"), sampling.get("max_seeds"),
                           sampling.get("cap_reason", ""))

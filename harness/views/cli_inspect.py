@@ -1,7 +1,7 @@
 """The commands that read without running (`show`, `export`), the global flags every subcommand also takes
 after its name, "did you mean" for tiers, and a quiet end when the reader of our output goes away.
 
-Kept apart from harness.cli (which parses and dispatches) so that each file stays one concept.
+Kept apart from harness.views.cli (which parses and dispatches) so that each file stays one concept.
 """
 from __future__ import annotations
 
@@ -9,13 +9,13 @@ import argparse
 import sys
 from pathlib import Path
 
+from harness.claim.registry import TIERS, get_claim
 from harness.errors import ConfigError
-from harness.registry import TIERS, get_claim
 
 
 def default_tier() -> str:
-    """harness.cli_values.default_tier (the tier a run gets without --tier)."""
-    from harness.cli_values import default_tier as tier
+    """harness.run.values.default_tier (the tier a run gets without --tier)."""
+    from harness.run.values import default_tier as tier
 
     return tier()
 
@@ -64,14 +64,14 @@ def check_tier(tier: str) -> str:
 
 
 def inspect_command(args, store) -> int:
-    """Run `show` or `export` (args from harness.cli.build_parser); returns the exit code.
+    """Run `show` or `export` (args from harness.views.cli.build_parser); returns the exit code.
 
     Raises:
         HarnessError: unknown claim or tier, no such run, or an unknown --format.
     """
     if args.command == "show":
-        from harness.loader import load_all
-        from harness.show import format_claim
+        from harness.run.loader import load_all
+        from harness.views.show import format_claim
 
         load_all(args.claims_path)
         claim = get_claim(args.claim)
@@ -80,7 +80,7 @@ def inspect_command(args, store) -> int:
             tier = next(iter(claim.tiers))
         print(format_claim(claim, tier, store))
         return 0
-    from harness.export import export_run
+    from harness.views.export import export_run
 
     text = export_run(store, args.run_id, args.format)
     if args.out:

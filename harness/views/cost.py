@@ -25,8 +25,8 @@ import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from harness.planning import seed_count, step_fields
-from harness.progress import fmt_duration
+from harness.run.planning import seed_count, step_fields
+from harness.run.progress import fmt_duration
 
 
 @dataclass
@@ -63,8 +63,8 @@ class LastRun:
 def last_measured(store, claim, tier: str, config, newest: int = 50) -> LastRun | None:
     """The newest complete run among the store's `newest` runs whose entry for `claim` at `tier` has this
     config hash and experiment code hash: its seed count and mean compute seconds per seed. None if none."""
-    from harness import provenance
     from harness.errors import HarnessError
+    from harness.run import provenance
 
     want = (provenance.config_hash(config), provenance.experiment_code_hash(claim.experiment.experiment_name))
     for run_id in reversed(store.run_ids()[-newest:]):
@@ -150,10 +150,10 @@ def plan_claims(claims, tier: str, *, device: str | None = None, overrides: dict
     Raises:
         ConfigError: bad probe steps, tier or override (before anything runs).
     """
-    from harness.config import apply_overrides
+    from harness.claim.config import apply_overrides
     from harness.errors import ConfigError, HarnessError
-    from harness.runner import RunOptions, run_claims
-    from harness.store import ResultStore
+    from harness.run.runner import RunOptions, run_claims
+    from harness.run.store import ResultStore
 
     k1, k2 = probe_steps
     if not 1 <= k1 < k2:
@@ -232,12 +232,12 @@ def format_plan(plans: list[ClaimPlan], tier: str, device: str, probe_steps: tup
 
 
 def plan_command(args) -> int:
-    """The CLI's `plan` subcommand (args from harness.cli): print the estimate, exit 0."""
-    from harness.cli_values import default_tier
-    from harness.cli_values import overrides as _overrides
+    """The CLI's `plan` subcommand (args from harness.views.cli): print the estimate, exit 0."""
+    from harness.claim.registry import TIERS, all_claims, get_claim
     from harness.errors import ConfigError
-    from harness.planning import pick_device
-    from harness.registry import TIERS, all_claims, get_claim
+    from harness.run.planning import pick_device
+    from harness.run.values import default_tier
+    from harness.run.values import overrides as _overrides
 
     tier = args.tier or default_tier()
     if tier not in TIERS:
@@ -249,7 +249,7 @@ def plan_command(args) -> int:
     claims = [get_claim(c) for c in args.claim] if args.claim else list(all_claims().values())
     claims = [c for c in claims if tier in c.tiers] if not args.claim else claims
     device = str(pick_device(tier, args.device))
-    from harness.store import ResultStore
+    from harness.run.store import ResultStore
 
     plans = plan_claims(claims, tier, device=args.device, overrides=_overrides(args.set), probe_steps=(k1, k2),
                         seeds=_planned_seeds(args.seeds), download=args.download,
@@ -259,9 +259,9 @@ def plan_command(args) -> int:
 
 
 def _planned_seeds(text: str | None) -> int | None:
-    """--seeds as `run` reads it: a positive integer up to harness.planning.MAX_SEEDS, or None."""
-    from harness.cli_values import positive_int as _positive_int
-    from harness.planning import RunOptions
+    """--seeds as `run` reads it: a positive integer up to harness.run.planning.MAX_SEEDS, or None."""
+    from harness.run.planning import RunOptions
+    from harness.run.values import positive_int as _positive_int
 
     if text is None:
         return None

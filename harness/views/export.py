@@ -17,9 +17,9 @@ import io
 import json
 import math
 
+from harness.claim.records import ClaimResult, RunSummary, SeedRecord
 from harness.errors import ConfigError
-from harness.records import ClaimResult, RunSummary, SeedRecord
-from harness.store import ResultStore
+from harness.run.store import ResultStore
 
 FORMATS = ("csv", "json")
 CHECK_COLUMNS = ("claim", "kind", "metric", "value", "lo", "hi", "n", "method", "expectation", "region_lo",
@@ -52,7 +52,7 @@ def export_tables(store: ResultStore, run_id: str) -> dict:
     """The run's checks, scalars and curves as lists of dicts (see the module docstring).
 
     Raises:
-        HarnessError: no such run, or a damaged run summary (harness.store.ResultStore.load_run).
+        HarnessError: no such run, or a damaged run summary (harness.run.store.ResultStore.load_run).
     """
     run = store.load_run(run_id)
     summary = RunSummary.from_dict(run)

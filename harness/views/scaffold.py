@@ -15,8 +15,8 @@ import os
 from pathlib import Path
 from string import Template
 
+from harness.claim.registry import CLAIM_ID, Claim, all_claims, get_claim, module_origin
 from harness.errors import ConfigError, HarnessError
-from harness.registry import CLAIM_ID, Claim, all_claims, get_claim, module_origin
 
 TEMPLATES = Path(__file__).resolve().parent / "templates_claim"
 MAX_ID_LENGTH = 80  # the file names test_<id>.py and the report's pages stay well under 255 bytes
@@ -36,7 +36,7 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
 
 def new_claim(args) -> int:
     """Run `harness new-claim` from parsed arguments; prints the two files written. Returns 0."""
-    from harness.loader import load_all
+    from harness.run.loader import load_all
 
     load_all(args.claims_path)
     claim_dir = Path(args.dir)
@@ -98,7 +98,7 @@ def check_new_id(claim_id: str, claim_dir: Path) -> str:
         raise ConfigError(f"{shown} is not a claim id: lower-case words joined by '-' (e.g. my-claim)")
     if len(claim_id) > MAX_ID_LENGTH:
         raise ConfigError(f"claim id '{claim_id[:20]}...' is longer than {MAX_ID_LENGTH} characters")
-    from harness.loader import new_module_problem
+    from harness.run.loader import new_module_problem
 
     module = claim_id.replace("-", "_")
     module = f"claim_{module}" if module[0].isdigit() else module
@@ -142,12 +142,12 @@ def _render(config, imports: dict[str, set[str]]) -> str:
 
 def _render_replace(name: str, base, config, imports: dict[str, set[str]]) -> str:
     """`derive(NAME, {"group.field": value}, field=value)`: the paths where `config` differs from `base`."""
-    from harness.config import config_paths
+    from harness.claim.config import config_paths
 
     old, new = dict(config_paths(base)), dict(config_paths(config))
     if type(config) is not type(base) or old.keys() != new.keys():
         return _render(config, imports)
-    imports.setdefault("harness.config", set()).add("derive")
+    imports.setdefault("harness.claim.config", set()).add("derive")
     changed = {path: _value(value, imports) for path, value in new.items() if value != old[path]}
     nested = [f'"{path}": {text}' for path, text in changed.items() if "." in path]
     args = [name, *(["{" + ", ".join(nested) + "}"] if nested else []),
@@ -176,14 +176,14 @@ def _value(value, imports: dict[str, set[str]]) -> str:
 
 def _claim_import(claim_id: str, module: str, claim_dir: Path, tests_dir: Path) -> str:
     """The test's imports: the claim by module inside a package, else by loading its folder."""
-    runner = "from harness.runner import RunOptions, run_claims\nfrom harness.store import ResultStore"
+    runner = "from harness.run.runner import RunOptions, run_claims\nfrom harness.run.store import ResultStore"
     package = _package_name(claim_dir)
     if package is not None:
         return f"import math\n\nfrom {package}.{module} import CLAIM\n{runner}"
     rel = Path(os.path.relpath(claim_dir.resolve(), tests_dir.resolve())).as_posix()
     folder = "Path(__file__).resolve().parent" + ("" if rel == "." else f" / {json.dumps(rel)}")
     return ("import math\nfrom pathlib import Path\n\n"
-            f"from harness.loader import load_folder\nfrom harness.registry import get_claim\n{runner}\n\n"
+            f"from harness.run.loader import load_folder\nfrom harness.claim.registry import get_claim\n{runner}\n\n"
             f"load_folder({folder})  # the claim's folder, loaded as --claims-path loads it\n"
             f"CLAIM = get_claim({json.dumps(claim_id)})")
 

@@ -7,9 +7,9 @@ run of that claim at that tier in the results store, else how to measure it (`ha
 """
 from __future__ import annotations
 
+from harness.claim.registry import TIERS, Claim
 from harness.errors import HarnessError
-from harness.registry import TIERS, Claim
-from harness.store import ResultStore
+from harness.run.store import ResultStore
 
 MAX_RUNS_SCANNED = 50  # newest runs read for a cost estimate
 
@@ -41,7 +41,7 @@ def format_claim(claim: Claim, tier: str, store: ResultStore | None = None) -> s
     """The text `harness show` prints for one claim at one tier (checks' bands are per tier).
 
     Raises:
-        ConfigError: the claim has no such tier (harness.registry.Claim.tier).
+        ConfigError: the claim has no such tier (harness.claim.registry.Claim.tier).
     """
     claim.tier(tier)
     out = [f"{claim.id} · version {claim.version} · {claim.source}",

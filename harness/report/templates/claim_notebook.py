@@ -16,9 +16,9 @@ CLAIM_ID = ""  # the claim to analyse
 import pandas as pd
 from IPython.display import SVG, display
 
-from harness.history import load_history
 from harness.report.figures import claim_figures
-from harness.store import ResultStore
+from harness.run.history import load_history
+from harness.run.store import ResultStore
 
 store = ResultStore(STORE)
 run = store.load_run(RUN_ID)

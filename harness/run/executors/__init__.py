@@ -8,8 +8,8 @@ from __future__ import annotations
 import argparse
 
 from harness.errors import ConfigError
-from harness.executors.base import DONE, FAILED, QUEUED, RUNNING, Executor, LocalExecutor, Submitted
-from harness.executors.resources import SlurmResources
+from harness.run.executors.base import DONE, FAILED, QUEUED, RUNNING, Executor, LocalExecutor, Submitted
+from harness.run.executors.resources import SlurmResources
 
 __all__ = ["DONE", "FAILED", "QUEUED", "RUNNING", "Executor", "LocalExecutor", "SlurmResources", "Submitted",
            "add_arguments", "from_args"]
@@ -62,7 +62,7 @@ def from_args(args: argparse.Namespace) -> Executor | None:
         if slurm_only:
             raise ConfigError(f"{', '.join(slurm_only)} need(s) --executor slurm")
         return None
-    from harness.executors.slurm import SlurmExecutor
+    from harness.run.executors.slurm import SlurmExecutor
 
     flags = {"partition": args.slurm_partition, "account": args.slurm_account, "qos": args.slurm_qos,
              "time_min": _number(args.slurm_time, "--slurm-time"),

@@ -13,7 +13,7 @@ from abc import ABC, abstractmethod
 from collections import Counter
 from dataclasses import dataclass
 
-log = logging.getLogger("harness.executors")
+log = logging.getLogger("harness.run.executors")
 
 QUEUED, RUNNING, DONE, FAILED = "queued", "running", "done", "failed"
 STATES = (QUEUED, RUNNING, DONE, FAILED)
@@ -21,9 +21,9 @@ STATES = (QUEUED, RUNNING, DONE, FAILED)
 
 @dataclass(frozen=True)
 class Submitted:
-    """One seed handed to an executor: its task (harness.parallel's), and where it runs."""
+    """One seed handed to an executor: its task (harness.run.parallel's), and where it runs."""
 
-    task: object           # harness.parallel._Task: label (claim id), module, experiment, config, seed, key
+    task: object           # harness.run.parallel._Task: label (claim id), module, experiment, config, seed, key
     job_id: str = ""       # the executor's id for it ("" for the local pool)
     log_path: str = ""     # where its output goes, when the executor keeps one
 
@@ -57,14 +57,14 @@ class Executor(ABC):
         """Compute every seed of `plans` missing from the store (the runner's hook).
 
         Args:
-            plans: (claim, tier, config) triples, as harness.planning.plan_claims gives them.
+            plans: (claim, tier, config) triples, as harness.run.planning.plan_claims gives them.
             session: the run (options, device, store, run id).
             seeds: replaces the tiers' seed numbers (a second look's added seeds).
 
         Returns:
             what was submitted (empty when every seed was stored already).
         """
-        from harness.parallel import missing_tasks
+        from harness.run.parallel import missing_tasks
 
         tasks = missing_tasks(plans, session, seeds)
         if not tasks:
@@ -89,7 +89,7 @@ def format_counts(counts: Counter) -> str:
 
 
 class LocalExecutor(Executor):
-    """Today's process pool (harness.parallel): seeds run on this machine, `session.options.jobs` at once."""
+    """Today's process pool (harness.run.parallel): seeds run on this machine, `session.options.jobs` at once."""
 
     name = "local"
 
@@ -101,6 +101,6 @@ class LocalExecutor(Executor):
                 else FAILED if s.key in session.lost else QUEUED for s in submitted}
 
     def collect(self, submitted: list[Submitted], session) -> None:
-        from harness.parallel import run_tasks
+        from harness.run.parallel import run_tasks
 
         run_tasks([s.task for s in submitted], session)

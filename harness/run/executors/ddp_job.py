@@ -27,13 +27,13 @@ import submitit
 
 from harness.errors import Interrupted
 
-log = logging.getLogger("harness.executors")
+log = logging.getLogger("harness.run.executors")
 PORTS = (20000, 60000)  # MASTER_PORT range; the port hashes the job id and restart count (requeue: new)
 
 
 def data_parallel_payload(task, options, device: str, root: str, run_id: str | None, hashes: dict,
                           sources: tuple[str, ...], checkpoint_every: int) -> tuple[tuple[str, ...], bytes]:
-    """What the job's tasks need, as (claim folders, pickled rest), as harness.executors.job.seed_payload."""
+    """What the job's tasks need, as (claim folders, pickled rest), as harness.run.executors.job.seed_payload."""
     return tuple(sources), pickle.dumps((task, options, device, root, run_id, hashes, checkpoint_every))
 
 
@@ -92,12 +92,12 @@ class DataParallelSeedJob(submitit.helpers.Checkpointable):
         """
         import torch
 
-        from harness import provenance
         from harness.distributed import process_group
         from harness.experiments.ddp import compute_seed
-        from harness.loader import experiment_named, load_all
-        from harness.seeds import Session, seed_key
-        from harness.store import ResultStore
+        from harness.run import provenance
+        from harness.run.loader import experiment_named, load_all
+        from harness.run.seeds import Session, seed_key
+        from harness.run.store import ResultStore
 
         rank, world = export_group_env()
         requeue_is_not_a_crash()

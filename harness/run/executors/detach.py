@@ -14,14 +14,14 @@ import logging
 from dataclasses import dataclass
 
 from harness.errors import HarnessError
-from harness.executors.base import DONE, FAILED, Submitted, format_counts, per_claim
-from harness.store import atomic_write_json, check_run_id
+from harness.run.executors.base import DONE, FAILED, Submitted, format_counts, per_claim
+from harness.run.store import atomic_write_json, check_run_id
 
-log = logging.getLogger("harness.executors")
+log = logging.getLogger("harness.run.executors")
 
 
 @dataclass(frozen=True)
-class _Job:  # a seed of a detached run, as harness.parallel's task is seen by the executors
+class _Job:  # a seed of a detached run, as harness.run.parallel's task is seen by the executors
     label: str
     seed: int
     key: str
@@ -31,14 +31,14 @@ def submit_detached(claims, options, store, argv: list[str]) -> list[str]:
     """Submit every missing seed of `claims` and return at once.
 
     Args:
-        claims, options, store: as for harness.runner.run_claims (options.executor detaches).
+        claims, options, store: as for harness.run.runner.run_claims (options.executor detaches).
         argv: the `harness` command line, kept so that `harness status` can finish the run.
 
     Returns:
         the lines to show: the run id, the job ids, how to collect.
     """
-    from harness.planning import pick_device, plan_claims
-    from harness.seeds import Session
+    from harness.run.planning import pick_device, plan_claims
+    from harness.run.seeds import Session
 
     executor = options.executor
     if executor is None or not executor.detach:
@@ -85,7 +85,7 @@ def load_detached(store, run_id: str) -> dict:
 
 def job_progress(store, data: dict) -> tuple[dict, dict[str, str]]:
     """(claim id -> Counter of states, key -> failure reason) of a detached run's jobs right now."""
-    from harness.executors.slurm import SlurmExecutor
+    from harness.run.executors.slurm import SlurmExecutor
 
     submitted = [Submitted(_Job(j["claim"], j["seed"], j["key"]), j["job_id"], j["log"]) for j in data["jobs"]]
 

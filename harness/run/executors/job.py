@@ -28,10 +28,10 @@ def run_seed_job(payload: tuple[tuple[str, ...], bytes]) -> str:
 
     import torch
 
-    from harness import provenance
-    from harness.loader import experiment_named, load_all
-    from harness.seeds import Session, cached_seed
-    from harness.store import ResultStore
+    from harness.run import provenance
+    from harness.run.loader import experiment_named, load_all
+    from harness.run.seeds import Session, cached_seed
+    from harness.run.store import ResultStore
 
     if os.environ.get("SLURM_PROCID", "0") != "0":  # a request of several tasks: the seed is computed once
         return "ok"
@@ -46,7 +46,7 @@ def run_seed_job(payload: tuple[tuple[str, ...], bytes]) -> str:
     experiment = experiment_named(task.experiment, task.module)
     session = Session(options, torch.device(device), ResultStore(root), run_id)
     record, key, _ = cached_seed(experiment, task.config, task.seed, session, task.label)
-    logging.getLogger("harness.executors").info("%s seed %d stored as %s", task.label, task.seed, key)
+    logging.getLogger("harness.run.executors").info("%s seed %d stored as %s", task.label, task.seed, key)
     return record["error"] or "ok"
 
 
@@ -65,7 +65,7 @@ def _no_error_at_time_limit() -> None:
         try:
             before(signum, frame)
         except UncompletedJobError:
-            logging.getLogger("harness.executors").warning("near the time limit: the seed is stored only "
+            logging.getLogger("harness.run.executors").warning("near the time limit: the seed is stored only "
                                                            "if it finishes before SLURM ends the job")
 
     signal.signal(signal.SIGUSR2, handler)

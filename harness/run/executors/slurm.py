@@ -1,6 +1,6 @@
 """Seeds as SLURM jobs, through submitit: one job array per claim and resource request.
 
-Each job computes one seed into the run's store (harness.executors.job), so the store must be on a file
+Each job computes one seed into the run's store (harness.run.executors.job), so the store must be on a file
 system the compute nodes share with the submitting machine. While a job is queued or running its marker
 `<store>/slurm/jobs/<key>.json` (job id, log path) lets any later `harness run` on the same store adopt it
 instead of submitting the seed again; logs go to `<store>/slurm/logs/`. A job that ends without storing
@@ -16,9 +16,9 @@ import logging
 import time
 from pathlib import Path
 
-from harness import provenance
 from harness.errors import HarnessError
-from harness.executors.base import (
+from harness.run import provenance
+from harness.run.executors.base import (
     DONE,
     FAILED,
     QUEUED,
@@ -28,14 +28,14 @@ from harness.executors.base import (
     format_counts,
     per_claim,
 )
-from harness.executors.resources import (
+from harness.run.executors.resources import (
     SlurmResources,
     data_parallel_ranks,
     data_parallel_request,
     read_config,
     resources_for,
 )
-from harness.executors.slurm_state import (
+from harness.run.executors.slurm_state import (
     ACTIVE,
     QUEUED_STATES,
     UNKNOWN,
@@ -45,9 +45,9 @@ from harness.executors.slurm_state import (
     job_states,
     state_from_log,
 )
-from harness.store import atomic_write_json
+from harness.run.store import atomic_write_json
 
-log = logging.getLogger("harness.executors")
+log = logging.getLogger("harness.run.executors")
 SIGNAL_DELAY_S = 30  # submitit's warning before the time limit (its default, 90 s, exceeds short test jobs)
 
 
@@ -71,7 +71,7 @@ class SlurmExecutor(Executor):
         """
         Args:
             flags: command-line overrides of SlurmResources fields (None values: not given).
-            config_path: a TOML file of per-tier and per-claim requests (harness.executors.resources).
+            config_path: a TOML file of per-tier and per-claim requests (harness.run.executors.resources).
             detach: return after submitting (a later `harness run` or `harness status` collects).
             poll_s: seconds between two looks at the queue while waiting.
             checkpoint_every: a data-parallel arm checkpoints every this many steps (the launcher's
@@ -147,9 +147,9 @@ class SlurmExecutor(Executor):
     def _submit_array(self, label: str, res: SlurmResources, tasks: list, session,
                       parallel: bool = False) -> list[Submitted]:
         """One job array: a job per seed (parallel: a data-parallel seed's job, a task per rank)."""
-        from harness.executors.job import run_seed_job, seed_payload
-        from harness.loader import loaded_sources
-        from harness.registry import all_experiments
+        from harness.claim.registry import all_experiments
+        from harness.run.executors.job import run_seed_job, seed_payload
+        from harness.run.loader import loaded_sources
 
         submitit = require_submitit()
         folder = logs_folder(session.store)
@@ -159,7 +159,7 @@ class SlurmExecutor(Executor):
         options = dataclasses.replace(session.options, executor=None)  # a job computes its seed in process
         root, hashes = str(session.store.root.resolve()), provenance.code_hashes(all_experiments())
         if parallel:
-            from harness.executors.ddp_job import DataParallelSeedJob, data_parallel_payload
+            from harness.run.executors.ddp_job import DataParallelSeedJob, data_parallel_payload
 
             function = DataParallelSeedJob()
             payloads = [data_parallel_payload(t, options, str(session.device), root, session.run_id, hashes,
