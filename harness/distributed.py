@@ -1,7 +1,7 @@
 """Data-parallel primitives: the process group an arm trains in, and its checkpoints.
 
 A `Comm` is what training code sees of the group: world 1 in process (every collective is a no-op),
-else the torch.distributed group torchrun started (harness.experiments.ddp). Checkpoints are written by
+else the torch.distributed group torchrun started (harness.run.ddp). Checkpoints are written by
 rank 0 only, because under DDP every rank holds the same state, and are renamed into place whole, so a
 killed job never leaves half a checkpoint to resume from.
 """

@@ -337,7 +337,7 @@ def test_paper_tier_config_and_in_process_refusal(tmp_path):
             "base.max_bytes": "300000",
             "base.seq_len": "16", "base.batch_size": "2", "base.steps": "4", "base.optim.lr_warmup_steps": "1",
             "base.eval_every": "2", "base.val_windows": "2"}
-    with pytest.raises(ConfigError, match="torchrun --standalone --nproc_per_node=8 -m harness.experiments.ddp"):
+    with pytest.raises(ConfigError, match="torchrun --standalone --nproc_per_node=8 -m harness.run.ddp"):
         run_claims([SPEEDUP], RunOptions(tier="paper", seeds=1, overrides=tiny), ResultStore(tmp_path))
 
 

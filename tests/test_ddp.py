@@ -36,7 +36,7 @@ def tiny(cache) -> dict:
 
 def launch(results, overrides: dict, *extra: str) -> subprocess.Popen:
     cmd = [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node=2",
-           "-m", "harness.experiments.ddp", "--claim", "ire-llm-speedup", "--tier", "paper", "--seed", "0",
+           "-m", "harness.run.ddp", "--claim", "ire-llm-speedup", "--tier", "paper", "--seed", "0",
            "--device", "cpu", "--results", str(results), *extra]
     cmd += [arg for k, v in overrides.items() for arg in ("--set", f"{k}={v}")]
     env = {**os.environ, "OMP_NUM_THREADS": "1", "PYTHONPATH": str(ROOT)}

@@ -26,7 +26,7 @@ LAYERS: list[tuple[str, ...]] = [
      "harness.losses", "harness.distributed"),
     ("harness.train",),                     #   training loops
     ("harness.experiments",),               #   experiments
-    ("harness.run", "harness.experiments.ddp"),  # running claims (ddp: the torchrun launcher, a runner)
+    ("harness.run",),                       # running claims (ddp: the torchrun launcher beside the runner)
     ("harness.report",),                    # the HTML report
     ("harness.views", "harness.__main__", "harness"),  # the command line and other views; entry points, API
 ]

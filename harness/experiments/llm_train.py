@@ -80,7 +80,7 @@ class PretrainSetup:
     eval_batch: int = 32
     bf16: bool = True                # bf16 autocast on CUDA; CPU runs float32
     tf32: bool = False               # CUDA: float32 matmuls in TF32 (the authors' LM script: allow_tf32, no autocast)
-    launch: str = "inprocess"        # torchrun: arms run only through `python -m harness.experiments.ddp`
+    launch: str = "inprocess"        # torchrun: arms run only through `python -m harness.run.ddp`
     nproc: int = 1                   # processes the torchrun command in messages asks for
 
     def __post_init__(self):
@@ -368,7 +368,7 @@ def llm_pretrain_arm(cfg: PretrainSetup, ctx: RunContext) -> Measurement:
     if cfg.launch == "torchrun":
         raise ConfigError(
             f"this tier trains every arm data-parallel and seed {ctx.seed} has no stored result for it; run "
-            f"`torchrun --standalone --nproc_per_node={cfg.nproc} -m harness.experiments.ddp --claim CLAIM "
+            f"`torchrun --standalone --nproc_per_node={cfg.nproc} -m harness.run.ddp --claim CLAIM "
             f"--tier {ctx.tier} --seed {ctx.seed}` (with the same --set/--max-steps/--results options) for "
             "each seed, then rerun this command to compose the verdict")
     return run_arm(cfg, ctx)

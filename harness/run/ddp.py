@@ -1,6 +1,6 @@
 """Run one seed of a claim data-parallel under torchrun, storing every arm where the runner finds it.
 
-    torchrun --standalone --nproc_per_node=8 -m harness.experiments.ddp \\
+    torchrun --standalone --nproc_per_node=8 -m harness.run.ddp \\
         --claim ire-llm-speedup --tier paper --seed 0 [--set KEY=VALUE ...] [--results results] \\
         [--claims-path DIR ...]
 
@@ -45,7 +45,7 @@ log = logging.getLogger("harness.ddp")
 
 
 def build_parser() -> argparse.ArgumentParser:
-    p = argparse.ArgumentParser(prog="python -m harness.experiments.ddp", description=__doc__.split("\n")[0])
+    p = argparse.ArgumentParser(prog="python -m harness.run.ddp", description=__doc__.split("\n")[0])
     p.add_argument("--claim", required=True)
     p.add_argument("--tier", default="paper")
     p.add_argument("--seed", type=int, required=True)
@@ -242,8 +242,8 @@ def main(argv: list[str] | None = None) -> int:
         print(f"harness: error: {e}", file=sys.stderr)
         return 2
     if "WORLD_SIZE" not in os.environ:
-        raise SystemExit("harness.experiments.ddp runs under torchrun: torchrun --standalone "
-                         "--nproc_per_node=N -m harness.experiments.ddp ...")
+        raise SystemExit("harness.run.ddp runs under torchrun: torchrun --standalone "
+                         "--nproc_per_node=N -m harness.run.ddp ...")
     with process_group(args.device) as (comm, device):
         try:
             code = run_seed(args, comm, device)

@@ -3,9 +3,9 @@
 A claim declares that an arm runs data-parallel in its config (`launch = "torchrun"`, `nproc` ranks; for
 a comparison, its base's). `--executor slurm` submits such a seed as one job of `nproc` tasks (`srun`
 ranks: submitit starts the function once per task). Each task joins the group (gloo on CPU, nccl on
-GPUs) from SLURM's variables and runs the torchrun launcher's own code (harness.experiments.ddp
+GPUs) from SLURM's variables and runs the torchrun launcher's own code (harness.run.ddp
 .compute_seed): the same keys, records, locks and checkpoints, so the seed is stored exactly as a
-`torchrun -m harness.experiments.ddp` launch stores it, under the key the runner looks for.
+`torchrun -m harness.run.ddp` launch stores it, under the key the runner looks for.
 
 Preemption and time limits follow submitit's checkpointing protocol: the job's callable is a
 `submitit.helpers.Checkpointable`; when SLURM signals the job (USR2, before its time limit or when it
@@ -93,8 +93,8 @@ class DataParallelSeedJob(submitit.helpers.Checkpointable):
         import torch
 
         from harness.distributed import process_group
-        from harness.experiments.ddp import compute_seed
         from harness.run import provenance
+        from harness.run.ddp import compute_seed
         from harness.run.loader import experiment_named, load_all
         from harness.run.seeds import Session, seed_key
         from harness.run.store import ResultStore
