@@ -34,7 +34,11 @@ CLAIM = register(Claim(
         "cpu": Tier(seeds=5, max_seeds=8, config=CPU, scale="tiny-1m Llama (~1.0M params), 8x64 tokens per step, one CPU "
                                                "thread per process; 6 timed blocks of 10 steps per arm (AdamW, "
                                                "AdmIRE, a second AdamW as the null), interleaved in rotating "
-                                               "order, after 10 warm-up steps each"),
+                                               "order, after 10 warm-up steps each",
+                    cap_reason="the step-time ratio measured on this CPU (~1.20-1.21) sits within ~0.03 of the "
+                               "band's edge, so when a shared machine's load widens the spread between seeds, "
+                               "more than the cap's 8 seeds would be needed; the timing, not the claim, sets "
+                               "that spread (the gpu tier is where the band is meant to be checked)"),
         "gpu": Tier(seeds=3, config=GPU, scale="wikitext-60m Llama (the paper's 60M model, GPT-2 vocabulary), "
                                                "240x150 random tokens per step (the paper's batch), float32 "
                                                "with TF32 matmuls (bf16 autocast timed beside, in the notes); "
