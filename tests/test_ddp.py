@@ -14,9 +14,8 @@ from harness.claim.config import apply_overrides
 from harness.data.text import stdlib_corpus
 from harness.distributed import Comm
 from harness.errors import ConfigError, UnknownClaimError
-from harness.experiments import ddp
 from harness.experiments.llm import speedup_arms
-from harness.run import loader
+from harness.run import ddp, loader
 from harness.run.loader import load_claims
 from harness.run.runner import RunOptions, run_claims
 from harness.run.store import ResultStore

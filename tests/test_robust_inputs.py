@@ -66,7 +66,7 @@ def test_inputs_every_count_tolerance_and_size_refuses_minus_one():
     (["--seed", "0", "--until-step", "-5"], "--until-step must be >= 1, got -5"),
 ])
 def test_inputs_ddp_launcher_bounds_are_one_line(tmp_path, capsys, extra, needle):
-    from harness.experiments import ddp
+    from harness.run import ddp
 
     code = ddp.main(["--claim", "ire-llm-speedup", "--results", str(tmp_path / "r"), *extra])
     err = capsys.readouterr().err.strip()
