@@ -149,7 +149,7 @@ def test_robust_adding_an_experiment_module_keeps_every_cache_key(tmp_path, monk
     from harness.run.loader import load_claims
 
     load_claims()
-    names = ("ire_figure1_toy", "gd_sharpness_trajectory", "test_robust_toy")
+    names = ("figure1_toy", "gd_sharpness_trajectory", "test_robust_toy")
     before = {n: provenance.experiment_code_hash(n) for n in names}
     copy = tmp_path / "harness"
     shutil.copytree(provenance.PACKAGE_ROOT, copy, ignore=shutil.ignore_patterns("__pycache__"))
@@ -169,7 +169,7 @@ def test_robust_adding_an_experiment_module_keeps_every_cache_key(tmp_path, monk
         provenance._module_closure_hash.cache_clear()
         after = {n: provenance.experiment_code_hash(n) for n in names}
         assert after["gd_sharpness_trajectory"] != before["gd_sharpness_trajectory"]
-        assert after["ire_figure1_toy"] == before["ire_figure1_toy"]
+        assert after["figure1_toy"] == before["figure1_toy"]
     finally:
         provenance._module_closure_hash.cache_clear()
 

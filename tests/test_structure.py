@@ -248,3 +248,15 @@ def test_structure_library_modules_are_at_most_400_lines():
     assert not new, f"modules over {MAX_LINES} lines: {new}; split them by concept"
     fixed = [p for p in KNOWN_OVER_LIMIT if p not in over]
     assert not fixed, f"now within {MAX_LINES} lines: remove from KNOWN_OVER_LIMIT: {fixed}"
+
+
+def test_structure_registered_experiment_names_equal_their_function_names():
+    """A name in a cache key, a log line or `harness config` is the function a reader greps for."""
+    from harness.claim.registry import all_experiments
+    from harness.run.loader import load_claims
+
+    load_claims()
+    library = {n: f for n, f in all_experiments().items() if f.__module__.startswith("harness.")}
+    assert len(library) >= 15
+    differ = sorted((n, f.__name__) for n, f in library.items() if n != f.__name__)
+    assert not differ, f"registered name != function name: {differ}"

@@ -320,7 +320,7 @@ def _scale(d: _SeedData, model: torch.nn.Module) -> dict[str, object]:
             "n_train": len(d.y_train), "n_test": len(d.y_test), "steps": d.total, "ire_from_step": d.ire_step}
 
 
-@experiment("ire_vision_arm", VisionArm)
+@experiment("vision_arm", VisionArm)
 def vision_arm(acfg: VisionArm, ctx: RunContext) -> Measurement:
     """Train one arm from step 0 with mini-batch SGD/SAM (+IRE); test accuracy (%) and the final Hessian
     trace. The claim runs `vision_base_arms` (the same numbers, the shared prefix trained once)."""
@@ -332,7 +332,7 @@ def vision_arm(acfg: VisionArm, ctx: RunContext) -> Measurement:
     return Measurement(scalars=s, standard_errors={"trace": trace_se}, scale=scale)
 
 
-@experiment("ire_vision_base_arms", VisionBase)
+@experiment("vision_base_arms", VisionBase)
 def vision_base_arms(bcfg: VisionBase, ctx: RunContext) -> Measurement:
     """Every arm of one base (b, b_ire, b_ire_random, b_lr_boost, b_null): the base run to the switch step
     once, then each arm from a copy of its state. Scalars test_acc_<arm>, train_acc_<arm>, trace_<arm>,

@@ -337,7 +337,7 @@ def _net_part(cfg: SamNetConfig, ctx: RunContext) -> tuple[dict, dict, pd.DataFr
     return s, se, curve, scale
 
 
-@experiment("sam_ire_flat_convergence", SamFlatConfig,
+@experiment("sam_flat_convergence", SamFlatConfig,
             outputs=('fisher_mask_u_share', 'fisher_oblique_mask_u_share', 'net_conv_sq_norm_final_sam',
                      'net_conv_sq_norm_final_samire', 'net_grad_evals_at_matched_loss_sam',
                      'net_grad_evals_at_matched_loss_samire', 'net_matched_loss',

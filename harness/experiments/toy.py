@@ -200,7 +200,7 @@ def rotated_gain_fraction(trace_gd: float, trace_exact: float, trace_mask: float
     return (trace_gd - trace_mask) / gain
 
 
-@experiment("ire_figure1_toy", ToyConfig,
+@experiment("figure1_toy", ToyConfig,
             outputs=('abs_v_final_gd', 'abs_v_final_ire*', 'gd_lr*_diverge_step', 'gd_lr*_diverged',
                      'null_u_final_ire_k*', 'rot_mask_diverged_k*', 'rot_mask_gain_fraction_k*',
                      'rot_trace_exact_k*', 'rot_trace_gd', 'rot_trace_mask_k*', 'u_final_gd', 'u_final_ire*'),
