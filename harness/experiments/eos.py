@@ -219,6 +219,12 @@ def equilibrium_metrics(tail: pd.DataFrame, cfg: GDConfig, angles: list[float]) 
     return out
 
 
+# The columns of a run's trajectory table (one row per measurement), declared by every experiment that
+# passes the run's table on.
+TRAJECTORY_COLUMNS = ('eff_lr', 'grad_sq_norm', 'hvps', 'lambda_max', 'lambda_residual', 'loss',
+                      'lr_lambda_max', 'spherical_sharpness', 'sq_norm', 'step', 'tau', 'test_acc', 'train_acc')
+
+
 @experiment("gd_sharpness_trajectory", GDConfig,
             outputs=('in_band_fraction', 'lambda_max_final', 'lambda_over_threshold_initial',
                      'lambda_over_threshold_post_onset_median', 'lambda_over_threshold_tail_median',
@@ -228,8 +234,7 @@ def equilibrium_metrics(tail: pd.DataFrame, cfg: GDConfig, angles: list[float]) 
                      'sph_log_slope_per_tau', 'sph_peak', 'stability_threshold', 'tau_after_onset', 'tau_end',
                      'tau_onset', 'test_acc_final', 'threshold_in_band_fraction', 'threshold_onset_fraction',
                      'threshold_onset_step', 'train_loss_final', 'two_over_lr'),
-            curves={'trajectory': ('eff_lr', 'grad_sq_norm', 'hvps', 'lambda_max', 'lambda_residual', 'loss',
-                    'lr_lambda_max', 'spherical_sharpness', 'sq_norm', 'step', 'tau', 'test_acc', 'train_acc')})
+            curves={'trajectory': TRAJECTORY_COLUMNS})
 def gd_sharpness_trajectory(cfg: GDConfig, ctx: RunContext) -> Measurement:
     """One full-batch GD (+WD) run with lambda_max, spherical sharpness and eta_eff recorded."""
     result, scale = _run_arm(cfg, ctx)

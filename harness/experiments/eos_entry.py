@@ -34,7 +34,7 @@ from harness.claim.config import derive
 from harness.claim.measurement import Measurement, RunContext
 from harness.claim.registry import experiment
 from harness.errors import ConfigError
-from harness.experiments.eos import GDConfig, gd_sharpness_trajectory, onset_index
+from harness.experiments.eos import TRAJECTORY_COLUMNS, GDConfig, gd_sharpness_trajectory, onset_index
 
 
 @dataclass(frozen=True)
@@ -96,9 +96,7 @@ def interpolated_onset_tau(table: pd.DataFrame, cfg: GDConfig) -> float:
                      'c*.sq_norm_at_onset', 'c*.lr_lambda_max_initial', 'slope_tau_onset_on_log_scale',
                      'predicted_slope_from_sph', 'slope_log_sph_onset_on_log_scale', 'null_slope_no_shift',
                      'max_onset_fraction', 'max_lambda_residual_rel'),
-            curves={'c*.trajectory': ('eff_lr', 'grad_sq_norm', 'hvps', 'lambda_max', 'lambda_residual', 'loss',
-                                      'lr_lambda_max', 'spherical_sharpness', 'sq_norm', 'step', 'tau',
-                                      'test_acc', 'train_acc')})
+            curves={'c*.trajectory': TRAJECTORY_COLUMNS})
 def eos_entry_time(cfg: EntryConfig, ctx: RunContext) -> Measurement:
     """One GD + WD run per init scale; the onset's shift in tau against ln c, and the derivation's slope."""
     scalars, curves, scale, notes = {}, {}, {}, []

@@ -26,7 +26,7 @@ from harness.claim.config import derive
 from harness.claim.measurement import Measurement, RunContext
 from harness.claim.registry import experiment
 from harness.errors import ConfigError
-from harness.experiments.eos import GDConfig, gd_sharpness_trajectory, trajectory_metrics
+from harness.experiments.eos import TRAJECTORY_COLUMNS, GDConfig, gd_sharpness_trajectory, trajectory_metrics
 
 EDGE = 2.0  # the theorem's limit of lr * lambda_max (Thm. 1.1)
 
@@ -120,9 +120,7 @@ def _rung_name(i: int) -> str:
                      'excess_slope_per_doubling', 'whole_cycle_excess_slope_per_doubling',
                      'in_band_fraction', 'lr_lambda_max_tail_median', 'tau_onset', 'onset_step',
                      'max_lambda_residual_rel'),
-            curves={'r*.trajectory': ('eff_lr', 'grad_sq_norm', 'hvps', 'lambda_max', 'lambda_residual', 'loss',
-                                      'lr_lambda_max', 'spherical_sharpness', 'sq_norm', 'step', 'tau',
-                                      'test_acc', 'train_acc')})
+            curves={'r*.trajectory': TRAJECTORY_COLUMNS})
 def eos_lr_wd_ladder(cfg: LadderConfig, ctx: RunContext) -> Measurement:
     """One run per rung; per-rung EoS metrics and the excess's slope against log2(lr * wd)."""
     scalars, curves, scale, notes = {}, {}, {}, []

@@ -24,7 +24,7 @@ from harness.claim.config import derive
 from harness.claim.measurement import Measurement, RunContext
 from harness.claim.registry import experiment
 from harness.errors import ConfigError
-from harness.experiments.eos import GDConfig, gd_sharpness_trajectory, onset_index
+from harness.experiments.eos import TRAJECTORY_COLUMNS, GDConfig, gd_sharpness_trajectory, onset_index
 from harness.optim import OptimizerSpec
 
 
@@ -100,9 +100,7 @@ def log_log_slope(x: list[float], y: list[float]) -> float:
                      'a*.max_lambda_residual_rel',
                      'slope_log_lambda_on_log_lr', 'null_slope_initial_lambda_on_log_lr', 'max_onset_fraction',
                      'min_window_covered', 'max_lambda_residual_rel'),
-            curves={'a*.trajectory': ('eff_lr', 'grad_sq_norm', 'hvps', 'lambda_max', 'lambda_residual', 'loss',
-                                      'lr_lambda_max', 'spherical_sharpness', 'sq_norm', 'step', 'tau',
-                                      'test_acc', 'train_acc')})
+            curves={'a*.trajectory': TRAJECTORY_COLUMNS})
 def eos_lr_sweep(cfg: LrSweepConfig, ctx: RunContext) -> Measurement:
     """One GD run per step size; the log-log slope of the post-onset sharpness on lr, and its null."""
     scalars, curves, scale, notes = {}, {}, {}, []

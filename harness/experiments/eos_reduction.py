@@ -13,7 +13,7 @@ from scipy import stats
 from harness.claim.config import check_bounds, derive
 from harness.claim.measurement import Measurement, RunContext
 from harness.claim.registry import experiment
-from harness.experiments.eos import GDConfig, gd_sharpness_trajectory, log_interp
+from harness.experiments.eos import TRAJECTORY_COLUMNS, GDConfig, gd_sharpness_trajectory, log_interp
 from harness.models.factory import CLASSIFIERS
 
 
@@ -47,10 +47,8 @@ def no_wd_arm(base: GDConfig, measure_every: int) -> GDConfig:
                      'stability_threshold', 'tau_after_onset', 'tau_end', 'tau_onset', 'test_acc_final',
                      'threshold_in_band_fraction', 'threshold_onset_fraction', 'threshold_onset_step',
                      'train_loss_final', 'two_over_lr', 'wd*.sph_final'),
-            curves={'trajectory': ('eff_lr', 'grad_sq_norm', 'hvps', 'lambda_max', 'lambda_residual', 'loss',
-                    'lr_lambda_max', 'spherical_sharpness', 'sq_norm', 'step', 'tau', 'test_acc', 'train_acc'),
-                    'wd*': ('eff_lr', 'grad_sq_norm', 'hvps', 'lambda_max', 'lambda_residual', 'loss',
-                    'lr_lambda_max', 'spherical_sharpness', 'sq_norm', 'step', 'tau', 'test_acc', 'train_acc')})
+            curves={'trajectory': TRAJECTORY_COLUMNS,
+                    'wd*': TRAJECTORY_COLUMNS})
 def sharpness_reduction_runs(cfg: ReductionConfig, ctx: RunContext) -> Measurement:
     """The WD run's reduction metrics, plus null_wd0_sph_final_over_onset: the wd = 0 twin's final
     S_sph over its S_sph at the WD run's onset step, the fall that needs no weight decay."""
