@@ -60,27 +60,37 @@ class LastRun:
         return f"{self.seeds} x {fmt_duration(self.per_seed_s)} (run {self.run_id})"
 
 
-def last_measured(store, claim, tier: str, config, newest: int = 50) -> LastRun | None:
-    """The newest complete run among the store's `newest` runs whose entry for `claim` at `tier` has this
-    config hash and experiment code hash: its seed count and mean compute seconds per seed. None if none."""
+def complete_runs(store, newest: int = 50) -> list[dict]:
+    """The store's complete runs among its `newest`, newest first (unreadable ones skipped)."""
     from harness.errors import HarnessError
-    from harness.run import provenance
 
-    want = (provenance.config_hash(config), provenance.experiment_code_hash(claim.experiment.experiment_name))
+    runs = []
     for run_id in reversed(store.run_ids()[-newest:]):
         try:
             run = store.load_run(run_id)
         except HarnessError:
             continue
-        if run.get("status") != "complete":
-            continue
+        if run.get("status") == "complete":
+            runs.append(run)
+    return runs
+
+
+def last_measured(store, claim, tier: str, config, newest: int = 50, runs: list[dict] | None = None
+                  ) -> LastRun | None:
+    """The newest complete run among the store's `newest` runs whose entry for `claim` at `tier` has this
+    config hash and experiment code hash: its seed count and mean compute seconds per seed. None if none.
+    runs: the store's complete runs, newest first (`complete_runs`), when already read for other claims."""
+    from harness.run import provenance
+
+    want = (provenance.config_hash(config), provenance.experiment_code_hash(claim.experiment.experiment_name))
+    for run in complete_runs(store, newest) if runs is None else runs:
         for entry in run.get("claims") or []:
             if entry.get("id") != claim.id or entry.get("tier") != tier:
                 continue
             if (entry.get("config_hash"), entry.get("code_hash")) != want or not entry.get("seeds"):
                 continue
             times = [float(s.get("wall_time_s") or 0.0) for s in entry["seeds"]]
-            return LastRun(run_id, len(times), sum(times) / len(times))
+            return LastRun(run["run_id"], len(times), sum(times) / len(times))
     return None
 
 
@@ -163,6 +173,7 @@ def plan_claims(claims, tier: str, *, device: str | None = None, overrides: dict
         config = apply_overrides(claim.tier(tier).config, dict(overrides or {}))
         prepared.append((claim, config))
     plans = []
+    stored = complete_runs(store) if store is not None else []  # read once for every claim
     quiet = logging.getLogger("harness")
     level = quiet.level
     quiet.setLevel(logging.WARNING)  # the probes' own run logs would bury the table
@@ -173,7 +184,7 @@ def plan_claims(claims, tier: str, *, device: str | None = None, overrides: dict
                           downloads=pending_downloads(config))
             plans.append(p)
             if store is not None:
-                p.last = last_measured(store, claim, tier, config)
+                p.last = last_measured(store, claim, tier, config, runs=stored)
             if p.downloads and not download:
                 p.method = "not timed: its data is not downloaded yet"
                 continue
