@@ -23,6 +23,14 @@ def test_interleaved_ratio_measures_cpu_time_ratio():
     assert out["min"] <= out["median"]
 
 
+def test_interleaved_ratio_calls_gives_a_per_call_ratio():
+    # the short function timed in a block of 4 calls: still a per-call ratio (0.02 s against 0.005 s each)
+    out = interleaved_ratio(lambda: _spin(0.02), lambda: _spin(0.005), rounds=4, calls=(1, 4))
+    assert out["median"] == pytest.approx(4.0, rel=0.2)
+    with pytest.raises(ValueError, match="calls"):
+        interleaved_ratio(lambda: None, lambda: None, rounds=1, calls=(1, 0))
+
+
 def test_interleaved_ratio_ignores_time_spent_off_cpu():
     # sleeping is wall time, not thread CPU time: a waiting thread does not inflate the numerator
     out = interleaved_ratio(lambda: (_spin(0.01), time.sleep(0.05)), lambda: _spin(0.01), rounds=4)

@@ -90,24 +90,30 @@ RATIOS = (
 
 
 def interleaved_ratio(numerator: Callable[[], object], denominator: Callable[[], object], rounds: int,
-                      warmup: int = 1, clock: Callable[[], float] = time.thread_time) -> dict:
+                      warmup: int = 1, clock: Callable[[], float] = time.thread_time,
+                      calls: tuple[int, int] = (1, 1)) -> dict:
     """Time two functions back to back for `rounds` rounds, alternating which goes first, each with the
-    thread's CPU time (time.thread_time), and return their per-round ratios.
+    thread's CPU time (time.thread_time), and return their per-round ratios (per call).
 
     Args:
         numerator, denominator: functions of no arguments (synchronize CUDA inside them).
         rounds: timed rounds (>= 1), after `warmup` untimed ones.
         clock: the timer; on a GPU pass time.perf_counter (the work is not this thread's CPU time).
+        calls: how many times each is called per round, back to back (the ratio is per call): a few
+            milliseconds timed once are at the mercy of one cache flush or page fault, so time a short
+            function in a block about as long as the other.
 
     Returns:
         {"median": median ratio, "min": smallest ratio, "rounds": rounds, "ratios": [per round]}; save it
         as a benchmark's extra_info[spec.key] for `harness perf` and the gate.
 
     Raises:
-        ValueError: rounds < 1.
+        ValueError: rounds < 1 or a call count < 1.
     """
     if rounds < 1:
         raise ValueError(f"rounds must be >= 1, got {rounds}")
+    if len(calls) != 2 or min(calls) < 1:
+        raise ValueError(f"calls must be two counts >= 1, got {calls!r}")
     for _ in range(warmup):
         numerator(), denominator()
     ratios = []
@@ -116,8 +122,9 @@ def interleaved_ratio(numerator: Callable[[], object], denominator: Callable[[],
         seconds = [0.0, 0.0]
         for i, fn in pair if r % 2 == 0 else pair[::-1]:
             start = clock()
-            fn()
-            seconds[i] = clock() - start
+            for _ in range(calls[i]):
+                fn()
+            seconds[i] = (clock() - start) / calls[i]
         ratios.append(seconds[0] / max(seconds[1], 1e-9))
     return {"median": statistics.median(ratios), "min": min(ratios), "rounds": rounds, "ratios": ratios}
 
