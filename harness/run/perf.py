@@ -313,6 +313,9 @@ def _solver_counts(run: BenchRun, name: str) -> str:
     info = run.extra.get(spec.numerator, {}) if spec else {}
     if "hvps_median" not in info:
         return ""
+    overlap = info.get("start_overlap_median_after_onset")
+    start = f", start overlap median {overlap:.2f} after the onset" if overlap is not None else ""
     return (f"HVPs median {info['hvps_median']:g} (oracle {info.get('oracle_hvps_median', math.nan):g}, "
             f"x{info.get('hvps_over_oracle_median', math.nan):.2f} per point), max error "
-            f"{info.get('max_rel_error', math.nan):.1e}, max residual {info.get('max_rel_residual', math.nan):.1e}")
+            f"{info.get('max_rel_error', math.nan):.1e}, max residual {info.get('max_rel_residual', math.nan):.1e}"
+            f"{start}")
