@@ -46,6 +46,7 @@ GOOD = register(Claim(
     paper_value="2.0", experiment=tiny_experiment,
     tiers={"smoke": Tier(seeds=3, config=TinyConfig(), scale="tiny test"), "cpu": Tier(1, TinyConfig())},
     checks=(Check("ratio", Within(target=2.0, rtol=0.5), label="the ratio"),),
+    regime=(Check("two", Within(target=2.0, rtol=0.1), label="premise: the run is in the regime"),),
     reported=(("speedup", "speed-up"),), plots=PLOTS, notes=f"hostile note {HOSTILE}",
 ))
 BROKEN = register(Claim(
@@ -100,6 +101,15 @@ def test_report_render_writes_index_with_claims_and_plots(rendered):
     assert "2/lr = 2" in html  # hline looked up in the seed-0 scalars
     assert "curve &#39;absent&#39;" in html or "curve 'absent'" in html
     assert "1,234 params" in html and "tiny test" in html
+
+
+def test_report_render_shows_regime_checks_in_the_summary_and_their_own_table(rendered):
+    _, _, index, _ = rendered
+    html = index.read_text()
+    assert "CheckResult(" not in html  # records are rendered as checks, never as their repr
+    summary_cell = re.search(r'<ul class="checks">(.*?)</ul>', html, re.S).group(1)
+    assert re.search(r'<span class="regime-tag">regime</span> <code>two</code>', summary_cell)
+    assert "<h3>Regime checks</h3>" in html and "premise: the run is in the regime" in html
 
 
 def test_report_render_html_is_balanced_and_offline(rendered):

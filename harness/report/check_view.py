@@ -37,7 +37,7 @@ def regime_metrics(c: ClaimResult) -> list[str]:
     """The checks that gate the claim's verdict (its regime), when the claim declares them."""
     regime = field_of(c, "regime")
     if isinstance(regime, (list, tuple)):
-        return [str(m) if not isinstance(m, dict) else str(m.get("metric", "?")) for m in regime]
+        return [str(m.get("metric", "?")) if isinstance(m, dict) else str(getattr(m, "metric", m)) for m in regime]
     return []
 
 

@@ -165,6 +165,8 @@ def claim_view(c: ClaimResult, records: list[SeedRecord | None], options: dict |
         "deterministic": bool(c.deterministic), "config": config,
         "verdict": verdict_word(c.verdict),
         "checks": [cv.check_view(k, fmt_num, changes, regime, c.sampling) for k in c.checks],
+        "regime_checks": [cv.check_view(k, fmt_num, changes, regime, c.sampling) for k in c.regime
+                          if isinstance(k, CheckResult)],
         "reported": [cv.check_view(k, fmt_num) for k in c.reported],
         "regime": regime,
         "overrides": cv.override_view(options or {}, config),
