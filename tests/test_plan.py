@@ -158,3 +158,158 @@ def test_plan_reads_the_newest_matching_run_as_the_measured_cost(tmp_path, capsy
                  "--probe-steps", "2,8", "--device", "cpu"])
     out = capsys.readouterr().out
     assert code == 0 and f"measured last: {len(seeds)} x" in out and summary["run_id"] in out
+
+
+# --- probes in a child process, and a gpu tier planned on paper (FLOPs and ops instead of seconds) ---
+
+@dataclass(frozen=True)
+class KillConfig:
+    steps: int = 10
+
+
+@experiment("test_plan_killed", KillConfig)
+def killed_experiment(cfg: KillConfig, ctx) -> Measurement:
+    import multiprocessing
+    import os
+    import signal
+
+    if multiprocessing.parent_process() is not None:  # only a probe's child, never a test session that runs it
+        os.kill(os.getpid(), signal.SIGKILL)  # what the OOM killer does to a probe too big for the machine
+    raise RuntimeError("test_plan_killed runs only as a plan probe")
+
+
+@dataclass(frozen=True)
+class HugeConfig:
+    steps: int = 10
+
+
+@experiment("test_plan_huge", HugeConfig)
+def huge_experiment(cfg: HugeConfig, ctx) -> Measurement:
+    from pathlib import Path
+
+    import torch
+
+    available = next(int(line.split()[1]) for line in Path("/proc/meminfo").read_text().splitlines()
+                     if line.startswith("MemAvailable:")) * 1024
+    torch.empty(available + 2**30, dtype=torch.uint8)  # never touched: only the probe's limit refuses it
+    return Measurement(scalars={"x": 1.0})
+
+
+@dataclass(frozen=True)
+class MatmulConfig:
+    steps: int = 50
+    m: int = 8
+    k: int = 16
+    n: int = 4
+
+
+@experiment("test_plan_matmul", MatmulConfig)
+def matmul_experiment(cfg: MatmulConfig, ctx) -> Measurement:
+    import torch
+
+    a, b = torch.ones(cfg.m, cfg.k, dtype=torch.float64), torch.ones(cfg.k, cfg.n, dtype=torch.float64)
+    for _ in range(min(cfg.steps, ctx.max_steps or cfg.steps)):
+        torch.mm(a, b)  # 2 m k n float64 FLOPs and one op per step
+    fixed = torch.mm(torch.ones(cfg.n, cfg.k), torch.ones(cfg.k, cfg.m))  # 2 n k m float32 FLOPs, once
+    return Measurement(scalars={"x": float(fixed[0, 0] / cfg.k)})
+
+
+def _claim(cid: str, exp, config) -> Claim:
+    return register(Claim(id=cid, source="Test", statement="x is one", paper_value="1", experiment=exp,
+                          tiers={"smoke": Tier(seeds=1, config=config), "cpu": Tier(seeds=1, config=config),
+                                 "gpu": Tier(seeds=2, config=config)},
+                          checks=(Check("x", Within(target=1.0, rtol=0.1)),)))
+
+
+KILLED = _claim("test-plan-killed", killed_experiment, KillConfig())
+HUGE = _claim("test-plan-huge", huge_experiment, HugeConfig())
+MATMUL = _claim("test-plan-matmul", matmul_experiment, MatmulConfig())
+
+
+def test_count_work_flops_of_a_linear_are_2mnk_by_dtype():
+    import torch
+
+    from harness.views.device_cost import count_work
+
+    m, k, n = 8, 16, 4
+    for dtype, bucket in ((torch.float64, "float64"), (torch.float32, "float32"), (torch.bfloat16, "16-bit")):
+        lin, x = torch.nn.Linear(k, n, bias=False).to(dtype), torch.randn(m, k, dtype=dtype)
+        with count_work() as work:
+            lin(x)
+        assert work.flops == 2 * m * n * k and work.flops_by_dtype == {bucket: 2 * m * n * k}
+        assert work.ops == 1  # one mm; the weight's transpose is a view
+    x = torch.randn(m, k, dtype=torch.float64, requires_grad=True)
+    lin = torch.nn.Linear(k, n, bias=False).double()
+    with count_work() as work:
+        lin(x).sum().backward()
+    assert work.flops == 3 * 2 * m * n * k  # forward, and the gradients of x and of the weight
+
+
+def test_device_model_seconds_take_the_larger_of_arithmetic_and_launches():
+    from harness.views.device_cost import H100_SXM
+
+    u, peak, launch = H100_SXM.utilization, H100_SXM.peak_flops, H100_SXM.launch_s
+    big = {"float64": 1e15, "16-bit": 1e15}
+    expected = 1e15 / (u * peak["float64"]) + 1e15 / (u * peak["16-bit"])
+    assert H100_SXM.seconds(big, 10) == pytest.approx(expected)
+    assert H100_SXM.seconds({"float32": 1e6}, 1e6) == pytest.approx(1e6 * launch)  # tiny kernels: launches
+    assert H100_SXM.seconds({"int64": 1e15}, 0) == H100_SXM.seconds({"float32": 1e15}, 0)
+    assert "datasheet" in H100_SXM.describe() and "our choice" in H100_SXM.sources
+
+
+def test_on_paper_only_for_a_cuda_tier_without_cuda():
+    import torch
+
+    from harness.views.device_cost import on_paper
+
+    assert on_paper("gpu", None) == on_paper("paper", None) == (not torch.cuda.is_available())
+    assert not on_paper("cpu", None) and not on_paper("gpu", "cpu") and not on_paper("smoke", None)
+
+
+def test_death_reason_names_the_signal_and_the_oom_killer():
+    from harness.views.probe import death_reason
+
+    assert death_reason(-9) == "killed by signal 9 (SIGKILL) (out of memory?)"
+    assert death_reason(-15) == "killed by signal 15 (SIGTERM)"
+    assert death_reason(3) == "the probe's process exited with code 3 without an answer"
+
+
+def test_plan_probe_killed_by_a_signal_is_its_row_and_the_plan_goes_on():
+    killed, timed = plan_claims([KILLED, CLAIM], "smoke", device="cpu", probe_steps=(2, 8))
+    assert killed.error == "killed by signal 9 (SIGKILL) (out of memory?)" and math.isnan(killed.total_s)
+    assert timed.error == "" and math.isfinite(timed.total_s)
+    text = format_plan([killed, timed], "smoke", "cpu", (2, 8))
+    assert "probe failed: killed by signal 9 (SIGKILL) (out of memory?)" in text
+    assert "not timed: test-plan-killed" in text
+
+
+@pytest.mark.skipif(not __import__("sys").platform.startswith("linux"), reason="the memory cap is Linux's")
+def test_plan_probe_bigger_than_free_memory_fails_alone_with_an_allocation_error():
+    (p,) = plan_claims([HUGE], "smoke", device="cpu", probe_steps=(2, 8))
+    assert p.error.startswith("out of memory on this machine (") and "GiB available when it started" in p.error
+
+
+def test_plan_on_paper_counts_one_seeds_flops_and_ops_by_the_two_point_fit():
+    from harness.views.device_cost import H100_SXM
+
+    cfg = MatmulConfig()
+    (p,) = plan_claims([MATMUL], "gpu", device="cpu", probe_steps=(3, 12), paper=True)
+    assert p.error == "" and p.seeds == 2
+    assert p.flops == {"float64": cfg.steps * 2 * cfg.m * cfg.k * cfg.n, "float32": 2 * cfg.n * cfg.k * cfg.m}
+    assert p.per_seed_s == H100_SXM.seconds(p.flops, p.ops) and p.total_s == 2 * p.per_seed_s
+    # one mm per step: the fit's ops per seed exceed the fixed ops (those of a 0-step seed) by the steps
+    (zero,) = plan_claims([MATMUL], "gpu", device="cpu", probe_steps=(3, 12), paper=True,
+                          overrides={"steps": "0"})
+    assert p.ops - zero.ops == cfg.steps
+    assert p.method.startswith("on paper: ") and "launch-bound on NVIDIA H100 SXM" in p.method
+    text = format_plan([p], "gpu", "H100", (3, 12))
+    assert "on paper: " in text and "of the 45 min budget" in text and "datasheet" in text
+
+
+@pytest.mark.skipif(__import__("torch").cuda.is_available(), reason="plans the gpu tier where CUDA is absent")
+def test_plan_command_plans_a_gpu_tier_on_paper_without_cuda(tmp_path, capsys):
+    code = main(["--results", str(tmp_path / "r"), "plan", "--tier", "gpu", "--claim", "test-plan-matmul",
+                 "--probe-steps", "2,8"])
+    out = capsys.readouterr().out
+    assert code == 0 and "plan: tier gpu on NVIDIA H100 SXM on paper (no CUDA here" in out
+    assert "on paper: " in out and "FLOP" in out and "ops per seed" in out

@@ -75,6 +75,11 @@ def default_jobs(tier: str, device: str | None) -> int:
 
     import torch
 
-    on_cuda = (device or "").startswith("cuda") or (device is None and tier in ("gpu", "paper")
-                                                      and torch.cuda.is_available())
+    on_cuda = meant_for_cuda(tier, device) and (device is not None or torch.cuda.is_available())
     return 1 if on_cuda else max(1, min(os.cpu_count() or 1, 4))
+
+
+def meant_for_cuda(tier: str, device: str | None) -> bool:
+    """Whether a run of `tier` on `device` is meant for CUDA: a cuda device named, or no device named and a
+    tier sized for one GPU (gpu, paper)."""
+    return (device or "").startswith("cuda") or (device is None and tier in ("gpu", "paper"))

@@ -12,18 +12,19 @@ Beside the probe, the plan reads the results store (`--results`): the newest run
 tier with the same config and experiment code gives a measured figure (seeds it ran, compute seconds per
 seed). A design whose cost the step probe cannot see (an lr*wd ladder whose steps follow from its tau
 range, timed blocks, epochs) is then planned from what it cost last time.
+
+Each claim is probed in a child process of its own (harness.views.probe): a probe killed by the OOM
+killer or a signal is that claim's "probe failed" row, and the plan goes on. A tier meant for CUDA (gpu,
+paper) planned where CUDA is not available is planned on paper (harness.views.device_cost): the probes
+count FLOPs and dispatched ops instead of seconds, each extrapolated to one seed by the same two-point fit,
+and converted to seconds on a named GPU with a stated model. `--device cpu` times the tier on the CPU.
 """
 from __future__ import annotations
 
-import contextlib
 import dataclasses
-import logging
 import math
 import sys
-import tempfile
-import time
 from dataclasses import dataclass, field
-from pathlib import Path
 
 from harness.run.planning import seed_count, step_fields
 from harness.run.progress import fmt_duration
@@ -42,6 +43,8 @@ class ClaimPlan:
     downloads: list[dict] = field(default_factory=list)
     error: str = ""
     last: LastRun | None = None
+    flops: dict[str, float] | None = None   # on paper: one seed's FLOPs by dtype (estimated)
+    ops: float = math.nan                   # on paper: one seed's dispatched aten ops (estimated)
 
 
 @dataclass(frozen=True)
@@ -127,6 +130,18 @@ def pending_downloads(config) -> list[dict]:
     return list(found.values())
 
 
+def extrapolate(steps: list[int], k1: int, k2: int, v1: float, v2: float) -> tuple[float, bool]:
+    """One full seed's value (seconds, FLOPs, ops) from its values v1, v2 at step caps k1 < k2: fixed +
+    per step x all steps (module docstring), and whether that is a lower bound (no `steps` field: v2)."""
+    if not steps:
+        return v2, True
+    done1, done2, full = (sum(min(s, k) for s in steps) for k in (k1, k2, 10**18))
+    if done2 == done1 or v2 <= v1:
+        return max(v1, v2), False
+    per_step = (v2 - v1) / (done2 - done1)
+    return max(0.0, v1 - per_step * done1) + per_step * full, False
+
+
 def estimate(steps: list[int], k1: int, k2: int, t1: float, t2: float) -> tuple[float, str]:
     """Seconds for one full seed from timings t1, t2 at caps k1 < k2, and how it was estimated."""
     if not steps:
@@ -145,7 +160,7 @@ def estimate(steps: list[int], k1: int, k2: int, t1: float, t2: float) -> tuple[
 
 def plan_claims(claims, tier: str, *, device: str | None = None, overrides: dict | None = None,
                 probe_steps: tuple[int, int] = (3, 12), seeds: int | None = None,
-                download: bool = False, store=None) -> list[ClaimPlan]:
+                download: bool = False, store=None, paper: bool | None = None) -> list[ClaimPlan]:
     """Probe every claim at `tier` on this device; see the module docstring for the estimate.
 
     Args:
@@ -153,61 +168,71 @@ def plan_claims(claims, tier: str, *, device: str | None = None, overrides: dict
         overrides: --set pairs. probe_steps: (k1, k2) step caps, k1 < k2. seeds: planned seed count
             (None: each tier's own). download: fetch pending data first, so those claims are timed too.
             store: a ResultStore whose newest matching run gives each claim's measured cost (LastRun).
+            paper: count FLOPs and ops and convert them to seconds on device_cost.H100_SXM instead of
+            timing (None: when the tier is meant for CUDA and CUDA is not here, device_cost.on_paper).
 
     Returns:
-        One ClaimPlan per claim, in order; a probe that fails has its error and no estimate.
+        One ClaimPlan per claim, in order; a probe that fails (or whose process is killed) has its
+        one-line error and no estimate.
 
     Raises:
         ConfigError: bad probe steps, tier or override (before anything runs).
     """
     from harness.claim.config import apply_overrides
-    from harness.errors import ConfigError, HarnessError
-    from harness.run.runner import RunOptions, run_claims
-    from harness.run.store import ResultStore
+    from harness.errors import ConfigError
+    from harness.views.device_cost import on_paper
+    from harness.views.probe import probe_in_child
 
     k1, k2 = probe_steps
     if not 1 <= k1 < k2:
         raise ConfigError(f"probe steps must be 1 <= k1 < k2, got {k1}, {k2}")
+    paper = on_paper(tier, device) if paper is None else paper
     prepared = []
     for claim in claims:
         config = apply_overrides(claim.tier(tier).config, dict(overrides or {}))
         prepared.append((claim, config))
     plans = []
     stored = complete_runs(store) if store is not None else []  # read once for every claim
-    quiet = logging.getLogger("harness")
-    level = quiet.level
-    quiet.setLevel(logging.WARNING)  # the probes' own run logs would bury the table
-    with tempfile.TemporaryDirectory(prefix="harness-plan-") as tmp, contextlib.ExitStack() as restore:
-        restore.callback(quiet.setLevel, level)
-        for claim, config in prepared:
-            p = ClaimPlan(claim.id, seed_count(claim, claim.tier(tier), seeds),
-                          downloads=pending_downloads(config))
-            plans.append(p)
-            if store is not None:
-                p.last = last_measured(store, claim, tier, config, runs=stored)
-            if p.downloads and not download:
-                p.method = "not timed: its data is not downloaded yet"
-                continue
-            times = []
-            try:
-                for k in (k1, k2):
-                    print(f"plan: {claim.id}: timing one seed at {k} steps", file=sys.stderr, flush=True)
-                    options = RunOptions(tier=tier, seeds=1, overrides=dict(overrides or {}), max_steps=k,
-                                         device=device, use_cache=False, jobs=1)
-                    t0 = time.perf_counter()
-                    summary = run_claims([claim], options, ResultStore(Path(tmp) / f"{claim.id}-{k}"))
-                    entry = summary["claims"][0]
-                    errors = [s["error"] for s in entry["seeds"] if s.get("error")]
-                    if errors:
-                        raise RuntimeError(errors[0])
-                    times.append(sum(s["wall_time_s"] for s in entry["seeds"]) or time.perf_counter() - t0)
-            except (HarnessError, RuntimeError) as e:
-                p.error = str(e).splitlines()[0] if str(e) else type(e).__name__
-                continue
-            p.probe_s = tuple(times)
-            p.per_seed_s, p.method = estimate(step_fields(config), k1, k2, *times)
-            p.total_s = p.per_seed_s * p.seeds
+    for claim, config in prepared:
+        p = ClaimPlan(claim.id, seed_count(claim, claim.tier(tier), seeds),
+                      downloads=pending_downloads(config))
+        plans.append(p)
+        if store is not None:
+            p.last = last_measured(store, claim, tier, config, runs=stored)
+        if p.downloads and not download:
+            p.method = "not timed: its data is not downloaded yet"
+            continue
+        what = "counting FLOPs and ops of" if paper else "timing"
+        print(f"plan: {claim.id}: {what} one seed at {k1} and {k2} steps (in a child process)",
+              file=sys.stderr, flush=True)
+        probe = probe_in_child(claim, tier, dict(overrides or {}), (k1, k2), device, count=paper)
+        if probe.error:
+            p.error = probe.error
+            continue
+        p.probe_s = probe.times
+        steps = step_fields(config)
+        if paper:
+            _on_paper(p, steps, k1, k2, probe)
+        else:
+            p.per_seed_s, p.method = estimate(steps, k1, k2, *probe.times)
+        p.total_s = p.per_seed_s * p.seeds
     return plans
+
+
+def _on_paper(p: ClaimPlan, steps: list[int], k1: int, k2: int, probe) -> None:
+    """Fill `p` from the probe's counts: one seed's FLOPs by dtype and ops, its seconds on the model GPU."""
+    from harness.views.device_cost import H100_SXM
+
+    (f1, f2), (o1, o2) = probe.flops, probe.ops
+    p.flops = {d: extrapolate(steps, k1, k2, f1.get(d, 0), f2.get(d, 0))[0] for d in sorted({*f1, *f2})}
+    p.ops, bound = extrapolate(steps, k1, k2, o1, o2)
+    p.per_seed_s = H100_SXM.seconds(p.flops, p.ops)
+    flops = sum(p.flops.values())
+    shares = ", ".join(f"{d} {f / flops:.0%}" for d, f in p.flops.items() if f) if flops else ""
+    limit = "launch-bound" if p.per_seed_s == p.ops * H100_SXM.launch_s else "FLOP-bound"
+    shares = f" ({shares})" if shares else ""
+    p.method = (f"on paper: {'at least ' if bound else ''}{flops:.3g} FLOP{shares} and {p.ops:,.0f} ops per seed, "
+                f"{limit} on {H100_SXM.name}")
 
 
 def format_plan(plans: list[ClaimPlan], tier: str, device: str, probe_steps: tuple[int, int]) -> str:
@@ -235,11 +260,27 @@ def format_plan(plans: list[ClaimPlan], tier: str, device: str, probe_steps: tup
         total += (f"; the newest matching runs measured {fmt_duration(sum(measured))} of compute for "
                   f"{len(measured)} claim(s) (wall time is about this over --jobs)")
     rows.append(total)
+    if any(p.flops is not None for p in plans):
+        rows.append(paper_total(plans))
     if downloads:
         size = sum(d["bytes"] for d in downloads.values()) / 1e6
         rows.append(f"would download {size:.1f} MB first: " + "; ".join(
             f"{d['file']} from {d['url']} into {d['dest']}" for d in downloads.values()))
     return "\n".join(rows)
+
+
+def paper_total(plans: list[ClaimPlan]) -> str:
+    """The on-paper line of `harness plan`: the counted claims' estimate against the gpu tier's budget."""
+    from harness.views.device_cost import GPU_BUDGET_S, H100_SXM
+
+    counted = [p for p in plans if p.flops is not None]
+    total = sum(p.total_s for p in counted)
+    missing = [p.claim for p in plans if p.flops is None]
+    line = (f"on paper: {fmt_duration(total)} on one {H100_SXM.name} for {len(counted)} claim(s), "
+            f"{total / GPU_BUDGET_S:.0%} of the {GPU_BUDGET_S / 60:.0f} min budget, one job at a time")
+    if missing:
+        line += f" (without {', '.join(missing)})"
+    return line + f"; model: {H100_SXM.describe()}"
 
 
 def plan_command(args) -> int:
@@ -261,6 +302,10 @@ def plan_command(args) -> int:
     claims = [c for c in claims if tier in c.tiers] if not args.claim else claims
     device = str(pick_device(tier, args.device))
     from harness.run.store import ResultStore
+    from harness.views.device_cost import H100_SXM, on_paper
+
+    if on_paper(tier, args.device):
+        device = f"{H100_SXM.name} on paper (no CUDA here: FLOPs and ops counted on {device})"
 
     plans = plan_claims(claims, tier, device=args.device, overrides=_overrides(args.set), probe_steps=(k1, k2),
                         seeds=_planned_seeds(args.seeds), download=args.download,
