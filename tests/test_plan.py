@@ -313,3 +313,42 @@ def test_plan_command_plans_a_gpu_tier_on_paper_without_cuda(tmp_path, capsys):
     out = capsys.readouterr().out
     assert code == 0 and "plan: tier gpu on NVIDIA H100 SXM on paper (no CUDA here" in out
     assert "on paper: " in out and "FLOP" in out and "ops per seed" in out
+
+
+def _remote_data_named(config) -> set[str]:
+    """Every remote data set named anywhere in a config, found through dataclasses.asdict (its own walk)."""
+    found = set()
+
+    def walk(v) -> None:
+        if isinstance(v, dict):
+            if v.get("data") in download.REMOTES and "data_root" in v:
+                found.add(v["data"])
+            for x in v.values():
+                walk(x)
+        elif isinstance(v, (list, tuple)):
+            for x in v:
+                walk(x)
+
+    walk(dataclasses.asdict(config))
+    return found
+
+
+def test_plan_lists_every_shipped_claims_data_and_probes_none_of_them(tmp_path, monkeypatch):
+    """`harness plan --tier gpu` on a machine without the data: each claim that names CIFAR-10 or
+    WikiText-103 anywhere in its config (arms, bases) is listed with its download and not probed."""
+    from harness.run.loader import load_claims
+    from harness.views import probe
+
+    monkeypatch.setenv(download.ENV_DIR, str(tmp_path))
+    monkeypatch.delenv(download.ENV_URL, raising=False)
+    probed = []
+    monkeypatch.setattr(probe, "probe_in_child", lambda claim, *a, **k: probed.append(claim.id) or
+                        probe.ProbeResult(error="not probed in this test"))
+    shipped = {cid: c for cid, c in load_claims().items() if c.module.startswith("claims.") and "gpu" in c.tiers}
+    plans = {p.claim: p for p in plan_claims(list(shipped.values()), "gpu", paper=True)}
+    for cid, claim in shipped.items():
+        names = _remote_data_named(claim.tier("gpu").config)
+        files = {download.REMOTES[n].filename for n in names}
+        assert {d["file"] for d in plans[cid].downloads} == files, cid
+        assert (cid in probed) == (not names), cid
+    assert {"momentum-edge-of-stability", "ire-llm-speedup"} <= {c for c, p in plans.items() if p.downloads}
