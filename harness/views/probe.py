@@ -7,9 +7,9 @@ exits without answering comes back as "killed by signal N ..." or "exited with c
 says so and the plan goes on. Times are the seeds' own wall times, measured inside the child: its
 start-up and imports are not a claim's cost.
 
-On Linux the child may allocate at most the memory that was available when it started (an address-space
-limit), so a probe too big for this machine fails alone with an allocation error instead of pushing the
-whole machine into the OOM killer.
+On Linux the child may allocate at most MEMORY_SHARE of the memory that was available when it started (an
+address-space limit), so a probe too big for this machine fails alone with an allocation error instead of
+pushing the whole machine into the OOM killer.
 """
 from __future__ import annotations
 
@@ -20,6 +20,11 @@ import tempfile
 from dataclasses import dataclass
 from multiprocessing import get_context
 from pathlib import Path
+
+
+# our choice, because the rest of the machine (the plan itself, other users) needs room while a probe runs:
+# at the full available memory a probe of the 60M LLM left 0.3 GB free before its allocation failed.
+MEMORY_SHARE = 0.8
 
 
 @dataclass(frozen=True)
@@ -125,7 +130,8 @@ def _probe(claim, tier, overrides, caps, device, count) -> ProbeResult:
 
 
 def _limit_memory() -> int | None:
-    """Cap this process's address space at its size now plus the memory available now (Linux); the cap."""
+    """Cap this process's address space at its size now plus MEMORY_SHARE of the memory available now
+    (Linux); returns the memory it may add, or None where it sets no cap."""
     if not sys.platform.startswith("linux"):
         return None
     import resource
@@ -139,12 +145,13 @@ def _limit_memory() -> int | None:
     size = _kib(status, "VmSize:")
     if available is None or size is None:
         return None
-    limit = (size + available) * 1024
+    room = int(available * 1024 * MEMORY_SHARE)
+    limit = size * 1024 + room
     soft, hard = resource.getrlimit(resource.RLIMIT_AS)
     if hard != resource.RLIM_INFINITY:
         limit = min(limit, hard)
     resource.setrlimit(resource.RLIMIT_AS, (limit, hard))
-    return available * 1024
+    return room
 
 
 def _kib(text: str, key: str) -> int | None:
@@ -157,6 +164,7 @@ def _kib(text: str, key: str) -> int | None:
 def _one_line(e: BaseException, available: int | None) -> str:
     text = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
     if isinstance(e, MemoryError) or "can't allocate memory" in text or "out of memory" in text.lower():
-        room = f"; it may use the {available / 2**30:.1f} GiB available when it started" if available else ""
+        room = (f"; it may use {available / 2**30:.1f} GiB, {MEMORY_SHARE:.0%} of the memory available when it "
+                "started" if available else "")
         return f"out of memory on this machine ({text[:160]}){room}"
     return text
