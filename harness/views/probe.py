@@ -7,7 +7,7 @@ exits without answering comes back as "killed by signal N ..." or "exited with c
 says so and the plan goes on. Times are the seeds' own wall times, measured inside the child: its
 start-up and imports are not a claim's cost.
 
-On Linux the child may allocate at most MEMORY_SHARE of the memory that was available when it started (an
+On Linux, off CUDA, the child may allocate at most MEMORY_SHARE of the memory that was available when it started (an
 address-space limit), so a probe too big for this machine fails alone with an allocation error instead of
 pushing the whole machine into the OOM killer.
 """
@@ -95,8 +95,15 @@ def _child_main(send, claim, tier, overrides, caps, device, count, hashes, paren
     from harness.run.loader import load_all
     from harness.run.parallel import _worker_init
 
+    import torch
+
+    from harness.run.values import meant_for_cuda
+
     _worker_init(hashes, parent_pid)  # one thread per seed, exit with the parent, Ctrl-C is the parent's
-    limit = _limit_memory()
+    # CUDA reserves far more address space than it uses: an address-space cap would break it, so a probe
+    # on CUDA runs uncapped
+    on_cuda = torch.cuda.is_available() and meant_for_cuda(tier, device)
+    limit = None if on_cuda else _limit_memory()
     try:
         load_all(sources)  # the parent's claims: a claim that reads another claim's runs finds it
         result = _probe(claim, tier, overrides, caps, device, count)
