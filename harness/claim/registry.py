@@ -58,7 +58,10 @@ def experiment(name: str, config: type, outputs=None, curves=None):
 
 @dataclass(frozen=True)
 class Tier:
-    """How a claim runs at one tier: seeds, the experiment's config, and a one-line scale note."""
+    """How a claim runs at one tier: seeds, the experiment's config, and a one-line scale note.
+
+    exclusive: timed on wall clock: runs alone on its device (see the field's comment).
+    """
 
     seeds: int
     config: object
@@ -67,8 +70,13 @@ class Tier:
     # Why no seed count this tier can afford decides some check (its spread against its smallest effect,
     # or one deterministic run): shown beside an inconclusive check whose seeds-needed is over the cap.
     cap_reason: str = ""
+    # exclusive: on CUDA its seeds run one at a time after the seeds that share the GPU (harness run
+    # --per-gpu); on a CPU it changes nothing (CPU timings read thread CPU time, which sharing leaves intact).
+    exclusive: bool = False
 
     def __post_init__(self):
+        if not isinstance(self.exclusive, bool):
+            raise ConfigError(f"Tier.exclusive must be True or False, got {self.exclusive!r}")
         if not isinstance(self.seeds, int) or self.seeds < 1:
             raise ConfigError(f"Tier.seeds must be a positive integer, got {self.seeds!r}")
         if self.max_seeds is not None and (not isinstance(self.max_seeds, int) or self.max_seeds < self.seeds):
