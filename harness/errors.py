@@ -87,6 +87,13 @@ def is_environment_error(exc: BaseException) -> bool:
         return False
     if isinstance(exc, (OSError, MemoryError, TransientError)):
         return True
+    return is_device_out_of_memory(exc)
+
+
+def is_device_out_of_memory(exc: BaseException) -> bool:
+    """True for torch's out-of-memory error (torch.OutOfMemoryError, which torch.cuda.OutOfMemoryError
+    names) or a RuntimeError that says "out of memory" (older torch, other backends); not for MemoryError,
+    the host's. A seed that hits it on a GPU it shares may fit alone (harness.run.parallel retries it)."""
     try:
         import torch
 

@@ -28,7 +28,8 @@ class RunOptions:
     max_steps: int | None = None
     device: str | None = None  # None: cuda for gpu/paper tiers when available, else cpu
     use_cache: bool = True
-    jobs: int = 1  # seeds run in this many processes at once (CPU); results are identical
+    jobs: int = 1  # seeds run in this many processes at once; results are identical
+    per_gpu: int | None = None  # --per-gpu: of those processes, how many share one GPU (recorded; None: not given)
     seed_offset: int = 0  # seeds are seed_offset .. seed_offset + n - 1 (fresh, disjoint seeds)
     executor: object | None = None  # a harness.run.executors.Executor computing missing seeds; None: local pool
 
@@ -41,6 +42,8 @@ class RunOptions:
             raise ConfigError(f"--seeds {self.seeds} is more than {MAX_SEEDS}; give a count you mean to run")
         if not positive(self.jobs):
             raise ConfigError(f"--jobs must be a positive integer, got {self.jobs!r}")
+        if self.per_gpu is not None and not positive(self.per_gpu):
+            raise ConfigError(f"--per-gpu must be a positive integer, got {self.per_gpu!r}")
         limit = max(8, 4 * (os.cpu_count() or 1))
         if self.jobs > limit:
             raise ConfigError(f"--jobs {self.jobs} is more than {limit} (4 per CPU core here, "

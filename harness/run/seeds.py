@@ -18,7 +18,7 @@ import torch
 from harness.claim.measurement import Measurement, RunContext
 from harness.claim.records import SeedRecord
 from harness.claim.registry import Claim
-from harness.errors import TransientError, seed_failure
+from harness.errors import TransientError, is_device_out_of_memory, seed_failure
 from harness.run import provenance
 from harness.run.planning import RunOptions, seed_count
 from harness.run.store import ResultStore
@@ -36,6 +36,7 @@ class Session:
     run_id: str | None  # None: seeds stored outside a harness run (the torchrun launcher)
     progress: Callable[[str], None] | None = None
     lost: dict[str, str] = field(default_factory=dict)  # key -> why it has no record
+    out_of_memory: set[str] = field(default_factory=set)  # keys in `lost` because a device ran out of memory
 
 
 def seed_numbers(tier, options: RunOptions, claim: Claim | None = None) -> range:
@@ -81,8 +82,10 @@ def cached_seed(exp, config, seed: int, session: Session, label: str) -> tuple[d
         if lock.stale:
             log.warning("  %s seed %d: an earlier attempt died while computing it; computing it again",
                         label, seed)
-        record, transient = _run_seed(label, exp, config, seed, session)
+        record, transient, out_of_memory = _run_seed(label, exp, config, seed, session)
         _keep_seed(key, record, transient, session)
+        if transient and out_of_memory:
+            session.out_of_memory.add(key)
     finally:
         lock.release()
     return record, key, False
@@ -101,7 +104,7 @@ def _lost_record(exp, config, seed, session: Session, reason: str) -> dict:
                       wall_time_s=0.0, error=reason, measurement=None, run=session.run_id).to_dict()
 
 
-def _run_seed(label, exp, config, seed, session: Session) -> dict:
+def _run_seed(label, exp, config, seed, session: Session) -> tuple[dict, bool, bool]:
     options, device, progress = session.options, session.device, session.progress
     last = [0.0]
 
@@ -121,7 +124,7 @@ def _run_seed(label, exp, config, seed, session: Session) -> dict:
     ctx = RunContext(seed=seed, tier=options.tier, device=device, max_steps=options.max_steps,
                      progress=report, cached_run=cached_run)
     start = time.perf_counter()
-    error, measurement, transient = None, None, False
+    error, measurement, transient, out_of_memory = None, None, False, False
     with _fixed_threads(device) as threads:
         try:
             measurement = exp(config, ctx)
@@ -130,10 +133,11 @@ def _run_seed(label, exp, config, seed, session: Session) -> dict:
             error = diverged(measurement)
         except BaseException as e:  # a crash is an 'error' verdict with its reason, never a 'fails'
             error, transient = seed_failure(e)  # re-raises an input error and the user's Ctrl-C
+            out_of_memory = is_device_out_of_memory(e)
             log.warning("%s seed %d crashed:\n%s", label, seed, traceback.format_exc())
     record = seed_record(exp, config, seed, session, threads=threads, wall_time_s=time.perf_counter() - start,
                          error=error, measurement=measurement)
-    return record, transient
+    return record, transient, out_of_memory
 
 
 def _keep_seed(key: str, record: dict, transient: bool, session: Session) -> None:

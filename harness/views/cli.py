@@ -14,6 +14,7 @@ from pathlib import Path
 from harness.claim.registry import TIERS, all_claims, get_claim
 from harness.errors import HarnessError, describe, is_user_interrupt, own_sigint
 from harness.run.loader import load_claims
+from harness.run.values import PER_GPU, pool_size
 from harness.run.values import default_jobs, default_tier  # noqa: F401 (public here too)
 from harness.run.values import folder as _folder
 from harness.run.values import non_negative_int as _non_negative_int
@@ -62,7 +63,11 @@ def build_parser() -> argparse.ArgumentParser:
     run.add_argument("--device", default=None, help="cpu, cuda, cuda:1 (default: by tier and hardware)")
     run.add_argument("--no-cache", action="store_true", help="recompute seeds even if recorded")
     run.add_argument("--jobs", default=None,
-                     help="processes running seeds at once (default: CPU cores on cpu/smoke tiers, 1 on CUDA)")
+                     help="processes running seeds at once (default: CPU cores, at most 4; on CUDA --per-gpu "
+                          "per visible GPU)")
+    run.add_argument("--per-gpu", default=None, metavar="K",
+                     help=f"on CUDA: seed processes sharing one GPU (default {PER_GPU}); claims timed on wall "
+                          "clock run alone after them")
     run.add_argument("--no-report", action="store_true", help="do not render the HTML report")
     run.add_argument("--reports", default="reports", help="report folder (default: reports/)")
     run.add_argument("--strict", action="store_true", help="exit 1 unless every claim holds")
@@ -230,12 +235,13 @@ def _run(args, store) -> int:
 
     tier = check_tier(args.tier if args.tier is not None else default_tier())
     claims = [get_claim(c) for c in args.claim] if args.claim else list(all_claims().values())
+    jobs, per_gpu = pool_size(args.jobs, args.per_gpu, tier, args.device)
     options = RunOptions(
         tier=tier, seeds=_positive_int(args.seeds, "--seeds") if args.seeds is not None else None,
         overrides=_overrides(args.set),
         max_steps=_positive_int(args.max_steps, "--max-steps") if args.max_steps is not None else None,
         device=args.device, use_cache=not args.no_cache,
-        jobs=_positive_int(args.jobs, "--jobs") if args.jobs is not None else default_jobs(tier, args.device),
+        jobs=jobs, per_gpu=per_gpu,
         seed_offset=_non_negative_int(args.seed_offset, "--seed-offset"), executor=from_args(args))
     if not args.no_report:  # a report folder we cannot write fails now, not after the compute
         from harness.run.store import check_folder_writable
