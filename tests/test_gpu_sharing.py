@@ -183,3 +183,17 @@ def test_run_values_are_bit_identical_with_one_or_two_processes_sharing_the_devi
     assert [m["curves"] for m in runs[1]] == [m["curves"] for m in runs[2]]
     assert runs[1][0]["scalars"] != runs[1][1]["scalars"]  # two different seeds, not one seed twice
 
+
+def test_format_plan_divides_wall_time_by_sharing_only_for_shared_claims():
+    from harness.run.progress import fmt_duration
+    from harness.views.cost import ClaimPlan, format_plan
+
+    load_claims()
+    plans = [ClaimPlan("eos-scale-invariant", 3, per_seed_s=100.0, total_s=300.0),
+             ClaimPlan("ire-overhead", 2, per_seed_s=50.0, total_s=100.0)]
+    total = format_plan(plans, "gpu", "cuda", (3, 12), sharing=4).splitlines()[-1]
+    assert f"wall about {fmt_duration(300.0 / 4 + 100.0)} with 4 seeds sharing cuda" in total
+    assert total.endswith("timed alone: ire-overhead")  # its gpu tier is exclusive (read from the registry)
+    everyone = format_plan(plans, "gpu", "cuda", (3, 12), sharing=4, exclusive=frozenset()).splitlines()[-1]
+    assert f"wall about {fmt_duration(400.0 / 4)}" in everyone and everyone.endswith("timed alone: none")
+    assert "wall about" not in format_plan(plans, "cpu", "cpu", (3, 12)).splitlines()[-1]  # CPU: as before

@@ -235,8 +235,14 @@ def _on_paper(p: ClaimPlan, steps: list[int], k1: int, k2: int, probe) -> None:
                 f"{limit} on {H100_SXM.name}")
 
 
-def format_plan(plans: list[ClaimPlan], tier: str, device: str, probe_steps: tuple[int, int]) -> str:
-    """The table `harness plan` prints: per claim and in all, plus what would be downloaded."""
+def format_plan(plans: list[ClaimPlan], tier: str, device: str, probe_steps: tuple[int, int], *,
+                sharing: int | None = None, exclusive: frozenset[str] | None = None) -> str:
+    """The table `harness plan` prints: per claim and in all, plus what would be downloaded.
+
+    On CUDA the total also gives the wall time with `sharing` seeds at once (None: `harness run`'s default
+    pool, PER_GPU per visible GPU): the compute of the claims that share the device over `sharing`, plus that
+    of the `exclusive` claims (None: those whose tier is exclusive), which run alone.
+    """
     rows = [f"plan: tier {tier} on {device}; one seed probed at {probe_steps[0]} and {probe_steps[1]} steps "
             "per training run",
             f"{'claim':34s} {'seeds':>5s} {'per seed':>12s} {'all seeds':>12s} {'last run':>12s}  how"]
@@ -255,6 +261,22 @@ def format_plan(plans: list[ClaimPlan], tier: str, device: str, probe_steps: tup
     total = f"total: {fmt_duration(sum(timed))} estimated for {len(timed)} claim(s)"
     if untimed:
         total += f"; not timed: {', '.join(untimed)}"
+    if sharing is None:
+        from harness.run.values import PER_GPU, visible_gpus
+
+        sharing = PER_GPU * max(1, visible_gpus(device)) if device.startswith("cuda") else 1
+    if exclusive is None:
+        from harness.claim.registry import all_claims
+
+        known = all_claims()
+        exclusive = frozenset(p.claim for p in plans if p.claim in known and tier in known[p.claim].tiers
+                              and known[p.claim].tier(tier).exclusive)
+    if sharing > 1 and timed:
+        alone = [p for p in plans if math.isfinite(p.total_s) and p.claim in exclusive]
+        alone_s = sum(p.total_s for p in alone)
+        total += (f"; wall about {fmt_duration((sum(timed) - alone_s) / sharing + alone_s)} with {sharing} seeds "
+                  f"sharing {device} (their compute / {sharing}, if they overlap fully: tools/gpu-check's sharing "
+                  f"stage measures it), timed alone: {', '.join(p.claim for p in alone) or 'none'}")
     measured = [p.last.total_s for p in plans if p.last]
     if measured:
         total += (f"; the newest matching runs measured {fmt_duration(sum(measured))} of compute for "
