@@ -12,7 +12,7 @@ that process too, it is recorded for this run as the seed's `error` ("worker pro
 and is not stored, so a later run tries it again. Workers exit when the parent dies (kill -9), and
 Ctrl-C in the parent stops them at once instead of waiting for the queue.
 
-On CUDA several workers share a GPU (`--per-gpu`; `--jobs` workers in all, spread round-robin over the
+On CUDA several workers share a GPU (`--per-gpu`; `--jobs` workers in all, their seeds round-robin over the
 visible GPUs when the device names none). A seed that runs out of device memory while others share its GPU is
 retried once, alone, the same way as a seed whose worker died. Seeds of a tier declared `exclusive` (timed on
 wall clock) never enter the pool on CUDA: the claim's serial loop computes them after it, one at a time. On a
@@ -139,13 +139,15 @@ def _pool(tasks: list[_Task], jobs: int, session, hashes: dict,
     ran out of device memory while the pool shared the device: not yet counted, not in session.lost)."""
     opts, device, root, run_id = session.options, str(session.device), str(session.store.root), session.run_id
     size = min(jobs, len(tasks))
-    context = get_context("spawn")
-    slots = context.Value("i", 0)  # each worker takes the next slot: its GPU is slot % visible GPUs
-    pool = ProcessPoolExecutor(size, mp_context=context,
-                               initializer=_worker_init, initargs=(hashes, os.getpid(), slots))
+    gpus = torch.cuda.device_count() if device.startswith("cuda") else 0
+    pool = ProcessPoolExecutor(size, mp_context=get_context("spawn"),
+                               initializer=_worker_init, initargs=(hashes, os.getpid()))
     unfinished, no_memory = [], []
     try:
-        futures = {pool.submit(_worker_run, t, opts, device, root, run_id): t for t in tasks}
+        # seeds go round-robin over the visible GPUs in the order they are queued, so the ones running at once
+        # spread evenly
+        futures = {pool.submit(_worker_run, t, opts, worker_device(device, i, gpus), root, run_id): t
+                   for i, t in enumerate(tasks)}
         for fut in as_completed(futures):
             task = futures[fut]
             try:
@@ -187,25 +189,19 @@ def _kill_workers(pool: ProcessPoolExecutor) -> None:
 
 
 def worker_device(device: str, slot: int, gpus: int) -> str:
-    """The device of the pool's worker number `slot`: on CUDA without an index, GPU slot % gpus (workers
-    spread round-robin, --per-gpu of them on each); any other device as given."""
+    """The device of the pool's task number `slot`: on CUDA without an index, GPU slot % gpus (seeds spread
+    round-robin, about --per-gpu of them on each at once); any other device as given."""
     parsed = torch.device(device)
     if parsed.type != "cuda" or parsed.index is not None or gpus < 1:
         return device
     return f"cuda:{slot % gpus}"
 
 
-_SLOT = 0  # this worker's slot in its pool (set by _worker_init)
-
-
-def _worker_init(hashes: dict, parent_pid: int, slots) -> None:
-    global _SLOT
+def _worker_init(hashes: dict, parent_pid: int) -> None:
     signal.signal(signal.SIGINT, signal.SIG_IGN)  # Ctrl-C is the parent's to handle
     torch.set_num_threads(provenance.SEED_THREADS)
     provenance.pin_code_hash(hashes)
     logging.basicConfig(level=logging.WARNING)
-    with slots.get_lock():
-        _SLOT, slots.value = slots.value, slots.value + 1
 
     def watch_parent() -> None:  # kill -9 of the parent: do not finish the queue, do not hang
         while True:
@@ -223,7 +219,6 @@ def _worker_run(task: _Task, options, device: str, root: str, run_id: str) -> tu
     from harness.run.loader import experiment_named
     from harness.run.store import ResultStore
 
-    device = worker_device(device, _SLOT, torch.cuda.device_count() if device.startswith("cuda") else 0)
     if device.startswith("cuda"):
         torch.cuda.set_device(torch.device(device))  # an unindexed "cuda" in the experiment is this GPU
     exp = experiment_named(task.experiment, task.module)
