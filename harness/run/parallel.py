@@ -141,7 +141,7 @@ def _pool(tasks: list[_Task], jobs: int, session, hashes: dict,
     size = min(jobs, len(tasks))
     gpus = torch.cuda.device_count() if device.startswith("cuda") else 0
     pool = ProcessPoolExecutor(size, mp_context=get_context("spawn"),
-                               initializer=_worker_init, initargs=(hashes, os.getpid()))
+                               initializer=worker_init, initargs=(hashes, os.getpid()))
     unfinished, no_memory = [], []
     try:
         # seeds go round-robin over the visible GPUs in the order they are queued, so the ones running at once
@@ -197,7 +197,9 @@ def worker_device(device: str, slot: int, gpus: int) -> str:
     return f"cuda:{slot % gpus}"
 
 
-def _worker_init(hashes: dict, parent_pid: int) -> None:
+def worker_init(hashes: dict, parent_pid: int) -> None:
+    """Set up a spawned seed process: Ctrl-C left to the parent, SEED_THREADS threads, the parent's code
+    hashes, and an exit as soon as the parent is gone (also used by `harness plan`'s probe processes)."""
     signal.signal(signal.SIGINT, signal.SIG_IGN)  # Ctrl-C is the parent's to handle
     torch.set_num_threads(provenance.SEED_THREADS)
     provenance.pin_code_hash(hashes)

@@ -93,13 +93,13 @@ def death_reason(exitcode: int | None) -> str:
 def _child_main(send, claim, tier, overrides, caps, device, count, hashes, parent_pid, sources) -> None:
     from harness.errors import HarnessError
     from harness.run.loader import load_all
-    from harness.run.parallel import _worker_init
+    from harness.run.parallel import worker_init
 
     import torch
 
     from harness.run.values import meant_for_cuda
 
-    _worker_init(hashes, parent_pid)  # one thread per seed, exit with the parent, Ctrl-C is the parent's
+    worker_init(hashes, parent_pid)  # one thread per seed, exit with the parent, Ctrl-C is the parent's
     # CUDA reserves far more address space than it uses: an address-space cap would break it, so a probe
     # on CUDA runs uncapped
     on_cuda = torch.cuda.is_available() and meant_for_cuda(tier, device)
