@@ -22,6 +22,16 @@ The rule, written before the first run (seeds 5000 and up, used by no claim):
   dtype), so paired differences are as wide as unpaired ones there; both are printed, the paired one
   decides.
 
+Round 2, written before its first run (2026-12-07): round 1 (10 seeds, 5000-5009) read "undecided" for
+"fast" on three checks of the shared tanh-BN run (eos-scale-invariant's tail median and excess slope,
+eos-intrinsic-time-collapse's clock window) and "same" on every other one. An undecided equivalence test is
+an underpowered one, so the four claims of that run (eos-scale-invariant, sharpness-reduction,
+normalization-reduces-sharpness, eos-intrinsic-time-collapse) are compared once more, "fast" against
+"today" (their cpu config as it is: float64 training, lambda_max on a float32 copy with the value stop), on
+30 fresh seeds 5100-5129, with the same X and the same rule; round 1 is not pooled in. This is the last
+round: a claim adopts "fast" only if every one of its checks reads "same" here, and a check reading
+"undecided" or "differs" keeps that claim's training float64, with no third round.
+
 Usage (frugal: one process, single-threaded, niced):
     OMP_NUM_THREADS=1 nice -n 10 python tools/dtype_compare.py --claim eos-scale-invariant \
         --seeds 10 --seed-offset 5000 --out /tmp/dtype-compare.jsonl
