@@ -53,7 +53,8 @@ from scipy import stats
 from harness.claim.config import derive
 from harness.claim.expect import AtLeast, AtMost, Between, Effect
 from harness.claim.measurement import RunContext
-from harness.claim.registry import get_claim, load_claims
+from harness.claim.registry import get_claim
+from harness.run.loader import load_claims
 from harness.experiments.eos import GDConfig
 from harness.run.provenance import config_hash
 
